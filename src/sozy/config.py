@@ -1,0 +1,283 @@
+"""Sozy's configuration: one tree of settings, read in one place.
+
+Precedence, lowest first: the defaults below, the TOML file (``$SOZY_CONFIG``,
+else ``./config/sozy.toml`` if it exists), ``SOZY_*`` environment variables,
+then explicit overrides (command-line flags).
+
+Environment variables name a section and a key: ``SOZY_ENGINE_WORKERS=4``,
+``SOZY_STORE_URL=http://qdrant:6333``, ``SOZY_CRAWL_PER_HOST=2``. Top-level keys
+have no section: ``SOZY_DATA_DIR=/var/lib/sozy``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG_PATH = Path("config/sozy.toml")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or of the wrong type."""
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    # 0 = one worker per core on CPU, one per GPU on a CUDA build of dlib.
+    workers: int = 0
+    # "auto" picks "cuda" when dlib was built with CUDA and a GPU is visible.
+    device: str = "auto"
+    # "auto" = HOG on CPU, CNN (mmod) on GPU.
+    detector: str = "auto"
+    upsample: int = 1
+    # Faces smaller than this (shorter box side, in original pixels) are dropped.
+    min_face_px: int = 20
+    # Photos are downscaled to this longest side for detection only.
+    max_side: int = 1024
+    # Decompression-bomb guard: photos with more pixels are refused.
+    max_pixels: int = 60_000_000
+    task_timeout_s: float = 60.0
+    # Tasks queued or running at once; callers wait beyond this (backpressure).
+    max_in_flight: int = 0  # 0 = 4 per worker
+    # GPU workers embed this many photos per batch (CNN detector, batched descriptors).
+    gpu_batch: int = 16
+    # Extra sys.path entry for workers: a directory holding a faster dlib build.
+    dlib_path: str = ""
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    # Set: use the Qdrant server at this URL. Empty: the embedded store under data_dir.
+    url: str = ""
+    api_key: str = ""
+    prefer_grpc: bool = False
+    collection: str = "faces"
+    # Embedded store directory; relative paths are under data_dir.
+    path: str = "store"
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 100
+    search_ef: int = 128
+    upsert_batch: int = 256
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class CrawlSettings:
+    concurrency: int = 64
+    per_host: int = 8
+    # Requests per second per host; 0 = no rate limit (per_host still applies).
+    per_host_rate: float = 0.0
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 20.0
+    total_timeout_s: float = 60.0
+    retries: int = 3
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    max_redirects: int = 5
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_page_bytes: int = 5 * 1024 * 1024
+    respect_robots: bool = True
+    robots_token: str = "SozyBot"
+    # Identifying User-Agent for Wikimedia APIs (their policy asks for contact info).
+    api_user_agent: str = "SozyBot/0.1 (https://github.com/sozy-project/sozy; sozy@example.org)"
+    rotate_user_agents: bool = True
+    wikidata_api: str = "https://www.wikidata.org/w/api.php"
+    commons_api: str = "https://commons.wikimedia.org/w/api.php"
+    sparql_url: str = "https://query.wikidata.org/sparql"
+    search_url: str = "https://www.bing.com/images/search"
+    thumb_width: int = 1024
+    images_per_person: int = 20
+    page_depth: int = 1
+    max_pages: int = 1000
+    thumbnails: bool = False
+    thumbnail_px: int = 160
+    state_file: str = "crawl.sqlite"
+    queue_size: int = 256
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Empty: the takedown (DELETE) routes are off.
+    admin_key: str = ""
+    max_upload_bytes: int = 10 * 1024 * 1024
+    # Requests per minute per client address; 0 = unlimited.
+    rate_limit_per_minute: int = 60
+    # Searches waiting for the engine beyond this are answered 503.
+    queue_limit: int = 32
+    cors_origins: tuple[str, ...] = ()
+    same_person_threshold: float = 0.6
+    fetch_timeout_s: float = 10.0
+    # Only for tests and private deployments: let image_url reach private addresses.
+    allow_private_urls: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: str = "data"
+    log_level: str = "INFO"
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    crawl: CrawlSettings = field(default_factory=CrawlSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_path / self.store.path
+
+    @property
+    def crawl_state_path(self) -> Path:
+        return self.data_path / self.crawl.state_file
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with dotted keys changed: ``s.replace(**{"engine.workers": 2})``."""
+        return _apply(self, _nest(changes), origin="override")
+
+
+def _sections() -> dict[str, type]:
+    return {f.name: f.type for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(_resolve(f.type))}
+
+
+def _resolve(tp: Any) -> Any:
+    if isinstance(tp, str):
+        return {
+            "EngineSettings": EngineSettings,
+            "StoreSettings": StoreSettings,
+            "CrawlSettings": CrawlSettings,
+            "ApiSettings": ApiSettings,
+        }.get(tp, tp)
+    return tp
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Turn a TOML or environment value into the field's type, or fail clearly."""
+    origin = typing.get_origin(tp)
+    if origin is tuple or tp is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(str(v) for v in value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "on"}:
+            return True
+        if isinstance(value, str) and value.strip().lower() in {"0", "false", "no", "off", ""}:
+            return False
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return tp(value) if tp is float or not isinstance(value, float) else int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    if isinstance(tp, types.UnionType):  # pragma: no cover - no such fields yet
+        return value
+    raise ConfigError(f"{where}: unsupported type {tp!r}")
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        if value is None:
+            continue  # an unset command-line flag changes nothing
+        section, _, name = key.partition(".")
+        if name:
+            nested.setdefault(section, {})[name] = value
+        else:
+            nested[section] = value
+    return nested
+
+
+def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> Settings:
+    sections = _sections()
+    top_types = _field_types(Settings)
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in sections:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{origin}: [{key}] must be a table")
+            current = getattr(settings, key)
+            types_ = _field_types(type(current))
+            sub: dict[str, Any] = {}
+            for name, v in value.items():
+                if name not in types_:
+                    raise ConfigError(f"{origin}: unknown setting {key}.{name}")
+                sub[name] = _coerce(v, types_[name], f"{origin}: {key}.{name}")
+            changes[key] = dataclasses.replace(current, **sub)
+        elif key in top_types:
+            changes[key] = _coerce(value, top_types[key], f"{origin}: {key}")
+        else:
+            raise ConfigError(f"{origin}: unknown setting {key}")
+    return dataclasses.replace(settings, **changes)
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    sections = _sections()
+    top = {f.name for f in dataclasses.fields(Settings)} - set(sections)
+    values: dict[str, Any] = {}
+    for var, raw in environ.items():
+        if not var.startswith("SOZY_") or var == "SOZY_CONFIG":
+            continue
+        rest = var[len("SOZY_"):].lower()
+        if rest in top:
+            values[rest] = raw
+            continue
+        for section in sections:
+            if rest.startswith(section + "_"):
+                values.setdefault(section, {})[rest[len(section) + 1:]] = raw
+                break
+        else:
+            raise ConfigError(f"environment: unknown setting {var}")
+    return values
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read the settings: defaults, then file, then ``SOZY_*`` env, then overrides.
+
+    ``overrides`` takes dotted keys (``{"store.url": "http://..."}``); ``None``
+    values are ignored so unset command-line flags can be passed straight in.
+    """
+    environ = os.environ if environ is None else environ
+    settings = Settings()
+    config_path = Path(path) if path else Path(environ.get("SOZY_CONFIG", "") or DEFAULT_CONFIG_PATH)
+    if path or environ.get("SOZY_CONFIG"):
+        if not config_path.is_file():
+            raise ConfigError(f"config file not found: {config_path}")
+    if config_path.is_file():
+        try:
+            data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_path}: {exc}") from None
+        settings = _apply(settings, data, origin=str(config_path))
+    settings = _apply(settings, _from_env(environ), origin="environment")
+    if overrides:
+        settings = _apply(settings, _nest(overrides), origin="override")
+    return settings

@@ -1,0 +1,162 @@
+"""The records that flow between stages: sources → fetch → faces → store → api.
+
+Plain dataclasses with no behaviour beyond conversion, so every stage can be
+built and tested alone and nothing here imports a stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+VECTOR_SIZE = 128
+# dlib's own same-person threshold on the L2 distance between descriptors.
+SAME_PERSON_DISTANCE = 0.6
+
+# Namespace for deterministic point ids (uuid5 of sha256 + box).
+_POINT_NAMESPACE = uuid.UUID("6f1d9a3e-5b1c-4c7e-9a52-3c0f5d7e8b21")
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """A face box in the original photo's pixels (right/bottom exclusive)."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def area(self) -> int:
+        return max(0, self.width) * max(0, self.height)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"left": self.left, "top": self.top, "right": self.right, "bottom": self.bottom}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Box:
+        return cls(int(data["left"]), int(data["top"]), int(data["right"]), int(data["bottom"]))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Face:
+    """One detected face: where it is and its 128-d descriptor (float32)."""
+
+    box: Box
+    vector: np.ndarray
+    # Detector confidence when the detector gives one (CNN); HOG gives its score too.
+    score: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoFaces:
+    """What the engine found in one photo."""
+
+    width: int
+    height: int
+    faces: list[Face]
+    # Encoder + detector id, stored with each vector (vectors from different models don't mix).
+    model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A photo a source proposes: where it is, and what we know about who is in it."""
+
+    image_url: str
+    source: str
+    page_url: str | None = None
+    name: str | None = None
+    license: str | None = None
+    attribution: str | None = None
+    alt: str | None = None
+    page_title: str | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FaceRecord:
+    """A face as stored: vector plus a flat, readable payload (see ``payload``)."""
+
+    vector: np.ndarray
+    image_url: str
+    box: Box
+    image_width: int
+    image_height: int
+    image_sha256: str
+    faces_in_image: int
+    source: str
+    model: str
+    page_url: str | None = None
+    name: str | None = None
+    license: str | None = None
+    attribution: str | None = None
+    thumbnail: str | None = None
+    crawled_at: str = field(default_factory=lambda: utc_now())
+
+    @property
+    def id(self) -> str:
+        return point_id(self.image_sha256, self.box)
+
+    def payload(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("vector")
+        data["box"] = self.box.to_dict()
+        return data
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], vector: np.ndarray) -> FaceRecord:
+        data = {k: v for k, v in payload.items() if k in cls.__dataclass_fields__}
+        data["box"] = Box.from_dict(payload["box"])
+        return cls(vector=np.asarray(vector, dtype=np.float32), **data)
+
+
+@dataclass(frozen=True, slots=True)
+class FaceHit:
+    """A stored face near a query: its id, L2 distance and payload."""
+
+    id: str
+    distance: float
+    payload: dict[str, Any]
+
+    @property
+    def name(self) -> str | None:
+        return self.payload.get("name")
+
+
+@dataclass(frozen=True, slots=True)
+class PersonHit:
+    """One distinct person near a query, with their nearest faces (best first)."""
+
+    name: str | None
+    faces: list[FaceHit]
+
+    @property
+    def distance(self) -> float:
+        return self.faces[0].distance
+
+
+def point_id(image_sha256: str, box: Box) -> str:
+    """Deterministic id: the same face in the same photo always maps to one point."""
+    key = f"{image_sha256}:{box.left},{box.top},{box.right},{box.bottom}"
+    return str(uuid.uuid5(_POINT_NAMESPACE, key))
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
