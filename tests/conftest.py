@@ -67,3 +67,58 @@ def photo(face_photos: list[FacePhoto]):
         return by_path[rel]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def shared_embeddings(request: pytest.FixtureRequest, face_photos: list[FacePhoto]):
+    """Real dlib faces of every shared photo: ``{"obama/obama.jpg": PhotoFaces, ...}``.
+
+    Computed in-process with the default engine settings (HOG) and kept in the
+    pytest cache keyed by file sha256 + model id, so only the first run pays.
+    """
+    import hashlib
+
+    import numpy as np
+
+    from sozy.config import EngineSettings
+    from sozy.faces.analyze import FaceAnalyzer, model_id_for, resolve_detector
+    from sozy.records import Box, Face, PhotoFaces
+
+    settings = EngineSettings()
+    model = model_id_for(resolve_detector(settings.detector, "cpu"), settings.upsample)
+    cache = getattr(request.config, "cache", None)
+    key = "sozy/shared_embeddings/v1"
+    stored: dict = (cache.get(key, {}) if cache is not None else {}) or {}
+    analyzer = None
+    result: dict[str, PhotoFaces] = {}
+    for p in face_photos:
+        rel = str(p.path.relative_to(FACES_DIR))
+        data = p.path.read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        entry = stored.get(rel)
+        if not entry or entry.get("sha") != sha or entry.get("model") != model:
+            analyzer = analyzer or FaceAnalyzer(settings)
+            found = analyzer.analyze(data)
+            entry = {
+                "sha": sha,
+                "model": found.model,
+                "width": found.width,
+                "height": found.height,
+                "faces": [
+                    {"box": f.box.to_dict(), "score": f.score, "vector": [float(x) for x in f.vector]}
+                    for f in found.faces
+                ],
+            }
+            stored[rel] = entry
+        result[rel] = PhotoFaces(
+            width=entry["width"],
+            height=entry["height"],
+            faces=[
+                Face(box=Box.from_dict(f["box"]), vector=np.asarray(f["vector"], dtype=np.float32), score=f["score"])
+                for f in entry["faces"]
+            ],
+            model=entry["model"],
+        )
+    if analyzer is not None and cache is not None:
+        cache.set(key, stored)
+    return result

@@ -1,0 +1,268 @@
+"""Decode, detect and encode faces in one process, synchronously.
+
+This is what each engine worker runs; tests and small tools may use it
+directly. dlib is called the way ``face_recognition`` calls it (frontal HOG or
+mmod CNN detector, 5-point landmarks, ResNet descriptor), with two changes that
+matter for speed and for large photos:
+
+- detection runs on a copy downscaled to ``max_side``; the boxes are mapped
+  back to the original pixels;
+- landmarks and descriptors are computed on the full-resolution photo from
+  those mapped boxes, so the vectors do not depend on the detection scale.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import dlib
+import numpy as np
+from PIL import Image
+
+from sozy.config import EngineSettings
+from sozy.faces.decode import decode_image
+from sozy.faces.errors import FaceEngineError, ImageError
+from sozy.records import Box, Face, PhotoFaces
+
+# Names the descriptor model + landmark set; vectors with different ids don't mix.
+ENCODER_ID = "dlib_resnet_v1+5pt"
+DETECTORS = ("hog", "cnn")
+
+
+class ModelFilesMissing(FaceEngineError):
+    """The dlib model weights (package ``face_recognition_models``) are not installed."""
+
+    code = "models_missing"
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Paths of the dlib weight files shipped by ``face_recognition_models``."""
+
+    encoder: Path
+    landmarks: Path
+    cnn_detector: Path
+
+
+def find_model_files() -> ModelFiles:
+    """Locate the weights without importing ``face_recognition_models``.
+
+    Its ``__init__`` imports ``pkg_resources``, which setuptools 82 removed;
+    the files themselves sit in the package's ``models/`` folder.
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        models = Path(location) / "models"
+        files = ModelFiles(
+            encoder=models / "dlib_face_recognition_resnet_model_v1.dat",
+            landmarks=models / "shape_predictor_5_face_landmarks.dat",
+            cnn_detector=models / "mmod_human_face_detector.dat",
+        )
+        if all(p.is_file() for p in (files.encoder, files.landmarks, files.cnn_detector)):
+            return files
+    raise ModelFilesMissing(
+        "dlib model files not found: install the package 'face-recognition-models' "
+        "(pip install face-recognition-models)"
+    )
+
+
+def resolve_detector(setting: str, device: str) -> str:
+    """``"auto"`` is HOG on CPU (fast) and CNN on a GPU (accurate, batched)."""
+    if setting == "auto":
+        return "cnn" if device == "cuda" else "hog"
+    if setting not in DETECTORS:
+        raise ValueError(f"engine.detector must be 'auto', 'hog' or 'cnn', not {setting!r}")
+    return setting
+
+
+def model_id_for(detector: str, upsample: int) -> str:
+    """The id stored with every vector, e.g. ``dlib_resnet_v1+5pt/hog-up1``."""
+    return f"{ENCODER_ID}/{detector}-up{upsample}"
+
+
+def detection_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """Size of the copy the detector sees: the photo shrunk to ``max_side``, never enlarged."""
+    longest = max(width, height)
+    if max_side <= 0 or longest <= max_side:
+        return width, height
+    scale = max_side / longest
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+@dataclass(frozen=True, slots=True)
+class _Detection:
+    """A detector hit mapped to original pixels (floats, right/bottom exclusive)."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+    score: float
+
+
+class FaceAnalyzer:
+    """Loads the dlib models once; then turns photos into :class:`PhotoFaces`."""
+
+    def __init__(self, settings: EngineSettings, device: str = "cpu") -> None:
+        self.settings = settings
+        self.device = device
+        self.detector = resolve_detector(settings.detector, device)
+        self.upsample = max(0, int(settings.upsample))
+        self.model_id = model_id_for(self.detector, self.upsample)
+        files = find_model_files()
+        self._landmarks = dlib.shape_predictor(str(files.landmarks))
+        self._encoder = dlib.face_recognition_model_v1(str(files.encoder))
+        if self.detector == "cnn":
+            self._cnn = dlib.cnn_face_detection_model_v1(str(files.cnn_detector))
+        else:
+            self._hog = dlib.get_frontal_face_detector()
+
+    # -- public API -----------------------------------------------------------------
+
+    def analyze(self, data: bytes) -> PhotoFaces:
+        """Decode photo bytes and return every face, largest first. Raises ImageError."""
+        return self.analyze_array(decode_image(data, self.settings.max_pixels))
+
+    def analyze_array(self, rgb: np.ndarray) -> PhotoFaces:
+        """Every face in an ``H×W×3`` uint8 RGB array, largest first, boxes in its pixels."""
+        rgb = _check_rgb(rgb)
+        height, width = rgb.shape[:2]
+        small_w, small_h = detection_size(width, height, self.settings.max_side)
+        small = rgb if (small_w, small_h) == (width, height) else _resize(rgb, small_w, small_h)
+        if self.detector == "cnn":
+            raw = [(d.rect, float(d.confidence)) for d in self._cnn(small, self.upsample)]
+        else:
+            rects, scores, _ = self._hog.run(small, self.upsample, 0.0)
+            raw = list(zip(rects, (float(s) for s in scores)))
+        detections = _map_back(raw, width / small_w, height / small_h)
+        return self._encode(rgb, detections)
+
+    def analyze_batch(self, items: Sequence[bytes]) -> list[PhotoFaces | ImageError]:
+        """Several photos through one batched CNN call, as a GPU worker runs them.
+
+        dlib's batched detector needs images of one size: each photo is shrunk
+        to ``max_side`` and placed at the top-left of a shared black canvas
+        (letterboxing), so a box maps back by the photo's own scale alone.
+        Descriptors for all faces of all photos are then computed in one call.
+        Bad photos come back as their ImageError; the others are unaffected.
+        """
+        results: list[PhotoFaces | ImageError | None] = [None] * len(items)
+        photos: list[tuple[int, np.ndarray]] = []
+        for i, data in enumerate(items):
+            try:
+                photos.append((i, decode_image(data, self.settings.max_pixels)))
+            except ImageError as exc:
+                results[i] = exc
+        if photos:
+            for (i, _), faces in zip(photos, self._batch_faces([rgb for _, rgb in photos])):
+                results[i] = faces
+        return [r for r in results if r is not None]
+
+    # -- internals ------------------------------------------------------------------
+
+    def _batch_faces(self, images: list[np.ndarray]) -> list[PhotoFaces]:
+        sizes = [detection_size(im.shape[1], im.shape[0], self.settings.max_side) for im in images]
+        canvas_w = max(w for w, _ in sizes)
+        canvas_h = max(h for _, h in sizes)
+        canvases = []
+        for im, (w, h) in zip(images, sizes):
+            canvas = np.zeros((canvas_h, canvas_w, 3), dtype=np.uint8)
+            canvas[:h, :w] = im if (w, h) == (im.shape[1], im.shape[0]) else _resize(im, w, h)
+            canvases.append(canvas)
+        if self.detector == "cnn":
+            batches = self._cnn(canvases, self.upsample, batch_size=len(canvases))
+            raw_per_image = [[(d.rect, float(d.confidence)) for d in dets] for dets in batches]
+        else:  # HOG has no batched form; kept so the batched path works with either detector
+            raw_per_image = []
+            for canvas in canvases:
+                rects, scores, _ = self._hog.run(canvas, self.upsample, 0.0)
+                raw_per_image.append(list(zip(rects, (float(s) for s in scores))))
+        detections = [
+            _map_back(raw, im.shape[1] / w, im.shape[0] / h)
+            for raw, im, (w, h) in zip(raw_per_image, images, sizes)
+        ]
+        return self._encode_many(images, detections)
+
+    def _encode(self, rgb: np.ndarray, detections: list[_Detection]) -> PhotoFaces:
+        return self._encode_many([rgb], [detections])[0]
+
+    def _encode_many(self, images: list[np.ndarray], detections: list[list[_Detection]]) -> list[PhotoFaces]:
+        """Landmarks on the full-resolution photos, then all descriptors in one dlib call."""
+        kept: list[list[_Detection]] = []
+        shapes: list[dlib.full_object_detections] = []
+        for rgb, dets in zip(images, detections):
+            height, width = rgb.shape[:2]
+            dets = [d for d in dets if self._big_enough(d) and _clip(d, width, height).area > 0]
+            dets.sort(key=lambda d: (-_clip(d, width, height).area, d.left, d.top))
+            found = dlib.full_object_detections()
+            for d in dets:
+                found.append(self._landmarks(rgb, _dlib_rect(d)))
+            kept.append(dets)
+            shapes.append(found)
+        with_faces = [i for i, found in enumerate(shapes) if len(found)]
+        vectors: dict[int, list] = {}
+        if len(with_faces) == 1:
+            i = with_faces[0]
+            vectors[i] = list(self._encoder.compute_face_descriptor(images[i], shapes[i]))
+        elif with_faces:
+            batch = self._encoder.compute_face_descriptor(
+                [images[i] for i in with_faces], [shapes[i] for i in with_faces]
+            )
+            vectors.update(zip(with_faces, (list(v) for v in batch)))
+        photos = []
+        for i, (rgb, dets) in enumerate(zip(images, kept)):
+            height, width = rgb.shape[:2]
+            faces = [
+                Face(box=_clip(d, width, height), vector=np.asarray(v, dtype=np.float32), score=d.score)
+                for d, v in zip(dets, vectors.get(i, []))
+            ]
+            photos.append(PhotoFaces(width=width, height=height, faces=faces, model=self.model_id))
+        return photos
+
+    def _big_enough(self, d: _Detection) -> bool:
+        return min(d.right - d.left, d.bottom - d.top) >= self.settings.min_face_px
+
+
+def _check_rgb(rgb: np.ndarray) -> np.ndarray:
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError("expected an H×W×3 uint8 RGB array")
+    return np.ascontiguousarray(rgb)
+
+
+def _resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    # Pillow's bilinear filter widens its support when shrinking, so small
+    # copies are properly anti-aliased (a plain subsample would alias).
+    small = Image.fromarray(rgb).resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(small, dtype=np.uint8)
+
+
+def _map_back(raw: list[tuple[dlib.rectangle, float]], sx: float, sy: float) -> list[_Detection]:
+    """Detector rectangles (inclusive corners, detection pixels) → original pixels."""
+    return [
+        _Detection(
+            left=r.left() * sx,
+            top=r.top() * sy,
+            right=(r.right() + 1) * sx,
+            bottom=(r.bottom() + 1) * sy,
+            score=score,
+        )
+        for r, score in raw
+    ]
+
+
+def _dlib_rect(d: _Detection) -> dlib.rectangle:
+    # Not clipped: a face cut by the photo's edge still aligns from its full box.
+    return dlib.rectangle(round(d.left), round(d.top), round(d.right) - 1, round(d.bottom) - 1)
+
+
+def _clip(d: _Detection, width: int, height: int) -> Box:
+    return Box(
+        left=min(max(round(d.left), 0), width),
+        top=min(max(round(d.top), 0), height),
+        right=min(max(round(d.right), 0), width),
+        bottom=min(max(round(d.bottom), 0), height),
+    )
