@@ -94,6 +94,8 @@ class CrawlSettings:
     search_url: str = "https://www.bing.com/images/search"
     thumb_width: int = 1024
     images_per_person: int = 20
+    # Folder-source folders whose photos carry no person name (lower-cased).
+    unnamed_folders: tuple[str, ...] = ("group", "groups", "unknown", "misc", "various")
     page_depth: int = 1
     max_pages: int = 1000
     thumbnails: bool = False
