@@ -13,10 +13,8 @@ matter for speed and for large photos:
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import dlib
 import numpy as np
@@ -24,64 +22,11 @@ from PIL import Image
 
 from sozy.config import EngineSettings
 from sozy.faces.decode import decode_image
-from sozy.faces.errors import FaceEngineError, ImageError
+from sozy.faces.errors import ImageError
+from sozy.faces.models import find_model_files, model_id_for, resolve_detector
 from sozy.records import Box, Face, PhotoFaces
 
-# Names the descriptor model + landmark set; vectors with different ids don't mix.
-ENCODER_ID = "dlib_resnet_v1+5pt"
-DETECTORS = ("hog", "cnn")
-
-
-class ModelFilesMissing(FaceEngineError):
-    """The dlib model weights (package ``face_recognition_models``) are not installed."""
-
-    code = "models_missing"
-
-
-@dataclass(frozen=True)
-class ModelFiles:
-    """Paths of the dlib weight files shipped by ``face_recognition_models``."""
-
-    encoder: Path
-    landmarks: Path
-    cnn_detector: Path
-
-
-def find_model_files() -> ModelFiles:
-    """Locate the weights without importing ``face_recognition_models``.
-
-    Its ``__init__`` imports ``pkg_resources``, which setuptools 82 removed;
-    the files themselves sit in the package's ``models/`` folder.
-    """
-    spec = importlib.util.find_spec("face_recognition_models")
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for location in locations:
-        models = Path(location) / "models"
-        files = ModelFiles(
-            encoder=models / "dlib_face_recognition_resnet_model_v1.dat",
-            landmarks=models / "shape_predictor_5_face_landmarks.dat",
-            cnn_detector=models / "mmod_human_face_detector.dat",
-        )
-        if all(p.is_file() for p in (files.encoder, files.landmarks, files.cnn_detector)):
-            return files
-    raise ModelFilesMissing(
-        "dlib model files not found: install the package 'face-recognition-models' "
-        "(pip install face-recognition-models)"
-    )
-
-
-def resolve_detector(setting: str, device: str) -> str:
-    """``"auto"`` is HOG on CPU (fast) and CNN on a GPU (accurate, batched)."""
-    if setting == "auto":
-        return "cnn" if device == "cuda" else "hog"
-    if setting not in DETECTORS:
-        raise ValueError(f"engine.detector must be 'auto', 'hog' or 'cnn', not {setting!r}")
-    return setting
-
-
-def model_id_for(detector: str, upsample: int) -> str:
-    """The id stored with every vector, e.g. ``dlib_resnet_v1+5pt/hog-up1``."""
-    return f"{ENCODER_ID}/{detector}-up{upsample}"
+__all__ = ["FaceAnalyzer", "detection_size", "model_id_for", "resolve_detector"]
 
 
 def detection_size(width: int, height: int, max_side: int) -> tuple[int, int]:

@@ -1,0 +1,180 @@
+"""The engine's worker process: ``python -m sozy.faces.worker FD PARENT_PID``.
+
+A worker is a plain subprocess, not a multiprocessing child: the engine sets
+its environment (one BLAS thread, ``CUDA_VISIBLE_DEVICES``, a faster dlib
+first on ``PYTHONPATH``) before the interpreter starts, and nothing of the
+caller's ``__main__`` is re-imported. It talks to the engine over one socket
+(inherited as file descriptor FD) in length-prefixed pickle frames:
+
+- engine → worker: first a :class:`WorkerConfig`, then ``(token, kind, payload)``;
+- worker → engine: ``("ready", info)`` or ``("init_failed", message)``, then
+  ``(token, "ok", result)`` or ``(token, "error", FaceEngineError)``.
+
+End of input (the engine closed its end, or died) makes the worker exit.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import signal
+import socket
+import struct
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sozy.config import EngineSettings
+
+_HEADER = struct.Struct("!Q")
+
+# Task kinds. The "_test_" ones exist only so the test suite can make a worker
+# crash or hang on purpose; a worker refuses them unless started with test_hooks.
+EMBED = "embed"
+EMBED_BATCH = "embed_batch"
+TEST_EXIT = "_test_exit"
+TEST_SLEEP = "_test_sleep"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What a worker needs to load its models; sent as the first frame."""
+
+    settings: EngineSettings
+    device: str
+    test_hooks: bool = False
+
+
+def encode_frame(obj: Any) -> bytes:
+    body = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(body)) + body
+
+
+def decode_body(body: bytes) -> Any:
+    return pickle.loads(body)
+
+
+def header_size() -> int:
+    return _HEADER.size
+
+
+def body_size(header: bytes) -> int:
+    return _HEADER.unpack(header)[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    fd, parent_pid = int(args[0]), int(args[1])
+    _die_with_parent(parent_pid)
+    # Ctrl-C reaches the whole process group; the engine decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn = socket.socket(fileno=fd)
+    try:
+        config = _recv(conn)
+        if config is None:
+            return 0
+        try:
+            # Imported here, after the environment is in place, so that a
+            # dlib on engine.dlib_path (first on PYTHONPATH) is the one loaded.
+            from sozy.faces.analyze import FaceAnalyzer
+
+            analyzer = FaceAnalyzer(config.settings, device=config.device)
+            import dlib
+
+            info = {
+                "pid": os.getpid(),
+                "model_id": analyzer.model_id,
+                "detector": analyzer.detector,
+                "dlib_version": dlib.__version__,
+                "dlib_file": getattr(dlib, "__file__", ""),
+                "cuda": bool(dlib.DLIB_USE_CUDA),
+            }
+        except Exception as exc:
+            _send(conn, ("init_failed", f"{type(exc).__name__}: {exc}"))
+            return 3
+        _send(conn, ("ready", info))
+        _serve(conn, analyzer, config)
+    except (EOFError, ConnectionError):
+        pass
+    finally:
+        conn.close()
+    return 0
+
+
+def _serve(conn: socket.socket, analyzer: Any, config: WorkerConfig) -> None:
+    from sozy.faces.errors import FaceEngineError, TaskFailed
+
+    while True:
+        message = _recv(conn)
+        if message is None:
+            return
+        token, kind, payload = message
+        try:
+            result = _run(analyzer, kind, payload, config.test_hooks)
+        except FaceEngineError as exc:
+            reply = (token, "error", exc)
+        except Exception as exc:  # a bug or a dlib failure on this photo: report it, keep serving
+            reply = (token, "error", TaskFailed(f"{type(exc).__name__}: {exc}"))
+        else:
+            reply = (token, "ok", result)
+        _send(conn, reply)
+
+
+def _run(analyzer: Any, kind: str, payload: Any, test_hooks: bool) -> Any:
+    if kind == EMBED:
+        return analyzer.analyze(payload)
+    if kind == EMBED_BATCH:
+        return analyzer.analyze_batch(payload)
+    if test_hooks and kind == TEST_EXIT:
+        os._exit(int(payload))
+    if test_hooks and kind == TEST_SLEEP:
+        time.sleep(float(payload))
+        return os.getpid()
+    raise ValueError(f"unknown task kind {kind!r}")
+
+
+def _send(conn: socket.socket, obj: Any) -> None:
+    conn.sendall(encode_frame(obj))
+
+
+def _recv(conn: socket.socket) -> Any:
+    header = _read_exact(conn, _HEADER.size)
+    if header is None:
+        return None
+    body = _read_exact(conn, body_size(header))
+    if body is None:
+        raise EOFError("engine closed the connection mid-frame")
+    return decode_body(body)
+
+
+def _read_exact(conn: socket.socket, size: int) -> bytes | None:
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    got = 0
+    while got < size:
+        n = conn.recv_into(view[got:], size - got)
+        if n == 0:
+            if got == 0:
+                return None
+            raise EOFError("engine closed the connection mid-frame")
+        got += n
+    return bytes(buffer)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGKILL this worker when the engine's process dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_set_pdeathsig = 1
+            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # not fatal: EOF on the socket also ends the worker
+            pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
