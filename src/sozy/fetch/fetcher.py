@@ -1,0 +1,441 @@
+"""The crawler's HTTP client: one aiohttp session, polite and bounded.
+
+Every request goes through the same steps: robots.txt (cached per origin) →
+a per-host slot (concurrency + spacing) → a global slot → the request with
+connect / read / total timeouts → redirects followed by hand (so each hop is
+checked against robots.txt and counted against the hop's host) → retries with
+backoff on connection errors, 408, 429 and 5xx (Retry-After honoured) → the
+X-Robots-Tag header → the body, capped while it streams and, for images,
+sniffed from its first bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from sozy.config import CrawlSettings
+
+from . import errors
+from .agents import UserAgentPool
+from .body import read_body
+from .errors import FetchError, http_reason
+from .fetched import Fetched
+from .limits import HostLimiter
+from .local import is_file_url, read_local_image
+from .retry import is_retryable_status, retry_after_seconds, retry_delay
+from .robots import MAX_ROBOTS_BYTES, RobotsCache, x_robots_block
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# No AVIF/JPEG XL in Accept: content-negotiating CDNs would send formats the
+# sniffer and the face engine cannot read.
+IMAGE_ACCEPT = "image/webp,image/jpeg,image/png,image/gif,image/bmp;q=0.9,*/*;q=0.5"
+PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"
+API_ACCEPT = "application/json,application/sparql-results+json;q=0.9,*/*;q=0.5"
+# API answers (a SPARQL result of 100k people) can be far larger than a page.
+API_MAX_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """How one kind of request is made and checked."""
+
+    name: str  # counter key: "image", "page", "api"
+    max_bytes: int
+    accept: str
+    api: bool  # identifying User-Agent, no robots checks
+    image: bool  # sniff the body
+    timeout: aiohttp.ClientTimeout | None = None  # None: the session's
+
+
+class _Redirect(Exception):
+    def __init__(self, target: URL) -> None:
+        self.target = target
+
+
+class _Retry(Exception):
+    """A failure worth another attempt; carries the error to raise if none is left."""
+
+    def __init__(self, error: FetchError, retry_after: float | None = None) -> None:
+        self.error = error
+        self.retry_after = retry_after
+
+
+class Fetcher:
+    """Fetches images, pages and API answers for the crawler (an async context manager).
+
+    ``robots`` overrides ``settings.respect_robots``. ``counters`` counts
+    requests, retries, redirects, robots.txt loads and every FetchError reason
+    (so ``counters["robots_txt"]`` and ``counters["x_robots_tag"]`` are the
+    URLs those rules skipped).
+    """
+
+    def __init__(self, settings: CrawlSettings, *, robots: bool | None = None, rng: random.Random | None = None) -> None:
+        if settings.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {settings.concurrency}")
+        self.settings = settings
+        self.respect_robots = settings.respect_robots if robots is None else robots
+        self.counters: Counter[str] = Counter()
+        self._rng = rng or random.Random()
+        self.agents = UserAgentPool(settings.api_user_agent, rotate=settings.rotate_user_agents, rng=self._rng)
+        self.limiter = HostLimiter(settings.per_host, settings.per_host_rate)
+        self.robots = RobotsCache(self._load_robots)
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._token = settings.robots_token
+        self._session: aiohttp.ClientSession | None = None
+        self._timeout: aiohttp.ClientTimeout | None = None
+        self._image = _Kind("image", settings.max_image_bytes, IMAGE_ACCEPT, api=False, image=True)
+        self._page = _Kind("page", settings.max_page_bytes, PAGE_ACCEPT, api=False, image=False)
+
+    # -- lifecycle --------------------------------------------------------
+
+    async def __aenter__(self) -> Fetcher:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Create the session (needs a running event loop); ``async with`` does this."""
+        if self._session is not None:
+            return
+        s = self.settings
+        self._timeout = aiohttp.ClientTimeout(
+            total=s.total_timeout_s, sock_connect=s.connect_timeout_s, sock_read=s.read_timeout_s
+        )
+        connector = aiohttp.TCPConnector(
+            # Our own semaphores are the real limits; the pool matches them so a
+            # request never waits for a connection (that wait would eat the
+            # connect timeout).
+            limit=s.concurrency,
+            limit_per_host=s.per_host,
+            ttl_dns_cache=300,
+            enable_cleanup_closed=False,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            # A crawler keeps no cookies: nothing to track it by, nothing to leak.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            # Real sites send long CSP / Set-Cookie headers; aiohttp's default is 8 KiB.
+            max_field_size=32 * 1024,
+            max_line_size=16 * 1024,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    # -- public API -------------------------------------------------------
+
+    async def image(self, url: str, *, referer: str | None = None) -> Fetched:
+        """An image: sniffed from its bytes, at most ``max_image_bytes``, robots honoured.
+
+        ``file://`` URLs read local files (same cap and sniffing), unless the
+        referer is a web page: a page on the internet cannot point us at local files.
+        """
+        self.counters["image"] += 1
+        try:
+            if is_file_url(url):
+                if referer is not None and not is_file_url(referer):
+                    raise FetchError(errors.BAD_URL, url, "file:// URL from a web page")
+                result = await read_local_image(url, self.settings.max_image_bytes)
+                self.counters["file"] += 1
+                return result
+            return await self._fetch(url, self._image, referer=referer)
+        except FetchError as exc:
+            self.counters[exc.reason] += 1
+            raise
+
+    async def page(self, url: str) -> Fetched:
+        """An HTML page (any content, at most ``max_page_bytes``), robots honoured."""
+        self.counters["page"] += 1
+        try:
+            return await self._fetch(url, self._page)
+        except FetchError as exc:
+            self.counters[exc.reason] += 1
+            raise
+
+    async def api_json(
+        self,
+        url: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+        max_bytes: int = API_MAX_BYTES,
+    ) -> Any:
+        """GET a JSON API (Wikidata, Commons, SPARQL) with the identifying User-Agent.
+
+        API endpoints are not crawled pages: robots.txt and X-Robots-Tag do not
+        apply (Wikimedia's API etiquette does: one honest User-Agent, retries
+        that honour Retry-After). ``timeout_s`` replaces the read and total
+        timeouts for slow queries (SPARQL allows 60 s).
+        """
+        fetched = await self._api(url, params, headers, timeout_s, max_bytes)
+        try:
+            return json.loads(fetched.body)
+        except ValueError as exc:
+            self.counters[errors.BAD_JSON] += 1
+            raise FetchError(errors.BAD_JSON, url, str(exc)) from None
+
+    async def api_text(
+        self,
+        url: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+        max_bytes: int = API_MAX_BYTES,
+    ) -> str:
+        """Like ``api_json`` but returns the decoded text (charset from Content-Type, else UTF-8)."""
+        fetched = await self._api(url, params, headers, timeout_s, max_bytes)
+        return fetched.body.decode(_charset(fetched.content_type), errors="replace")
+
+    async def _api(
+        self,
+        url: str,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        timeout_s: float | None,
+        max_bytes: int,
+    ) -> Fetched:
+        self.counters["api"] += 1
+        s = self.settings
+        timeout = None
+        if timeout_s is not None:
+            timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=s.connect_timeout_s, sock_read=timeout_s)
+        kind = _Kind("api", max_bytes, API_ACCEPT, api=True, image=False, timeout=timeout)
+        try:
+            return await self._fetch(url, kind, params=params, extra_headers=headers)
+        except FetchError as exc:
+            self.counters[exc.reason] += 1
+            raise
+
+    # -- the request path -------------------------------------------------
+
+    async def _fetch(
+        self,
+        url: str,
+        kind: _Kind,
+        *,
+        referer: str | None = None,
+        params: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Fetched:
+        if self._session is None:
+            raise RuntimeError("Fetcher is not open: use `async with Fetcher(settings) as fetcher:`")
+        target = _parse_http_url(url)
+        if params:
+            target = target.extend_query(params)
+        headers = self._headers(kind, referer, extra_headers)
+        seen = {target}
+        hops = 0
+        while True:
+            origin = _origin(target)
+            delay = 0.0
+            if self.respect_robots and not kind.api:
+                delay = await self._robots_delay(url, target, origin)
+            try:
+                return await self._attempts(url, target, origin, kind, headers, delay)
+            except _Redirect as hop:
+                hops += 1
+                self.counters["redirects"] += 1
+                if hops > self.settings.max_redirects or hop.target in seen:
+                    raise FetchError(
+                        errors.REDIRECT_LIMIT, url, f"{hops} redirects, last to {hop.target}"
+                    ) from None
+                seen.add(hop.target)
+                target = hop.target
+
+    async def _robots_delay(self, url: str, target: URL, origin: str) -> float:
+        """Raise if robots.txt disallows ``target``; else the host's Crawl-delay."""
+        rules = self.robots.cached(origin)
+        if rules is None:
+            rules = await self.robots.rules(origin)
+        if rules.parser is None and not rules.disallow_all:
+            return 0.0  # no robots.txt: the common fast path
+        if rules.disallow_all:
+            raise FetchError(errors.ROBOTS_UNAVAILABLE, url, rules.detail)
+        if not rules.allows(str(target), self._token):
+            raise FetchError(errors.ROBOTS_TXT, url, f"disallowed for {self._token}: {target}")
+        return min(rules.crawl_delay(self._token), self.settings.backoff_max_s)
+
+    async def _attempts(
+        self, url: str, target: URL, origin: str, kind: _Kind, headers: dict[str, str], delay: float
+    ) -> Fetched:
+        attempt = 0
+        while True:
+            try:
+                return await self._once(url, target, origin, kind, headers, delay)
+            except _Retry as retry:
+                if attempt >= self.settings.retries:
+                    raise retry.error from None
+                wait = retry_delay(
+                    attempt, retry.retry_after, self.settings.backoff_base_s, self.settings.backoff_max_s, self._rng
+                )
+                if retry.retry_after is not None:
+                    # The server asked the whole host to slow down, not just this URL.
+                    self.limiter.hold(origin, wait)
+                self.counters["retries"] += 1
+                attempt += 1
+                await asyncio.sleep(wait)
+
+    async def _once(
+        self, url: str, target: URL, origin: str, kind: _Kind, headers: dict[str, str], delay: float
+    ) -> Fetched:
+        session = self._session
+        assert session is not None
+        # Host slot first, then the global one: a request queued behind a busy
+        # host must not hold a global slot other hosts could use.
+        async with self.limiter.slot(origin, delay), self._slots:
+            self.counters["requests"] += 1
+            try:
+                async with session.get(
+                    target,
+                    headers=headers,
+                    allow_redirects=False,
+                    timeout=kind.timeout or self._timeout,
+                ) as response:
+                    return await self._handle(url, target, kind, response)
+            except (FetchError, _Redirect, _Retry):
+                raise
+            except asyncio.TimeoutError as exc:  # also aiohttp's connect / read timeouts
+                raise FetchError(errors.TIMEOUT, url, type(exc).__name__) from None
+            except aiohttp.ClientConnectorDNSError as exc:
+                raise FetchError(errors.DNS, url, str(exc)) from None
+            except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
+                raise FetchError(errors.TLS, url, str(exc)) from None
+            except aiohttp.ClientPayloadError as exc:
+                raise _Retry(FetchError(errors.INCOMPLETE_BODY, url, str(exc))) from None
+            except aiohttp.ClientResponseError as exc:  # unparsable response
+                raise FetchError(errors.BAD_RESPONSE, url, exc.message) from None
+            except (aiohttp.ClientConnectionError, OSError) as exc:
+                raise _Retry(FetchError(errors.CONNECTION, url, str(exc) or type(exc).__name__)) from None
+            except (aiohttp.InvalidURL, ValueError) as exc:
+                raise FetchError(errors.BAD_URL, url, str(exc)) from None
+
+    async def _handle(self, url: str, target: URL, kind: _Kind, response: aiohttp.ClientResponse) -> Fetched:
+        status = response.status
+        if status in _REDIRECTS:
+            location = response.headers.get("Location")
+            if location:
+                hop = _redirect_target(url, target, location)
+                await _drain(response)
+                raise _Redirect(hop)
+        if status >= 300 or status < 200:
+            await _drain(response)
+            error = FetchError(http_reason(status), url, f"HTTP {status}", status=status)
+            if is_retryable_status(status):
+                raise _Retry(error, retry_after_seconds(response.headers.get("Retry-After")))
+            raise error
+        if self.respect_robots and not kind.api:
+            tags = response.headers.getall("X-Robots-Tag", ())
+            if tags:
+                directive = x_robots_block(tags, self._token)
+                if directive is not None:
+                    raise FetchError(errors.X_ROBOTS_TAG, url, directive)
+        body, image_type = await read_body(response, url, kind.max_bytes, image=kind.image)
+        self.counters["bytes"] += len(body)
+        return Fetched(
+            url=url,
+            final_url=str(target),
+            status=status,
+            content_type=response.headers.get("Content-Type"),
+            body=body,
+            headers=response.headers,
+            image_type=image_type,
+        )
+
+    def _headers(self, kind: _Kind, referer: str | None, extra: Mapping[str, str] | None) -> dict[str, str]:
+        agent = self.agents.for_api() if kind.api else self.agents.for_host()
+        headers = {"User-Agent": agent, "Accept": kind.accept}
+        if referer:
+            headers["Referer"] = referer
+        if extra:
+            headers.update(extra)
+        return headers
+
+    async def _load_robots(self, origin: str) -> tuple[int, bytes]:
+        """robots.txt's final status and body (redirects followed, as RFC 9309 asks)."""
+        session = self._session
+        assert session is not None
+        self.counters["robots_fetches"] += 1
+        headers = {"User-Agent": self.agents.for_api(), "Accept": "text/plain,*/*;q=0.5"}
+        async with self.limiter.slot(origin), self._slots:
+            try:
+                async with session.get(f"{origin}/robots.txt", headers=headers, max_redirects=5) as response:
+                    if not 200 <= response.status < 300:
+                        return response.status, b""
+                    body = bytearray()
+                    async for chunk in response.content.iter_any():
+                        body += chunk
+                        if len(body) >= MAX_ROBOTS_BYTES:
+                            break  # the RFC lets crawlers parse only the first 500 KiB
+                    return response.status, bytes(body)
+            except aiohttp.TooManyRedirects:
+                return 404, b""  # RFC 9309 2.3.1.2: may be treated as unavailable (allow all)
+
+
+async def _drain(response: aiohttp.ClientResponse) -> None:
+    """Read a small error or redirect body so its connection can be reused."""
+    length = response.content_length
+    if length is not None and length <= 64 * 1024:
+        try:
+            await response.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            pass  # the connection is closed instead; the status is what matters
+
+
+def _parse_http_url(url: str) -> URL:
+    try:
+        target = URL(url)
+    except (ValueError, TypeError) as exc:
+        raise FetchError(errors.BAD_URL, url, str(exc)) from None
+    if target.scheme not in ("http", "https"):
+        raise FetchError(errors.BAD_URL, url, f"unsupported scheme {target.scheme!r}")
+    if not target.host:
+        raise FetchError(errors.BAD_URL, url, "no host")
+    return target
+
+
+def _redirect_target(url: str, target: URL, location: str) -> URL:
+    try:
+        hop = target.join(URL(location))
+    except (ValueError, TypeError) as exc:
+        raise FetchError(errors.BAD_URL, url, f"bad redirect {location!r}: {exc}") from None
+    if hop.scheme not in ("http", "https") or not hop.host:
+        raise FetchError(errors.BAD_URL, url, f"redirect to {location!r}")
+    return hop
+
+
+def _origin(target: URL) -> str:
+    """scheme://host[:port], the unit robots.txt and per-host limits apply to."""
+    return str(target.origin())
+
+
+def _charset(content_type: str | None) -> str:
+    if content_type:
+        for part in content_type.split(";")[1:]:
+            key, _, value = part.strip().partition("=")
+            if key.lower() == "charset" and value:
+                charset = value.strip("\"' ")
+                try:
+                    "".encode(charset)
+                except LookupError:
+                    break
+                return charset
+    return "utf-8"
