@@ -1,0 +1,113 @@
+"""Stored faces: ``GET /v1/faces/{id}``, the takedown ``DELETE /v1/faces``, and ``GET /v1/stats``."""
+
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from sozy.api.context import ApiContext
+from sozy.api.errors import ApiError
+from sozy.api.results import record_json
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+# What a takedown may select by (the store's delete() filters).
+TAKEDOWN_FIELDS = ("image_url", "page_url", "name", "source")
+STATS_TTL_S = 10.0
+
+
+def face_endpoint(ctx: ApiContext) -> Endpoint:
+    async def get_face(request: Request) -> Response:
+        face_id = str(request.path_params["id"])
+        if not _is_uuid(face_id):
+            raise ApiError(404, "not_found", "no stored face has this id")
+        store = ctx.require_store()
+        started = time.perf_counter()
+        try:
+            record = await store.get(face_id)
+        finally:
+            ctx.metrics.store.labels("get").observe(time.perf_counter() - started)
+        if record is None:
+            raise ApiError(404, "not_found", "no stored face has this id")
+        return JSONResponse(record_json(face_id, record))
+
+    return get_face
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text.lower()
+    except ValueError:
+        return False
+
+
+def takedown_endpoint(ctx: ApiContext) -> Endpoint:
+    admin_key = ctx.settings.api.admin_key
+
+    async def delete_faces(request: Request) -> Response:
+        if not admin_key:
+            # Without a configured key the route does not exist, as far as clients can tell.
+            raise ApiError(404, "not_found", "not found")
+        _authorize(request, admin_key)
+        selectors = {}
+        for name in TAKEDOWN_FIELDS:
+            value = request.query_params.get(name)
+            if value is None:
+                continue
+            if not value.strip():
+                raise ApiError(400, "bad_parameter", f"{name} must not be empty")
+            selectors[name] = value
+        if not selectors:
+            raise ApiError(400, "bad_parameter", f"give at least one of: {', '.join(TAKEDOWN_FIELDS[:3])}")
+        store = ctx.require_store()
+        started = time.perf_counter()
+        try:
+            deleted = await store.delete(**selectors)
+        finally:
+            ctx.metrics.store.labels("delete").observe(time.perf_counter() - started)
+        ctx.stats_cache = None
+        return JSONResponse({"deleted": int(deleted)})
+
+    return delete_faces
+
+
+def _authorize(request: Request, admin_key: str) -> None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    # compare_digest on bytes: constant time, and no TypeError for non-ASCII input.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), admin_key.encode()):
+        raise ApiError(
+            401, "unauthorized", "a valid admin key is needed: Authorization: Bearer <key>", {"WWW-Authenticate": "Bearer"}
+        )
+
+
+def stats_endpoint(ctx: ApiContext) -> Endpoint:
+    async def stats(request: Request) -> Response:
+        now = time.monotonic()
+        if ctx.stats_cache is not None and now - ctx.stats_cache[0] < STATS_TTL_S:
+            return JSONResponse(ctx.stats_cache[1])
+        store = ctx.require_store()
+        engine = ctx.require_engine()
+        started = time.perf_counter()
+        try:
+            store_stats = await store.stats()
+        finally:
+            ctx.metrics.store.labels("stats").observe(time.perf_counter() - started)
+        raw = asdict(store_stats)
+        body = {
+            "faces": int(raw["faces"]),
+            "people": int(raw["people"]),
+            "model": engine.model_id,
+            "store_models": list(raw.get("models") or []),
+            "backend": raw["backend"],
+            "collection": raw.get("collection"),
+            "engine": {"workers": int(engine.workers), "device": str(engine.device)},
+        }
+        ctx.stats_cache = (now, body)
+        return JSONResponse(body)
+
+    return stats

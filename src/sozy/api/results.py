@@ -1,0 +1,93 @@
+"""Turn store hits into the JSON a client sees: matches, similarity, face records."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from typing import Any
+
+from sozy.imagetype import sniff_image_type
+from sozy.records import Face, FaceHit, FaceRecord, PersonHit
+
+# Steepness of the similarity curve around the same-person threshold (per unit of L2 distance).
+SIMILARITY_SLOPE = 10.0
+
+SIMILARITY_FORMULA = (
+    "similarity = 100 × σ(10 × (t − d)) / σ(10 × t), where d is the L2 distance between the two "
+    "128-d face descriptors, t is api.same_person_threshold (0.6 by default) and σ(x) = 1 / (1 + e^−x). "
+    "It is 100 for identical descriptors, about 50 at the same-person threshold, and falls towards 0 "
+    "as faces differ more; it decreases strictly as the distance grows."
+)
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def similarity(distance: float, threshold: float) -> float:
+    """A 0–100 score that falls strictly as the L2 ``distance`` grows (see ``SIMILARITY_FORMULA``)."""
+    d = max(0.0, float(distance))
+    score = 100.0 * _sigmoid(SIMILARITY_SLOPE * (threshold - d)) / _sigmoid(SIMILARITY_SLOPE * threshold)
+    return round(min(100.0, max(0.0, score)), 1)
+
+
+def thumbnail_url(value: Any) -> str | None:
+    """The stored thumbnail as something an <img> can load: an http(s) or data: URL."""
+    if not isinstance(value, str) or not value:
+        return None
+    if value.startswith(("data:image/", "https://", "http://")):
+        return value
+    try:  # bare base64: name its type from its first bytes
+        head = base64.b64decode(value[:24] + "=" * (-len(value[:24]) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    kind = sniff_image_type(head)
+    return f"data:image/{kind};base64,{value}" if kind else None
+
+
+def match_json(hit: FaceHit, threshold: float) -> dict[str, Any]:
+    payload = hit.payload
+    return {
+        "name": payload.get("name"),
+        "distance": round(float(hit.distance), 4),
+        "similarity": similarity(hit.distance, threshold),
+        "same_person": bool(hit.distance < threshold),
+        "face_id": hit.id,
+        "image_url": payload.get("image_url"),
+        "page_url": payload.get("page_url"),
+        "box": payload.get("box"),
+        "thumbnail_url": thumbnail_url(payload.get("thumbnail")),
+        "license": payload.get("license"),
+        "attribution": payload.get("attribution"),
+    }
+
+
+def face_json(face: Face, people: list[PersonHit], threshold: float) -> dict[str, Any]:
+    """One uploaded face: its box and its matches, people by nearest face, each person's faces by distance."""
+    matches = [match_json(hit, threshold) for person in people for hit in person.faces]
+    return {"box": face.box.to_dict(), "matches": matches}
+
+
+def record_json(face_id: str, record: FaceRecord) -> dict[str, Any]:
+    """A stored face as ``GET /v1/faces/{id}`` shows it (no vector, thumbnail as a URL)."""
+    payload = record.payload()
+    return {
+        "id": face_id,
+        "name": payload.get("name"),
+        "image_url": payload.get("image_url"),
+        "page_url": payload.get("page_url"),
+        "box": payload.get("box"),
+        "image_width": payload.get("image_width"),
+        "image_height": payload.get("image_height"),
+        "faces_in_image": payload.get("faces_in_image"),
+        "source": payload.get("source"),
+        "license": payload.get("license"),
+        "attribution": payload.get("attribution"),
+        "thumbnail_url": thumbnail_url(payload.get("thumbnail")),
+        "crawled_at": payload.get("crawled_at"),
+        "model": payload.get("model"),
+    }
