@@ -121,13 +121,21 @@ def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
 class HostileServer:
     """The server as an async context manager; ``base_url`` once entered."""
 
-    def __init__(self, faces_dir: Path, *, robots_txt: str = DEFAULT_ROBOTS_TXT, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        faces_dir: Path,
+        *,
+        robots_txt: str = DEFAULT_ROBOTS_TXT,
+        host: str = "127.0.0.1",
+        log: RequestLog | None = None,
+    ) -> None:
         self.faces_dir = Path(faces_dir)
         self.robots_txt = robots_txt
         # Set to answer robots.txt with this status instead (404, 500, ...).
         self.robots_status: int | None = None
         self.robots_delay = 0.0
-        self.log = RequestLog()
+        # Pass one RequestLog to several servers to see their combined concurrency.
+        self.log = log if log is not None else RequestLog()
         self._host = host
         self._runner: web.AppRunner | None = None
         self._failures: Counter[str] = Counter()

@@ -25,10 +25,17 @@ def browser_user_agents(size: int = POOL_SIZE) -> tuple[str, ...]:
     source = UserAgent(browsers=list(BROWSERS), platforms=["desktop"])
     drawn: dict[str, None] = {}
     for _ in range(size * 4):
-        drawn[source.random] = None
+        agent = source.random
+        if _well_formed(agent):
+            drawn[agent] = None
         if len(drawn) >= size:
             break
-    return tuple(drawn)
+    return tuple(drawn) or (source.fallback,)
+
+
+def _well_formed(agent: str) -> bool:
+    # The data file holds a few oddities (a quoted string, for one); send none of them.
+    return agent.startswith("Mozilla/5.0 (") and agent.isascii() and agent.isprintable() and '"' not in agent
 
 
 class UserAgentPool:
