@@ -1,1 +1,48 @@
-"""store stage."""
+"""The face store: where face vectors and their payload live, and how they are searched.
+
+``open_store(settings)`` picks the backend: ``store.url`` set → the Qdrant server
+(``server.py``), else the embedded engine in ``settings.store_path`` (``edge.py``).
+A ``store.url`` of ``local:<path>`` (or ``local::memory:``) opens the server backend on
+qdrant-client's local mode, which speaks the same client API without a server: tests
+and small experiments use it.
+"""
+
+from __future__ import annotations
+
+from sozy.config import Settings
+
+from .base import FaceStore, StoredPoint, StoreError, StoreInUse, StoreMismatch, StoreStats
+
+LOCAL_PREFIX = "local:"
+
+__all__ = [
+    "FaceStore",
+    "StoreError",
+    "StoreInUse",
+    "StoreMismatch",
+    "StoreStats",
+    "StoredPoint",
+    "open_store",
+]
+
+
+async def open_store(settings: Settings, **options: object) -> FaceStore:
+    """Open the store the settings name. ``options`` go to the embedded backend's ``open``
+    (``optimize_on_open``, ``optimize_every``) and are ignored by the server backend."""
+    url = settings.store.url.strip()
+    if url.startswith(LOCAL_PREFIX):
+        from .server import ServerStore
+
+        target = url[len(LOCAL_PREFIX) :]
+        if target == ":memory:":
+            return await ServerStore.open(settings.store, location=":memory:")
+        if not target:
+            raise StoreError("store.url 'local:' needs a path (local:/var/lib/sozy/qdrant) or local::memory:")
+        return await ServerStore.open(settings.store, path=target)
+    if url:
+        from .server import ServerStore
+
+        return await ServerStore.open(settings.store)
+    from .edge import EmbeddedStore
+
+    return await EmbeddedStore.open(settings.store_path, settings.store, **options)  # type: ignore[arg-type]

@@ -1,0 +1,234 @@
+"""What every face store shares: the interface, its errors and the backend-neutral helpers.
+
+Two backends implement :class:`FaceStore`: the embedded engine (``edge.py``, a
+Qdrant engine inside this process) and the Qdrant server (``server.py``). The
+helpers here hold the logic that must behave the same in both: input checks,
+the takedown selector and the people grouping.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from sozy.records import VECTOR_SIZE, FaceHit, FaceRecord, PersonHit
+
+# Payload fields with a keyword index: the ones filtered (takedown, per-person
+# search), grouped (name) or counted (name, model).
+KEYWORD_FIELDS: tuple[str, ...] = ("name", "image_url", "page_url", "source", "image_sha256", "model")
+# Fields a takedown may select on.
+DELETE_FIELDS: tuple[str, ...] = ("image_url", "page_url", "name", "source")
+# The payload field that names a person.
+NAME_FIELD = "name"
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked; the message says why and what to do."""
+
+
+class StoreInUse(StoreError):
+    """Another process has the embedded store open."""
+
+
+class StoreMismatch(StoreError):
+    """An existing collection holds vectors of another size or distance."""
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """What a store holds."""
+
+    faces: int
+    # Distinct person names; faces with no name are not counted here.
+    people: int
+    # Encoder + detector ids present (vectors of different models don't mix).
+    models: list[str]
+    backend: str  # "embedded" | "server"
+    collection: str
+    # Faces already in the vector index (HNSW); None where the backend doesn't say.
+    indexed: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class StoredPoint:
+    """A point exactly as stored: id, vector and raw payload. Used to copy stores."""
+
+    id: str
+    vector: np.ndarray
+    payload: dict[str, Any]
+
+
+@runtime_checkable
+class FaceStore(Protocol):
+    """Stores face vectors with their payload and finds the nearest faces and people."""
+
+    backend: str
+    collection: str
+
+    async def upsert(self, records: Sequence[FaceRecord]) -> None:
+        """Insert or replace faces; ids come from ``FaceRecord.id`` so re-upserting changes nothing."""
+
+    async def search(self, vector: np.ndarray, k: int = 10) -> list[FaceHit]:
+        """The ``k`` nearest faces, by ascending L2 distance."""
+
+    async def search_people(self, vector: np.ndarray, k: int = 5, per_person: int = 1) -> list[PersonHit]:
+        """The ``k`` nearest distinct people (by payload ``name``; a face with no name is its own person),
+        each with up to ``per_person`` of their nearest faces."""
+
+    async def get(self, point_id: str) -> FaceRecord | None:
+        """The face with this id, or None."""
+
+    async def delete(
+        self,
+        *,
+        image_url: str | None = None,
+        page_url: str | None = None,
+        name: str | None = None,
+        source: str | None = None,
+    ) -> int:
+        """Delete the faces matching every given field (at least one); returns how many were deleted."""
+
+    async def count(self) -> int:
+        """How many faces are stored."""
+
+    async def stats(self) -> StoreStats:
+        """Faces, people, models."""
+
+    async def scroll_points(self, offset: str | None, limit: int) -> tuple[list[StoredPoint], str | None]:
+        """A page of stored points in id order, and the offset of the next page (None at the end)."""
+
+    async def upsert_points(self, points: Sequence[StoredPoint]) -> None:
+        """Insert or replace raw points (the copy command's write path)."""
+
+    async def optimize(self) -> bool:
+        """Build the search index for what was added; True when something was built."""
+
+    async def close(self) -> None:
+        """Flush and release the store."""
+
+
+def check_vector(vector: Any) -> np.ndarray:
+    """A query or stored vector as 128 finite float32 values, or a clear ValueError."""
+    array = np.asarray(vector, dtype=np.float32)
+    if array.shape != (VECTOR_SIZE,):
+        raise ValueError(f"a face vector has {VECTOR_SIZE} values, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError("a face vector must not contain NaN or infinity")
+    return array
+
+
+def check_k(k: int, what: str = "k") -> int:
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"{what} must be a positive integer, got {k!r}")
+    return k
+
+
+def is_point_id(value: str) -> bool:
+    """Point ids are UUIDs; anything else names no point."""
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def record_points(records: Iterable[FaceRecord]) -> list[StoredPoint]:
+    """FaceRecords as points, each vector checked (a bad one names its photo)."""
+    points = []
+    for record in records:
+        try:
+            vector = check_vector(record.vector)
+        except ValueError as exc:
+            raise ValueError(f"face in {record.image_url}: {exc}") from None
+        points.append(StoredPoint(record.id, vector, record.payload()))
+    return points
+
+
+def delete_selector(
+    image_url: str | None = None,
+    page_url: str | None = None,
+    name: str | None = None,
+    source: str | None = None,
+) -> dict[str, str]:
+    """The given takedown fields as ``{field: value}``; all must match. At least one is required,
+    so a takedown can never empty the store by accident."""
+    given = {"image_url": image_url, "page_url": page_url, "name": name, "source": source}
+    selector = {field: value for field, value in given.items() if value is not None}
+    if not selector:
+        raise ValueError("delete needs at least one of image_url, page_url, name, source")
+    for field, value in selector.items():
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"delete: {field} must be a non-empty string")
+    return selector
+
+
+def finite_distance(score: float) -> float:
+    # Euclid scores are distances; guard against a backend returning a squared or NaN score.
+    return float(score) if math.isfinite(score) else float("inf")
+
+
+# -- people grouping -----------------------------------------------------------------------
+
+# nearest(limit, exclude_names, exclude_ids, only_name) -> nearest faces, ascending distance.
+NearestFaces = Callable[[int, Collection[str], Collection[str], "str | None"], Awaitable[list[FaceHit]]]
+
+
+def _person_key(hit: FaceHit) -> str | tuple[str, str]:
+    # A face with no name is its own person: key it by its point id.
+    return hit.name if hit.name is not None else ("id", hit.id)
+
+
+async def group_people(nearest: NearestFaces, k: int, per_person: int, first_limit: int) -> list[PersonHit]:
+    """The ``k`` nearest distinct people, each with up to ``per_person`` nearest faces, from a
+    plain nearest-faces search (for engines without server-side group-by).
+
+    Round one asks for ``first_limit`` faces. Faces come best first, so the people met in that
+    list, in order, are the nearest people. When there are fewer than ``k`` of them (one person
+    owns many near faces), the next round excludes everyone already found, so it can only
+    return new people: no round is wasted on the same crowd, and the loop ends after at most
+    ``k`` rounds. People short of ``per_person`` faces get them from a search filtered on their
+    name.
+    """
+    check_k(k)
+    check_k(per_person, "per_person")
+    people: dict[str | tuple[str, str], list[FaceHit]] = {}
+    exclude_names: set[str] = set()
+    exclude_ids: set[str] = set()
+    limit = max(first_limit, k * per_person)
+    saw_everything = False
+    first_round = True
+    while len(people) < k:
+        hits = await nearest(limit, exclude_names, exclude_ids, None)
+        for hit in hits:
+            people.setdefault(_person_key(hit), []).append(hit)
+        if len(hits) < limit:
+            # The search ran out of faces: every face not excluded was seen.
+            saw_everything = first_round
+            break
+        for key in people:
+            if isinstance(key, tuple):
+                exclude_ids.add(key[1])
+            else:
+                exclude_names.add(key)
+        first_round = False
+        limit = min(limit * 2, max(limit, 1024))
+    chosen = sorted(list(people.items())[:k], key=lambda item: item[1][0].distance)
+    result = []
+    for key, faces in chosen:
+        if isinstance(key, str) and len(faces) < per_person and not saw_everything:
+            faces = await nearest(per_person, (), (), key)
+        result.append(PersonHit(name=faces[0].name, faces=faces[:per_person]))
+    return result
+
+
+def merge_people(named: Sequence[PersonHit], unnamed: Sequence[FaceHit], k: int) -> list[PersonHit]:
+    """Named people (from a server-side group-by, which skips faces without a name) merged with
+    unnamed faces (each its own person), nearest first, ``k`` in all."""
+    people = list(named) + [PersonHit(name=None, faces=[hit]) for hit in unnamed]
+    people.sort(key=lambda person: person.distance)
+    return people[:k]

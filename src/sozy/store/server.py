@@ -1,0 +1,391 @@
+"""The Qdrant server face store (``AsyncQdrantClient``): for crawling and serving at once, and for scale.
+
+The same code runs on qdrant-client's local mode (``location=":memory:"`` or ``path=``),
+which speaks the same client API; that is how the tests exercise it. The calls that only
+a real server answers (cluster status) are isolated in ``_cluster_nodes`` and skipped in
+local mode.
+
+Wait semantics: every write uses ``wait=True``. An upsert returns once Qdrant has applied
+it, so when the crawler records a photo as done its faces are searchable and an error is
+reported to the caller that can act on it, and a fast crawler is paced by the server
+instead of piling up an unbounded update queue. A delete returns once the faces are gone,
+so a takedown is complete when the command says so. Batching (``store.upsert_batch``)
+pays for the round trip.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import re
+import warnings
+from collections.abc import Collection, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import numpy as np
+from qdrant_client import AsyncQdrantClient
+from qdrant_client import models as m
+from qdrant_client.common.client_exceptions import QdrantException
+from qdrant_client.http.exceptions import ApiException
+
+from sozy.config import StoreSettings
+from sozy.records import VECTOR_SIZE, FaceHit, FaceRecord, PersonHit
+
+from .base import (
+    KEYWORD_FIELDS,
+    NAME_FIELD,
+    StoredPoint,
+    StoreError,
+    StoreInUse,
+    StoreMismatch,
+    StoreStats,
+    check_k,
+    check_vector,
+    delete_selector,
+    is_point_id,
+    merge_people,
+    record_points,
+)
+
+log = logging.getLogger(__name__)
+
+# The query API (query_points, query_points_groups) and facet counts need Qdrant 1.12+.
+MIN_SERVER_VERSION = (1, 12)
+# With a cluster: shards per node (room to rebalance when a node is added) and copies of each shard.
+SHARDS_PER_NODE = 2
+CLUSTER_REPLICATION = 2
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [ApiException, QdrantException, ConnectionError, TimeoutError]
+    try:
+        import httpx
+
+        errors.append(httpx.HTTPError)
+    except ImportError:  # pragma: no cover - httpx is a qdrant-client dependency
+        pass
+    try:
+        import grpc
+
+        errors.append(grpc.RpcError)
+    except ImportError:  # pragma: no cover - grpcio is a qdrant-client dependency
+        pass
+    return tuple(errors)
+
+
+_SERVER_ERRORS = _connection_errors()
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    """``"v1.12.4"`` → ``(1, 12, 4)``; missing parts are 0."""
+    numbers = [int(n) for n in re.findall(r"\d+", text)[:3]]
+    if not numbers:
+        raise ValueError(f"not a version: {text!r}")
+    padded = numbers + [0, 0]
+    return padded[0], padded[1], padded[2]
+
+
+def check_server_version(server: str, client: str | None = None) -> list[str]:
+    """Refuse a server too old for the calls Sozy makes; return warnings for a client/server
+    skew beyond one minor version (Qdrant's own compatibility rule)."""
+    version = parse_version(server)
+    if version[:2] < MIN_SERVER_VERSION:
+        need = ".".join(map(str, MIN_SERVER_VERSION))
+        raise StoreError(
+            f"Qdrant server {server} is too old: Sozy needs {need} or newer (query API, facet counts); "
+            f"upgrade the server (the qdrant/qdrant image in docker-compose.yml is pinned to a supported version)"
+        )
+    notes = []
+    if client:
+        mine = parse_version(client)
+        if mine[0] != version[0] or abs(mine[1] - version[1]) > 1:
+            notes.append(
+                f"qdrant-client {client} and Qdrant server {server} are more than one minor version apart; "
+                "upgrade whichever is older"
+            )
+    return notes
+
+
+class ServerStore:
+    """The server backend. Open with ``await ServerStore.open(settings)`` (or ``location``/``path``
+    for qdrant-client's local mode)."""
+
+    backend = "server"
+
+    def __init__(self, client: AsyncQdrantClient, settings: StoreSettings, *, remote: bool, where: str) -> None:
+        self._client = client
+        self._settings = settings
+        self.collection = settings.collection
+        self.remote = remote
+        self.where = where
+        self.server_version = ""
+        self.nodes = 1
+
+    @classmethod
+    async def open(
+        cls,
+        settings: StoreSettings,
+        *,
+        location: str | None = None,
+        path: str | None = None,
+    ) -> ServerStore:
+        """Connect, check the server version, create the collection if missing (or refuse a
+        mismatched one), and ensure the payload indexes.
+
+        ``settings.url`` is the server; ``location=":memory:"`` or ``path=...`` selects
+        qdrant-client's local mode instead.
+        """
+        remote = location is None and path is None
+        where = settings.url if remote else (path or location or "")
+        try:
+            if remote:
+                client = AsyncQdrantClient(
+                    url=settings.url,
+                    api_key=settings.api_key or None,
+                    prefer_grpc=settings.prefer_grpc,
+                    timeout=max(1, int(settings.timeout_s)),
+                    # Checked below, once, with a clear error instead of a background warning.
+                    check_compatibility=False,
+                )
+            else:
+                client = AsyncQdrantClient(location=location, path=path)
+        except RuntimeError as exc:
+            if "already accessed" in str(exc):
+                raise StoreInUse(
+                    f"the local Qdrant store {where} is in use by another client; stop that process first, "
+                    "or use a Qdrant server (store.url) to share a store"
+                ) from None
+            raise
+        store = cls(client, settings, remote=remote, where=where)
+        try:
+            with store._errors("connecting to"):
+                await store._setup()
+        except BaseException:
+            await client.close()
+            raise
+        return store
+
+    async def _setup(self) -> None:
+        info = await self._client.info()
+        self.server_version = info.version
+        for note in check_server_version(info.version, importlib.metadata.version("qdrant-client")):
+            log.warning(note)
+        if self.remote:
+            self.nodes = await _cluster_nodes(self._client)
+        if await self._client.collection_exists(self.collection):
+            await self._check_collection()
+        else:
+            await self._create_collection()
+        await self._ensure_indexes()
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except (StoreError, ValueError):
+            raise
+        except _SERVER_ERRORS as exc:
+            text = str(exc).strip() or type(exc).__name__
+            hint = " (check store.api_key)" if re.search(r"\b(401|403)\b|unauthori[sz]ed|forbidden", text, re.I) else ""
+            raise StoreError(f"Qdrant at {self.where}: {doing} collection {self.collection!r} failed: {text}{hint}") from exc
+
+    async def _check_collection(self) -> None:
+        info = await self._client.get_collection(self.collection)
+        vectors = info.config.params.vectors
+        if not isinstance(vectors, m.VectorParams):
+            names = sorted(vectors or {})
+            raise StoreMismatch(
+                f"collection {self.collection!r} at {self.where} has named vectors {names}, not Sozy's single "
+                "face vector; set store.collection to another name"
+            )
+        if vectors.size != VECTOR_SIZE or vectors.distance != m.Distance.EUCLID:
+            raise StoreMismatch(
+                f"collection {self.collection!r} at {self.where} holds {vectors.size}-d {vectors.distance.value} "
+                f"vectors; Sozy stores {VECTOR_SIZE}-d Euclid (dlib face descriptors). Set store.collection to "
+                "another name, or delete that collection if it is a leftover"
+            )
+
+    async def _create_collection(self) -> None:
+        cluster: dict[str, Any] = {}
+        if self.nodes > 1:
+            cluster = {
+                "shard_number": SHARDS_PER_NODE * self.nodes,
+                "replication_factor": min(CLUSTER_REPLICATION, self.nodes),
+            }
+            log.info("Qdrant cluster of %d nodes: collection %r gets %s", self.nodes, self.collection, cluster)
+        try:
+            await self._client.create_collection(
+                self.collection,
+                vectors_config=m.VectorParams(size=VECTOR_SIZE, distance=m.Distance.EUCLID),
+                hnsw_config=m.HnswConfigDiff(m=self._settings.hnsw_m, ef_construct=self._settings.hnsw_ef_construct),
+                quantization_config=m.ScalarQuantization(
+                    scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, quantile=0.99, always_ram=True)
+                ),
+                **cluster,
+            )
+        except _SERVER_ERRORS:
+            # Another process (a second crawler) may have created it a moment ago.
+            if not await self._client.collection_exists(self.collection):
+                raise
+            await self._check_collection()
+
+    async def _ensure_indexes(self) -> None:
+        info = await self._client.get_collection(self.collection)
+        with warnings.catch_warnings():
+            # Local mode accepts payload indexes but warns that they have no effect there.
+            warnings.filterwarnings("ignore", message="Payload indexes have no effect")
+            for field in KEYWORD_FIELDS:
+                if field not in info.payload_schema:
+                    await self._client.create_payload_index(
+                        self.collection, field, m.PayloadSchemaType.KEYWORD, wait=True
+                    )
+
+    # -- writes -------------------------------------------------------------------------
+
+    async def upsert(self, records: Sequence[FaceRecord]) -> None:
+        """Insert or replace faces, batched, each batch applied before the next (``wait=True``)."""
+        await self.upsert_points(record_points(records))
+
+    async def upsert_points(self, points: Sequence[StoredPoint]) -> None:
+        batch = max(1, self._settings.upsert_batch)
+        for start in range(0, len(points), batch):
+            structs = [
+                m.PointStruct(id=p.id, vector=check_vector(p.vector).tolist(), payload=p.payload)
+                for p in points[start : start + batch]
+            ]
+            with self._errors("writing to"):
+                await self._client.upsert(self.collection, points=structs, wait=True)
+
+    async def delete(
+        self,
+        *,
+        image_url: str | None = None,
+        page_url: str | None = None,
+        name: str | None = None,
+        source: str | None = None,
+    ) -> int:
+        """Delete the faces matching every given field; returns how many were deleted."""
+        selector = delete_selector(image_url, page_url, name, source)
+        flt = m.Filter(must=[m.FieldCondition(key=k, match=m.MatchValue(value=v)) for k, v in selector.items()])
+        with self._errors("deleting from"):
+            matching = (await self._client.count(self.collection, count_filter=flt, exact=True)).count
+            if matching:
+                await self._client.delete(self.collection, points_selector=m.FilterSelector(filter=flt), wait=True)
+        return matching
+
+    async def optimize(self) -> bool:
+        """Nothing to do: the server builds its index in the background as points arrive."""
+        return False
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    # -- reads --------------------------------------------------------------------------
+
+    def _search_params(self, limit: int) -> m.SearchParams | None:
+        if not self.remote:
+            return None  # local mode is exact and warns that search params have no effect
+        return m.SearchParams(
+            hnsw_ef=max(self._settings.search_ef, limit),
+            quantization=m.QuantizationSearchParams(rescore=True),
+        )
+
+    async def _nearest(self, vector: np.ndarray, limit: int, flt: m.Filter | None = None) -> list[FaceHit]:
+        with self._errors("searching"):
+            response = await self._client.query_points(
+                self.collection,
+                query=vector.tolist(),
+                query_filter=flt,
+                limit=limit,
+                with_payload=True,
+                search_params=self._search_params(limit),
+            )
+        return [FaceHit(id=str(p.id), distance=float(p.score), payload=dict(p.payload or {})) for p in response.points]
+
+    async def search(self, vector: np.ndarray, k: int = 10) -> list[FaceHit]:
+        """The ``k`` nearest faces, by ascending L2 distance."""
+        return await self._nearest(check_vector(vector), check_k(k))
+
+    async def search_people(self, vector: np.ndarray, k: int = 5, per_person: int = 1) -> list[PersonHit]:
+        """The ``k`` nearest distinct people, grouped by the server (``query_points_groups``).
+
+        Qdrant's group-by skips points without the field, and a face with no name is a
+        person of its own, so the nearest unnamed faces come from a second query and the
+        two lists are merged by distance.
+        """
+        query = check_vector(vector)
+        check_k(k)
+        check_k(per_person, "per_person")
+        with self._errors("searching"):
+            groups = await self._client.query_points_groups(
+                self.collection,
+                query=query.tolist(),
+                group_by=NAME_FIELD,
+                limit=k,
+                group_size=per_person,
+                with_payload=True,
+                search_params=self._search_params(k * per_person),
+            )
+        named = [
+            PersonHit(
+                name=str(group.id),
+                faces=[FaceHit(id=str(p.id), distance=float(p.score), payload=dict(p.payload or {})) for p in group.hits],
+            )
+            for group in groups.groups
+            if group.hits
+        ]
+        unnamed_filter = m.Filter(must=[m.IsEmptyCondition(is_empty=m.PayloadField(key=NAME_FIELD))])
+        unnamed = await self._nearest(query, k, unnamed_filter)
+        return merge_people(named, unnamed, k)
+
+    async def get(self, point_id: str) -> FaceRecord | None:
+        """The face with this id, or None."""
+        if not is_point_id(point_id):
+            return None
+        with self._errors("reading"):
+            records = await self._client.retrieve(self.collection, ids=[str(point_id)], with_payload=True, with_vectors=True)
+        if not records:
+            return None
+        return FaceRecord.from_payload(dict(records[0].payload or {}), np.asarray(records[0].vector, dtype=np.float32))
+
+    async def count(self) -> int:
+        with self._errors("counting"):
+            return (await self._client.count(self.collection, exact=True)).count
+
+    async def stats(self) -> StoreStats:
+        with self._errors("reading"):
+            faces = (await self._client.count(self.collection, exact=True)).count
+            limit = max(faces, 1)  # distinct values can't outnumber faces: an exact, bounded facet
+            people = await self._client.facet(self.collection, key=NAME_FIELD, limit=limit, exact=True)
+            models = await self._client.facet(self.collection, key="model", limit=limit, exact=True)
+            info = await self._client.get_collection(self.collection)
+        return StoreStats(
+            faces=faces,
+            people=len(people.hits),
+            models=sorted(str(h.value) for h in models.hits),
+            backend=self.backend,
+            collection=self.collection,
+            indexed=info.indexed_vectors_count if self.remote else None,
+        )
+
+    async def scroll_points(self, offset: str | None, limit: int) -> tuple[list[StoredPoint], str | None]:
+        """A page of points in id order and the next page's offset (None at the end)."""
+        with self._errors("reading"):
+            records, next_offset = await self._client.scroll(
+                self.collection, offset=offset, limit=check_k(limit, "limit"), with_payload=True, with_vectors=True
+            )
+        points = [StoredPoint(str(r.id), np.asarray(r.vector, dtype=np.float32), dict(r.payload or {})) for r in records]
+        return points, (None if next_offset is None else str(next_offset))
+
+
+async def _cluster_nodes(client: AsyncQdrantClient) -> int:
+    """Peers in the server's cluster, 1 when distributed mode is off. Server-only (REST)."""
+    try:
+        status = (await client.http.distributed_api.cluster_status()).result
+    except _SERVER_ERRORS as exc:
+        log.warning("could not read Qdrant's cluster status (%s); assuming a single node", exc)
+        return 1
+    if status is None or getattr(status, "status", "disabled") != "enabled":
+        return 1
+    return max(1, len(getattr(status, "peers", {}) or {}))
