@@ -1,0 +1,82 @@
+"""API test fixtures: one real face engine (1 worker) and one real embedded store for the session.
+
+The store holds every shared photo's faces except ``index.HELD_OUT``. Apps
+are built per test with ``api_client(...)`` (any settings overrides), talk
+to the real engine and store, and are driven through httpx's ASGI transport
+with their lifespan running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from sozy.api import create_app
+from sozy.api.remote import RemoteImages
+from sozy.config import EngineSettings, Settings
+from sozy.faces.engine import FaceEngine
+from sozy.records import FaceRecord
+from sozy.store import open_store
+
+from .index import shared_records
+
+ADMIN_KEY = "test-admin-key-6f1d9a3e"
+ApiClient = Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+def base_settings(data_dir: str, **overrides: Any) -> Settings:
+    """Settings for an API under test: 1 engine worker, no rate limit unless asked."""
+    defaults: dict[str, Any] = {"engine.workers": 1, "api.rate_limit_per_minute": 0}
+    return Settings(data_dir=data_dir).replace(**{**defaults, **overrides})
+
+
+@pytest.fixture(scope="session")
+def index_records(shared_embeddings, face_photos, faces_dir) -> list[FaceRecord]:
+    people = {str(p.path.relative_to(faces_dir)): p.people for p in face_photos}
+    return shared_records(shared_embeddings, people, faces_dir)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def engine() -> AsyncIterator[FaceEngine]:
+    async with FaceEngine(EngineSettings(workers=1)) as started:
+        yield started
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def store(tmp_path_factory, index_records):
+    settings = Settings(data_dir=str(tmp_path_factory.mktemp("api-store")))
+    opened = await open_store(settings)
+    await opened.upsert(index_records)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def api_client(engine, store, tmp_path) -> ApiClient:
+    """``async with api_client(**{"api.queue_limit": 1}) as client: ...``
+
+    Keyword ``store=`` swaps the store, ``remote=`` the image_url fetcher,
+    ``client=(host, port)`` the caller's address; other keywords are settings.
+    """
+
+    @contextlib.asynccontextmanager
+    async def open_client(
+        *,
+        store_: Any = None,
+        remote: RemoteImages | None = None,
+        client: tuple[str, int] = ("127.0.0.1", 50000),
+        **overrides: Any,
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        settings = base_settings(str(tmp_path / "data"), **overrides)
+        app = create_app(settings, engine=engine, store=store_ or store, remote=remote)
+        transport = httpx.ASGITransport(app=app, client=client)
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=transport, base_url="http://sozy.test", timeout=60) as http:
+                yield http
+
+    return open_client
