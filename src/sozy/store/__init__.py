@@ -26,23 +26,26 @@ __all__ = [
 ]
 
 
-async def open_store(settings: Settings, **options: object) -> FaceStore:
-    """Open the store the settings name. ``options`` go to the embedded backend's ``open``
-    (``optimize_on_open``, ``optimize_every``) and are ignored by the server backend."""
+async def open_store(settings: Settings, *, create: bool = True, **options: object) -> FaceStore:
+    """Open the store the settings name; ``create=False`` refuses to create a missing one.
+
+    ``options`` go to the embedded backend's ``open`` (``optimize_on_open``,
+    ``optimize_every``) and are ignored by the server backend.
+    """
     url = settings.store.url.strip()
     if url.startswith(LOCAL_PREFIX):
         from .server import ServerStore
 
         target = url[len(LOCAL_PREFIX) :]
         if target == ":memory:":
-            return await ServerStore.open(settings.store, location=":memory:")
+            return await ServerStore.open(settings.store, location=":memory:", create=create)
         if not target:
             raise StoreError("store.url 'local:' needs a path (local:/var/lib/sozy/qdrant) or local::memory:")
-        return await ServerStore.open(settings.store, path=target)
+        return await ServerStore.open(settings.store, path=target, create=create)
     if url:
         from .server import ServerStore
 
-        return await ServerStore.open(settings.store)
+        return await ServerStore.open(settings.store, create=create)
     from .edge import EmbeddedStore
 
-    return await EmbeddedStore.open(settings.store_path, settings.store, **options)  # type: ignore[arg-type]
+    return await EmbeddedStore.open(settings.store_path, settings.store, create=create, **options)  # type: ignore[arg-type]

@@ -231,19 +231,22 @@ class EmbeddedStore:
         root: Path,
         settings: StoreSettings,
         *,
+        create: bool = True,
         optimize_on_open: bool = True,
         optimize_every: int = DEFAULT_OPTIMIZE_EVERY,
         indexing_threshold_kb: int = DEFAULT_INDEXING_THRESHOLD_KB,
     ) -> EmbeddedStore:
-        """Open (or create) the store ``root/<collection>``.
+        """Open (or, unless ``create=False``, create) the store ``root/<collection>``.
 
         ``optimize_on_open`` builds the index first when many faces are unindexed (a crawl
         that was killed), so searches are fast from the first one. ``optimize_every``
         (0 = never) builds it after that many new faces.
         """
         root = Path(root)
-        root.mkdir(parents=True, exist_ok=True)
         shard_dir = root / settings.collection
+        if not create and not (shard_dir / "edge_config.json").is_file():
+            raise StoreError(f"there is no face store at {shard_dir}")
+        root.mkdir(parents=True, exist_ok=True)
         lock = StoreLock(root / f"{settings.collection}.lock")
         lock.acquire(shard_dir)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sozy-store")

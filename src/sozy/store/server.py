@@ -129,12 +129,13 @@ class ServerStore:
         *,
         location: str | None = None,
         path: str | None = None,
+        create: bool = True,
     ) -> ServerStore:
         """Connect, check the server version, create the collection if missing (or refuse a
         mismatched one), and ensure the payload indexes.
 
         ``settings.url`` is the server; ``location=":memory:"`` or ``path=...`` selects
-        qdrant-client's local mode instead.
+        qdrant-client's local mode instead. ``create=False`` refuses a missing collection.
         """
         remote = location is None and path is None
         where = settings.url if remote else (path or location or "")
@@ -160,13 +161,13 @@ class ServerStore:
         store = cls(client, settings, remote=remote, where=where)
         try:
             with store._errors("connecting to"):
-                await store._setup()
+                await store._setup(create)
         except BaseException:
             await client.close()
             raise
         return store
 
-    async def _setup(self) -> None:
+    async def _setup(self, create: bool) -> None:
         info = await self._client.info()
         self.server_version = info.version
         for note in check_server_version(info.version, importlib.metadata.version("qdrant-client")):
@@ -175,6 +176,8 @@ class ServerStore:
             self.nodes = await _cluster_nodes(self._client)
         if await self._client.collection_exists(self.collection):
             await self._check_collection()
+        elif not create:
+            raise StoreError(f"there is no collection {self.collection!r} at {self.where}")
         else:
             await self._create_collection()
         await self._ensure_indexes()
@@ -278,7 +281,8 @@ class ServerStore:
         """Nothing to do: the server builds its index in the background as points arrive."""
         return False
 
-    async def close(self) -> None:
+    async def close(self, *, optimize: bool = True) -> None:
+        """Close the connection (``optimize`` is for the embedded backend's signature: the server indexes by itself)."""
         await self._client.close()
 
     # -- reads --------------------------------------------------------------------------

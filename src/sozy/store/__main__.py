@@ -1,0 +1,260 @@
+"""``python -m sozy.store``: inspect, index, take down from and copy face stores.
+
+Exit status: 0 done, 1 could not do it (one line on stderr says why), 2 bad command line,
+130 interrupted (a copy resumes where it stopped when run again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from sozy.config import ConfigError, Settings, load_settings
+from sozy.logs import setup_logging
+
+from . import open_store
+from .base import FaceStore, StoreError
+from .copy import Checkpoint, CopyProgress, copy_store
+
+PROG = "python -m sozy.store"
+
+LOCATIONS = """\
+A LOCATION is one of:
+  http://HOST:6333, https://...   a Qdrant server (API key from --from-api-key/--to-api-key,
+                                  else store.api_key / SOZY_STORE_API_KEY)
+  local:PATH                      qdrant-client's local mode in PATH (small stores, tests)
+  PATH                            an embedded store directory (the default one is
+                                  DATA_DIR/store, e.g. data/store)
+"""
+
+
+class CommandError(Exception):
+    """The command cannot start or finish; the message is the one line printed."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Inspect, index, take down from and copy Sozy face stores.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "The store is the embedded one in DATA_DIR/store unless store.url (--url, SOZY_STORE_URL) names "
+            "a Qdrant server.\nThe embedded store serves one process at a time: stop the crawler or the API "
+            "before using these commands on it.\n\n" + LOCATIONS
+        ),
+    )
+    parser.add_argument("--config", metavar="FILE", help="TOML settings file (default: $SOZY_CONFIG or config/sozy.toml)")
+    parser.add_argument("--data-dir", metavar="DIR", help="data directory; the embedded store is DIR/store (setting data_dir)")
+    parser.add_argument("--url", metavar="URL", help="use the Qdrant server at URL instead of the embedded store (store.url)")
+    parser.add_argument("--api-key", metavar="KEY", help="API key of that server (store.api_key)")
+    parser.add_argument("--collection", metavar="NAME", help="collection name (store.collection, default 'faces')")
+    parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING (default: log_level setting)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    stats = commands.add_parser("stats", help="faces, people, models and index state of the store")
+    stats.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+    commands.add_parser(
+        "optimize",
+        help="build the embedded store's search index now (the crawler does it when it closes)",
+        description="Build the HNSW search index for faces not yet indexed. Embedded store only: "
+        "a Qdrant server indexes in the background by itself.",
+    )
+
+    delete = commands.add_parser(
+        "delete",
+        help="take down faces: by image URL, page URL, person name or source",
+        description="Delete every face that matches ALL the given fields (at least one is required). "
+        "Prints how many faces were deleted.",
+    )
+    delete.add_argument("--image-url", metavar="URL", help="faces from this image URL")
+    delete.add_argument("--page-url", metavar="URL", help="faces from photos found on this page")
+    delete.add_argument("--name", metavar="NAME", help="faces labelled with this person's name")
+    delete.add_argument("--source", metavar="SOURCE", help="faces from this source (wikidata, urls, pages, search, folder)")
+
+    copy = commands.add_parser(
+        "copy",
+        help="copy all faces from one store to another (embedded -> server and back)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Copy every face, with its id and payload, from one store to another, in batches. "
+        "Resumable: after each batch the position goes to a checkpoint file; run the same command again "
+        "after an interruption and it goes on from there. Writes are idempotent (same ids), so faces "
+        "already in the target are just rewritten.",
+        epilog=LOCATIONS,
+    )
+    copy.add_argument("--from", dest="source", required=True, metavar="LOCATION", help="where the faces are")
+    copy.add_argument("--to", dest="target", required=True, metavar="LOCATION", help="where they go")
+    copy.add_argument("--from-collection", metavar="NAME", help="source collection (default: --collection / store.collection)")
+    copy.add_argument("--to-collection", metavar="NAME", help="target collection (default: the source collection's name)")
+    copy.add_argument("--from-api-key", metavar="KEY", help="API key of a source server (default: store.api_key)")
+    copy.add_argument("--to-api-key", metavar="KEY", help="API key of a target server (default: store.api_key)")
+    copy.add_argument("--batch", type=int, default=1000, metavar="N", help="faces per batch (default 1000)")
+    copy.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="checkpoint file (default: DATA_DIR/store-copy-<hash of source and target>.json)",
+    )
+    copy.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and copy from the start")
+    return parser
+
+
+def location_settings(settings: Settings, location: str, collection: str, api_key: str | None) -> Settings:
+    """Settings whose store is ``location`` (see LOCATIONS)."""
+    changes: dict[str, Any] = {"store.collection": collection}
+    if location.startswith(("http://", "https://", "local:")):
+        changes["store.url"] = location
+        if api_key is not None:
+            changes["store.api_key"] = api_key
+    else:
+        changes["store.url"] = ""
+        changes["store.path"] = str(Path(location).expanduser().resolve())
+    return settings.replace(**changes)
+
+
+def describe(settings: Settings) -> str:
+    where = settings.store.url or str(settings.store_path)
+    return f"{where}#{settings.store.collection}"
+
+
+def _print_stats(store: FaceStore, stats: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(asdict(stats)))
+        return
+    print(f"backend:    {stats.backend} ({getattr(store, 'path', None) or getattr(store, 'where', '')})")
+    print(f"collection: {stats.collection}")
+    print(f"faces:      {stats.faces:,}")
+    print(f"people:     {stats.people:,} distinct names")
+    print(f"models:     {', '.join(stats.models) or '-'}")
+    if stats.indexed is not None:
+        print(f"indexed:    {stats.indexed:,} of {stats.faces:,} faces in the search index")
+
+
+async def run_stats(settings: Settings, as_json: bool) -> None:
+    store = await open_store(settings, create=False, optimize_on_open=False, optimize_every=0)
+    try:
+        _print_stats(store, await store.stats(), as_json)
+    finally:
+        await store.close(optimize=False)
+
+
+async def run_optimize(settings: Settings) -> None:
+    if settings.store.url:
+        raise CommandError("optimize is for the embedded store: a Qdrant server indexes in the background by itself")
+    store = await open_store(settings, create=False, optimize_on_open=False, optimize_every=0)
+    try:
+        started = time.perf_counter()
+        built = await store.optimize()
+        count = await store.count()
+    finally:
+        await store.close(optimize=False)
+    what = "built" if built else "already up to date"
+    print(f"search index of {count:,} faces {what} ({time.perf_counter() - started:.1f} s)")
+
+
+async def run_delete(settings: Settings, fields: dict[str, str | None]) -> None:
+    if not any(fields.values()):
+        raise CommandError("delete needs at least one of --image-url, --page-url, --name, --source")
+    store = await open_store(settings, create=False, optimize_on_open=False, optimize_every=0)
+    try:
+        deleted = await store.delete(**fields)
+    finally:
+        await store.close(optimize=False)
+    print(f"deleted {deleted:,} faces")
+
+
+class ProgressLine:
+    """Copy progress on stderr: a line every few seconds (or a live line on a terminal)."""
+
+    def __init__(self, every_s: float = 2.0) -> None:
+        self.every_s = every_s
+        self.last = 0.0
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, progress: CopyProgress) -> None:
+        now = time.monotonic()
+        done = progress.copied >= progress.total
+        if not done and now - self.last < self.every_s:
+            return
+        self.last = now
+        share = f" ({100 * progress.copied / progress.total:.0f}%)" if progress.total else ""
+        line = f"copied {progress.copied:,} of {progress.total:,} faces{share}, {progress.rate:,.0f} faces/s"
+        if self.tty:
+            print("\r" + line, end="\n" if done else "", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+
+async def run_copy(settings: Settings, args: argparse.Namespace) -> None:
+    source_collection = args.from_collection or settings.store.collection
+    source = location_settings(settings, args.source, source_collection, args.from_api_key)
+    target = location_settings(settings, args.target, args.to_collection or source_collection, args.to_api_key)
+    if describe(source) == describe(target):
+        raise CommandError(f"--from and --to are the same store ({describe(source)})")
+    if args.batch < 1:
+        raise CommandError("--batch must be at least 1")
+    key = hashlib.sha256(f"{describe(source)}\n{describe(target)}".encode()).hexdigest()[:12]
+    checkpoint_path = Path(args.checkpoint) if args.checkpoint else settings.data_path / f"store-copy-{key}.json"
+    checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = Checkpoint(checkpoint_path, describe(source), describe(target))
+    if args.restart:
+        checkpoint.clear()
+    src = await open_store(source, create=False, optimize_on_open=False, optimize_every=0)
+    try:
+        # The target indexes once, when it closes, rather than after every 200k faces.
+        dst = await open_store(target, optimize_on_open=False, optimize_every=0)
+        try:
+            print(f"copying {describe(source)} -> {describe(target)}", file=sys.stderr)
+            copied = await copy_store(src, dst, batch=args.batch, checkpoint=checkpoint, on_progress=ProgressLine())
+            if dst.backend == "embedded":
+                print("building the target's search index...", file=sys.stderr, flush=True)
+        finally:
+            await dst.close()
+    finally:
+        await src.close(optimize=False)
+    print(f"copied {copied:,} faces to {describe(target)}")
+
+
+async def run(args: argparse.Namespace) -> None:
+    overrides = {
+        "data_dir": args.data_dir,
+        "log_level": args.log_level,
+        "store.url": args.url,
+        "store.api_key": args.api_key,
+        "store.collection": args.collection,
+    }
+    settings = load_settings(args.config, overrides=overrides)
+    setup_logging(settings.log_level if args.log_level else "WARNING")
+    if args.command == "stats":
+        await run_stats(settings, args.json)
+    elif args.command == "optimize":
+        await run_optimize(settings)
+    elif args.command == "delete":
+        fields = {"image_url": args.image_url, "page_url": args.page_url, "name": args.name, "source": args.source}
+        await run_delete(settings, fields)
+    elif args.command == "copy":
+        await run_copy(settings, args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        asyncio.run(run(args))
+    except KeyboardInterrupt:
+        hint = "; run the same command again to resume" if args.command == "copy" else ""
+        print(f"{PROG}: interrupted{hint}", file=sys.stderr)
+        return 130
+    except (CommandError, StoreError, ConfigError, ValueError, OSError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
