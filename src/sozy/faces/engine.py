@@ -301,6 +301,11 @@ class FaceEngine:
         """Process ids of the live workers."""
         return [w.pid for w in self._workers if w.proc.returncode is None]
 
+    @property
+    def busy_pids(self) -> list[int]:
+        """Process ids of the workers running a task right now."""
+        return [w.pid for w in self._workers if w.running]
+
     # -- life cycle ------------------------------------------------------------------------
 
     async def __aenter__(self) -> FaceEngine:
@@ -366,9 +371,12 @@ class FaceEngine:
             _fail(self._pending.popleft(), error)
         workers, self._workers = self._workers, []
         for w in workers:
+            busy = bool(w.running)
             w.retired = True
             self._finish(w, error)
             w.writer.close()  # end of input: an idle worker exits by itself
+            if busy:  # its task was failed above; nothing is worth waiting for
+                _kill(w)
         await asyncio.gather(*(self._stop(w) for w in workers), return_exceptions=True)
         await asyncio.gather(*self._respawns, return_exceptions=True)
         _LIVE_ENGINES.discard(self)
