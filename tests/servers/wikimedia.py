@@ -194,6 +194,7 @@ class WikimediaServer:
         self.requests: list[RecordedRequest] = []
         # Set to (code, info) to make the Wikidata API answer with a MediaWiki error object.
         self.wikidata_error: tuple[str, str] | None = None
+        self.robots_txt = "User-agent: *\nAllow: /\n"
         self._server: TestServer | None = None
 
     # -- addresses --
@@ -267,7 +268,7 @@ class WikimediaServer:
         return params
 
     async def _robots(self, request: web.Request) -> web.Response:
-        return web.Response(text="User-agent: *\nAllow: /\n")
+        return web.Response(text=self.robots_txt)
 
     # -- Wikidata --
 
@@ -365,7 +366,7 @@ class WikimediaServer:
             if canonical != title:
                 normalized.append({"from": title, "to": canonical})
             found = self.files.get(canonical)
-            if found is None or (found.photo is None and found.mime_type != "image/svg+xml"):
+            if found is None:
                 missing_id -= 1
                 pages[str(missing_id)] = {"ns": 6, "title": canonical, "missing": "", "known": ""}
                 continue
