@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,7 +27,15 @@ from sozy.store import open_store
 from .index import shared_records
 
 ADMIN_KEY = "test-admin-key-6f1d9a3e"
+API_TESTS = Path(__file__).resolve().parent
 ApiClient = Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Async API tests share the session's event loop: the engine and store fixtures live on it."""
+    for item in items:
+        if pytest_asyncio.is_async_test(item) and API_TESTS in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.asyncio(loop_scope="session"), append=False)
 
 
 def base_settings(data_dir: str, **overrides: Any) -> Settings:

@@ -10,8 +10,6 @@ import pytest
 from .images import landscape, pixel_bomb, truncated
 from .index import HELD_OUT
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
-
 
 def error_of(response) -> str:
     body = response.json()

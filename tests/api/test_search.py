@@ -9,8 +9,6 @@ import pytest
 
 from .index import HELD_OUT
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
-
 MATCH_KEYS = {
     "name", "distance", "similarity", "same_person", "face_id", "image_url",
     "page_url", "box", "thumbnail_url", "license", "attribution",

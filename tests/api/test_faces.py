@@ -1,0 +1,96 @@
+"""GET /v1/faces/{id}, GET /v1/stats and the takedown route."""
+
+from __future__ import annotations
+
+import pytest
+
+from sozy.config import Settings
+from sozy.store import open_store
+
+from .conftest import ADMIN_KEY
+from .index import HELD_OUT, photo_url
+
+
+async def test_get_face_returns_the_stored_record(api_client, faces_dir, index_records):
+    async with api_client() as client:
+        search = (await client.post("/v1/search", files={"image": ("a.jpg", (faces_dir / HELD_OUT).read_bytes(), "image/jpeg")})).json()
+        match = search["faces"][0]["matches"][0]
+        response = await client.get(f"/v1/faces/{match['face_id']}")
+    assert response.status_code == 200
+    face = response.json()
+    assert face["id"] == match["face_id"]
+    assert face["name"] == match["name"] == "obama"
+    assert face["image_url"] == match["image_url"]
+    assert face["box"] == match["box"]
+    stored = next(r for r in index_records if r.id == face["id"])
+    assert (face["image_width"], face["image_height"]) == (stored.image_width, stored.image_height)
+    assert face["source"] == "folder" and face["model"] == stored.model
+    assert "vector" not in face
+
+
+async def test_stats(api_client, engine, index_records):
+    async with api_client() as client:
+        response = await client.get("/v1/stats")
+    assert response.status_code == 200
+    stats = response.json()
+    assert stats["faces"] == len(index_records)
+    assert stats["people"] == len({r.name for r in index_records if r.name})
+    assert stats["model"] == engine.model_id
+    assert stats["backend"] == "embedded"
+    assert stats["engine"] == {"workers": 1, "device": "cpu"}
+
+
+@pytest.fixture
+async def small_store(tmp_path, index_records):
+    """A store of its own: takedowns must not change the shared one."""
+    opened = await open_store(Settings(data_dir=str(tmp_path / "takedown")))
+    await opened.upsert(index_records)
+    yield opened
+    await opened.close()
+
+
+async def test_takedown_is_off_without_an_admin_key(api_client, store):
+    async with api_client() as client:
+        response = await client.delete("/v1/faces", params={"name": "obama"}, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert await store.count() > 0
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer wrong-key", f"Basic {ADMIN_KEY}", f"Bearer {ADMIN_KEY}x", f"Bearer {ADMIN_KEY[:-1]}", "Bearer ключ".encode()],
+)
+async def test_takedown_needs_the_right_key(api_client, store, authorization):
+    headers = {} if authorization is None else {"Authorization": authorization}
+    before = await store.count()
+    async with api_client(**{"api.admin_key": ADMIN_KEY}) as client:
+        response = await client.delete("/v1/faces", params={"name": "obama"}, headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert await store.count() == before
+
+
+async def test_takedown_deletes_by_image_url_page_url_and_name(api_client, small_store, faces_dir, index_records):
+    auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    by_name = sum(1 for r in index_records if r.name == "obama")
+    biden_url = photo_url("https://photos.example.org", "biden/biden.jpg")
+    async with api_client(store_=small_store, **{"api.admin_key": ADMIN_KEY}) as client:
+        nothing = await client.delete("/v1/faces", headers=auth)
+        empty = await client.delete("/v1/faces", params={"name": " "}, headers=auth)
+        deleted = await client.delete("/v1/faces", params={"name": "obama"}, headers=auth)
+        again = await client.delete("/v1/faces", params={"name": "obama"}, headers=auth)
+        image = await client.delete("/v1/faces", params={"image_url": biden_url}, headers=auth)
+        page = await client.delete(
+            "/v1/faces", params={"page_url": "https://photos.example.org/pages/group/biden-and-obama.html"}, headers=auth
+        )
+        search = await client.post("/v1/search", files={"image": ("a.jpg", (faces_dir / HELD_OUT).read_bytes(), "image/jpeg")})
+    assert nothing.status_code == 400 and empty.status_code == 400
+    assert deleted.status_code == 200 and deleted.json() == {"deleted": by_name}
+    assert again.json() == {"deleted": 0}
+    assert image.json() == {"deleted": 1}
+    assert page.json() == {"deleted": 1}  # the group photo's Biden face; its Obama face went with the name
+    names = [m["name"] for m in search.json()["faces"][0]["matches"]]
+    assert "obama" not in names
+    assert await small_store.count() == len(index_records) - by_name - 2
