@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ costs 4x, and this is built per image.
+@dataclass(slots=True)
 class Fetched:
     """A fetched body and where it came from.
 

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDict
 from yarl import URL
 
 from sozy.config import CrawlSettings
@@ -122,7 +123,6 @@ class Fetcher:
             limit=s.concurrency,
             limit_per_host=s.per_host,
             ttl_dns_cache=300,
-            enable_cleanup_closed=False,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -135,6 +135,7 @@ class Fetcher:
         )
 
     async def close(self) -> None:
+        self.robots.cancel_pending()
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
@@ -236,30 +237,47 @@ class Fetcher:
         params: Mapping[str, str] | None = None,
         extra_headers: Mapping[str, str] | None = None,
     ) -> Fetched:
+        # One flat loop over redirect hops and retries: this is the hot path of
+        # a crawl, and every coroutine layer costs on each resumption.
         if self._session is None:
             raise RuntimeError("Fetcher is not open: use `async with Fetcher(settings) as fetcher:`")
         target = _parse_http_url(url)
         if params:
             target = target.extend_query(params)
+        final_url = url if not params else str(target)
         headers = self._headers(kind, referer, extra_headers)
-        seen = {target}
-        hops = 0
+        check_robots = self.respect_robots and not kind.api
+        seen: set[URL] | None = None
+        attempt = 0
         while True:
             origin = _origin(target)
-            delay = 0.0
-            if self.respect_robots and not kind.api:
-                delay = await self._robots_delay(url, target, origin)
+            delay = await self._robots_delay(url, target, origin) if check_robots else 0.0
             try:
-                return await self._attempts(url, target, origin, kind, headers, delay)
+                return await self._once(url, final_url, target, origin, kind, headers, delay)
             except _Redirect as hop:
-                hops += 1
                 self.counters["redirects"] += 1
-                if hops > self.settings.max_redirects or hop.target in seen:
+                if seen is None:
+                    seen = {target}
+                if len(seen) > self.settings.max_redirects or hop.target in seen:
                     raise FetchError(
-                        errors.REDIRECT_LIMIT, url, f"{hops} redirects, last to {hop.target}"
+                        errors.REDIRECT_LIMIT, url, f"{len(seen)} redirects, last to {hop.target}"
                     ) from None
                 seen.add(hop.target)
                 target = hop.target
+                final_url = str(target)
+                attempt = 0
+            except _Retry as retry:
+                if attempt >= self.settings.retries:
+                    raise retry.error from None
+                wait = retry_delay(
+                    attempt, retry.retry_after, self.settings.backoff_base_s, self.settings.backoff_max_s, self._rng
+                )
+                if retry.retry_after is not None:
+                    # The server asked the whole host to slow down, not just this URL.
+                    self.limiter.hold(origin, wait)
+                self.counters["retries"] += 1
+                attempt += 1
+                await asyncio.sleep(wait)
 
     async def _robots_delay(self, url: str, target: URL, origin: str) -> float:
         """Raise if robots.txt disallows ``target``; else the host's Crawl-delay."""
@@ -274,28 +292,15 @@ class Fetcher:
             raise FetchError(errors.ROBOTS_TXT, url, f"disallowed for {self._token}: {target}")
         return min(rules.crawl_delay(self._token), self.settings.backoff_max_s)
 
-    async def _attempts(
-        self, url: str, target: URL, origin: str, kind: _Kind, headers: dict[str, str], delay: float
-    ) -> Fetched:
-        attempt = 0
-        while True:
-            try:
-                return await self._once(url, target, origin, kind, headers, delay)
-            except _Retry as retry:
-                if attempt >= self.settings.retries:
-                    raise retry.error from None
-                wait = retry_delay(
-                    attempt, retry.retry_after, self.settings.backoff_base_s, self.settings.backoff_max_s, self._rng
-                )
-                if retry.retry_after is not None:
-                    # The server asked the whole host to slow down, not just this URL.
-                    self.limiter.hold(origin, wait)
-                self.counters["retries"] += 1
-                attempt += 1
-                await asyncio.sleep(wait)
-
     async def _once(
-        self, url: str, target: URL, origin: str, kind: _Kind, headers: dict[str, str], delay: float
+        self,
+        url: str,
+        final_url: str,
+        target: URL,
+        origin: str,
+        kind: _Kind,
+        headers: Mapping[str, str],
+        delay: float,
     ) -> Fetched:
         session = self._session
         assert session is not None
@@ -305,12 +310,14 @@ class Fetcher:
             self.counters["requests"] += 1
             try:
                 async with session.get(
-                    target,
-                    headers=headers,
-                    allow_redirects=False,
-                    timeout=kind.timeout or self._timeout,
+                    target, headers=headers, allow_redirects=False, timeout=kind.timeout or self._timeout
                 ) as response:
-                    return await self._handle(url, target, kind, response)
+                    refusal = self._refusal(url, target, kind, response)
+                    if refusal is not None:
+                        if not isinstance(refusal, FetchError) or refusal.reason != errors.X_ROBOTS_TAG:
+                            await _drain(response)
+                        raise refusal
+                    body, image_type = await read_body(response, url, kind.max_bytes, image=kind.image)
             except (FetchError, _Redirect, _Retry):
                 raise
             except asyncio.TimeoutError as exc:  # also aiohttp's connect / read timeouts
@@ -327,42 +334,42 @@ class Fetcher:
                 raise _Retry(FetchError(errors.CONNECTION, url, str(exc) or type(exc).__name__)) from None
             except (aiohttp.InvalidURL, ValueError) as exc:
                 raise FetchError(errors.BAD_URL, url, str(exc)) from None
-
-    async def _handle(self, url: str, target: URL, kind: _Kind, response: aiohttp.ClientResponse) -> Fetched:
-        status = response.status
-        if status in _REDIRECTS:
-            location = response.headers.get("Location")
-            if location:
-                hop = _redirect_target(url, target, location)
-                await _drain(response)
-                raise _Redirect(hop)
-        if status >= 300 or status < 200:
-            await _drain(response)
-            error = FetchError(http_reason(status), url, f"HTTP {status}", status=status)
-            if is_retryable_status(status):
-                raise _Retry(error, retry_after_seconds(response.headers.get("Retry-After")))
-            raise error
-        if self.respect_robots and not kind.api:
-            tags = response.headers.getall("X-Robots-Tag", ())
-            if tags:
-                directive = x_robots_block(tags, self._token)
-                if directive is not None:
-                    raise FetchError(errors.X_ROBOTS_TAG, url, directive)
-        body, image_type = await read_body(response, url, kind.max_bytes, image=kind.image)
         self.counters["bytes"] += len(body)
+        response_headers = response.headers
         return Fetched(
             url=url,
-            final_url=str(target),
-            status=status,
-            content_type=response.headers.get("Content-Type"),
+            final_url=final_url,
+            status=response.status,
+            content_type=response_headers.get("Content-Type"),
             body=body,
-            headers=response.headers,
+            headers=response_headers,
             image_type=image_type,
         )
 
-    def _headers(self, kind: _Kind, referer: str | None, extra: Mapping[str, str] | None) -> dict[str, str]:
+    def _refusal(self, url: str, target: URL, kind: _Kind, response: aiohttp.ClientResponse) -> Exception | None:
+        """Why this response's body will not be read (redirect, error status, X-Robots-Tag), or None."""
+        status = response.status
+        if 200 <= status < 300:
+            if self.respect_robots and not kind.api:
+                tags = response.headers.getall("X-Robots-Tag", ())
+                if tags:
+                    directive = x_robots_block(tags, self._token)
+                    if directive is not None:
+                        return FetchError(errors.X_ROBOTS_TAG, url, directive)
+            return None
+        if status in _REDIRECTS:
+            location = response.headers.get("Location")
+            if location:
+                return _Redirect(_redirect_target(url, target, location))
+        error = FetchError(http_reason(status), url, f"HTTP {status}", status=status)
+        if is_retryable_status(status):
+            return _Retry(error, retry_after_seconds(response.headers.get("Retry-After")))
+        return error
+
+    def _headers(self, kind: _Kind, referer: str | None, extra: Mapping[str, str] | None) -> Mapping[str, str]:
         agent = self.agents.for_api() if kind.api else self.agents.for_host()
-        headers = {"User-Agent": agent, "Accept": kind.accept}
+        # A CIMultiDict spares aiohttp one conversion per request.
+        headers = CIMultiDict({"User-Agent": agent, "Accept": kind.accept})
         if referer:
             headers["Referer"] = referer
         if extra:

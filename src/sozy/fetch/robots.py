@@ -99,6 +99,11 @@ class RobotsCache:
         # shield: one waiter being cancelled must not cancel the shared load.
         return await asyncio.shield(pending)
 
+    def cancel_pending(self) -> None:
+        """Stop loads in flight (the Fetcher is closing)."""
+        for task in list(self._pending.values()):
+            task.cancel()
+
     def cached(self, origin: str) -> RobotsRules | None:
         """The cached rules, if fresh, without loading."""
         entry = self._entries.get(origin)
