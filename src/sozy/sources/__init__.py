@@ -7,6 +7,7 @@ Each source turns one kind of input into ``Candidate`` records:
 - ``read_url_list``: a txt / csv / tsv / jsonl list of photo URLs, streamed
 - ``read_folders``: ``<root>/<person>/<photo>`` on disk
 - ``PageSource``: HTML pages and the same-site pages they link to
+- ``read_names``: a ``--names`` list file (names or Q-ids, one a line)
 
 Sources parse; the fetch stage fetches. Parsing lives in pure functions so it
 is tested without a network.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from .errors import SourceError, UrlListError
 from .folders import read_folders
+from .names import read_names
 from .pages import PageSource
 from .search import ImageSearch
 from .urls import UrlListReport, read_url_list
@@ -30,5 +32,6 @@ __all__ = [
     "UrlListReport",
     "WikidataNames",
     "read_folders",
+    "read_names",
     "read_url_list",
 ]
