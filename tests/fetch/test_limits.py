@@ -38,7 +38,8 @@ async def test_a_busy_host_does_not_starve_others(faces_dir: Path, crawl_setting
         async with Fetcher(crawl_settings(concurrency=4, per_host=2)) as fetcher:
             await fetcher.image(slow.url("/photo/obama/obama.jpg"))
             await fetcher.image(fast.url("/photo/obama/obama.jpg"))
-            queued = [asyncio.create_task(fetcher.image(slow.url(f"/photo/obama/obama.jpg?delay=0.5&n={i}"))) for i in range(10)]
+            slow_urls = [slow.url(f"/photo/obama/obama.jpg?delay=0.5&n={i}") for i in range(10)]
+            queued = [asyncio.create_task(fetcher.image(u)) for u in slow_urls]
             await asyncio.sleep(0.05)
             start = time.monotonic()
             await fetcher.image(fast.url("/photo/biden/biden.jpg"))

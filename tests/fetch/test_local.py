@@ -47,7 +47,7 @@ async def test_escaped_path(tmp_path: Path, faces_dir: Path, crawl_settings) -> 
         (lambda d: _write(d / "big.jpg", b"\xff\xd8\xff" + bytes(5000)), "too_large"),
     ],
 )
-async def test_local_failures(tmp_path: Path, crawl_settings, make, reason: str) -> None:  # type: ignore[no-untyped-def]
+async def test_local_failures(tmp_path: Path, crawl_settings, make, reason: str) -> None:
     async with Fetcher(crawl_settings(max_image_bytes=4096)) as fetcher:
         with pytest.raises(FetchError) as info:
             await fetcher.image(make(tmp_path).as_uri())

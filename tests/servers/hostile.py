@@ -367,7 +367,8 @@ class HostileServer:
         return web.Response(text=json.dumps(body), content_type="application/json")
 
     async def _api_text(self, request: web.Request) -> web.Response:
-        return web.Response(body="café crème".encode("iso-8859-1"), headers={"Content-Type": "text/plain; charset=ISO-8859-1"})
+        body = "café crème".encode("iso-8859-1")
+        return web.Response(body=body, headers={"Content-Type": "text/plain; charset=ISO-8859-1"})
 
     async def _api_not_json(self, request: web.Request) -> web.Response:
         return web.Response(text="<html>maintenance</html>", content_type="application/json")

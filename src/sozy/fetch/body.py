@@ -12,7 +12,9 @@ from .errors import EMPTY_BODY, NOT_AN_IMAGE, TOO_LARGE, FetchError
 SNIFF_BYTES = 16
 
 
-async def read_body(response: aiohttp.ClientResponse, url: str, max_bytes: int, *, image: bool) -> tuple[bytes, str | None]:
+async def read_body(
+    response: aiohttp.ClientResponse, url: str, max_bytes: int, *, image: bool
+) -> tuple[bytes, str | None]:
     """The whole body, and its sniffed image type when ``image``.
 
     The cap is enforced on the bytes as they stream in (after any gzip

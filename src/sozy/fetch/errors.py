@@ -8,7 +8,8 @@ from __future__ import annotations
 
 # Remote said no.
 ROBOTS_TXT = "robots_txt"  # robots.txt disallows the URL for our token
-ROBOTS_UNAVAILABLE = "robots_unavailable"  # robots.txt answered 5xx/429 or was unreachable: host off limits for a while (RFC 9309)
+# robots.txt answered 5xx/429 or was unreachable: the host is off limits for a while (RFC 9309).
+ROBOTS_UNAVAILABLE = "robots_unavailable"
 X_ROBOTS_TAG = "x_robots_tag"  # the response carried noai / noimageai / noindex / noimageindex / none
 # Transport.
 TIMEOUT = "timeout"  # connect, read (stall, slow drip) or total timeout fired

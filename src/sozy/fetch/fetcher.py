@@ -80,7 +80,9 @@ class Fetcher:
     URLs those rules skipped).
     """
 
-    def __init__(self, settings: CrawlSettings, *, robots: bool | None = None, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, settings: CrawlSettings, *, robots: bool | None = None, rng: random.Random | None = None
+    ) -> None:
         if settings.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {settings.concurrency}")
         self.settings = settings

@@ -21,7 +21,7 @@ class _Host:
         self.semaphore = asyncio.Semaphore(limit)
         self.users = 0  # holding or waiting for a slot
         self.holding = 0
-        self.next_start = 0.0  # monotonic time before which no request may start
+        self.next_start = 0.0  # monotonic time before which no request may start (0: none)
 
 
 class HostLimiter:
@@ -64,7 +64,9 @@ class HostLimiter:
 
     def _release(self, origin: str, host: _Host) -> None:
         host.users -= 1
-        if host.users == 0 and host.next_start <= self._clock() and self._hosts.get(origin) is host:
+        if host.users or self._hosts.get(origin) is not host:
+            return
+        if not host.next_start or host.next_start <= self._clock():
             del self._hosts[origin]
 
 
@@ -87,7 +89,8 @@ class _Slot:
             await host.semaphore.acquire()
             self._acquired = True
             host.holding += 1
-            await self._wait_turn(host)
+            if self._interval > 0 or host.next_start:
+                await self._wait_turn(host)
         except BaseException:
             self._exit()
             raise
@@ -99,7 +102,8 @@ class _Slot:
             now = self._limiter._clock()  # noqa: SLF001
             start = max(now, host.next_start)
             if start <= now:
-                host.next_start = now + self._interval
+                # 0.0 means "no spacing": the common case skips this method entirely.
+                host.next_start = now + self._interval if self._interval > 0 else 0.0
                 return
             if self._interval > 0:
                 host.next_start = start + self._interval
