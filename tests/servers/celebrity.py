@@ -301,7 +301,8 @@ class CelebritySite:
         page = self._pages.get(request.path)
         if page is None or page.status != 200:
             return web.Response(status=404, text="<h1>Not found</h1>", content_type="text/html")
-        return web.Response(text=page.body, content_type="text/html", charset="utf-8")
+        kind = "application/json" if page.path.endswith(".json") else "text/html"
+        return web.Response(text=page.body, content_type=kind, charset="utf-8")
 
     # -- pages --
 
@@ -325,6 +326,7 @@ class CelebritySite:
 <ul>{person_links}</ul>
 <p><a href="/groups.html">Group photos</a> · <a href="about.html">About</a>
  · <a href="/private.html">Private</a> · <a href="/missing.html">Old page</a>
+ · <a href="/data.json">Data</a>
  · <a href="mailto:team@example.org">Mail</a> · <a href="javascript:void(0)">Menu</a>
  · <a href="{self.offsite_url('/elsewhere.html')}">Partner site</a></p>
 <p><img src="/static/icon.svg" alt=""> <img src="{_PLACEHOLDER}" alt=""></p>""",
@@ -361,6 +363,7 @@ class CelebritySite:
         self._add(private)
         # /secret.html is linked only from the nofollow page: no crawler should ask for it.
         self._add(_Page("/missing.html", "Missing", 1, "", status=404))
+        self._add(_Page("/data.json", "Data", 1, '{"people": 6}', images_indexable=False))
 
     def _person_pages(self, key: str, photos: list[Photo]) -> None:
         name = PEOPLE[key]
@@ -414,7 +417,11 @@ class CelebritySite:
         tags = []
         for i, photo in enumerate(more, 1):
             alt = f"{name} ({i})"
-            tags.append(f'<img src="/photos/full/{photo.path}" alt="{html.escape(alt)}">')
+            # Thumbnails linking to the full-size photo, as galleries do: the link wins.
+            tags.append(
+                f'<a href="/photos/full/{photo.path}"><img src="/photos/{min(200, photo.width)}/{photo.path}" '
+                f'alt="{html.escape(alt)}"></a>'
+            )
             gallery.images.append((f"/photos/full/{photo.path}", alt, photo))
         gallery.body = _document(
             gallery.title, body="".join(tags) + f'<a href="/people/{key}.html">Back</a><a href="/">Home</a>'

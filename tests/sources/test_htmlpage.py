@@ -95,6 +95,25 @@ def test_links_are_resolved_deduplicated_and_filtered() -> None:
     assert page.images == [PageImage("https://celebs.example.org/archive/pic.jpg", None)]
 
 
+def test_thumbnails_linking_to_photos_give_the_photo() -> None:
+    page = parse_page(
+        """<a href="/full/1.jpg?download=1"><img src="/thumb/1.jpg" alt="One"></a>
+        <a href="/full/2.PNG#zoom">Full size</a>
+        <a href="/page.html"><img src="/thumb/3.jpg" alt="Three"></a>
+        <map><area href="/full/4.webp" alt="Four"></map>
+        <a href="/full/5.jpg">unclosed""",
+        PAGE,
+    )
+    assert page.images == [
+        PageImage("https://celebs.example.org/full/1.jpg?download=1", "One"),
+        PageImage("https://celebs.example.org/full/2.PNG", None),
+        PageImage("https://celebs.example.org/thumb/3.jpg", "Three"),
+        PageImage("https://celebs.example.org/full/4.webp", "Four"),
+        PageImage("https://celebs.example.org/full/5.jpg", None),
+    ]
+    assert page.links == ["https://celebs.example.org/page.html"]  # photos are not pages
+
+
 def test_meta_robots() -> None:
     plain = parse_page("<p>hi</p>", PAGE)
     assert plain.images_allowed and plain.links_allowed and plain.title is None

@@ -36,6 +36,7 @@ async def test_depth_one_finds_exactly_the_expected_images(celebrity: CelebrityS
     assert [c.image_url for c in portraits] == [celebrity.url("/photos/full/obama/obama-1080p.jpg")]
     assert counters["page_failed_http_404"] == 1  # /missing.html, and the crawl went on
     assert counters["page_meta_noimageindex"] == 1  # /private.html
+    assert counters["page_not_html"] == 1  # /data.json
     # Faces in what was found: every single-person photo is there, with who is in it.
     people = Counter(p for e in expected.values() for p in e.people)
     assert people["obama"] >= 5 and people["lin_manuel_miranda"] == 1
@@ -48,6 +49,9 @@ async def test_depth_zero_and_two(celebrity: CelebritySite) -> None:
     deep, _ = await _crawl(celebrity, page_depth=2)
     assert [c.image_url for c in deep] == list(celebrity.expected_images(depth=2))
     assert len(deep) > len(celebrity.expected_images(depth=1))
+    # The galleries' thumbnails link to full-size photos: those are proposed, not the thumbnails.
+    gallery = [c for c in deep if c.page_url.endswith("/people/obama/gallery.html")]
+    assert len(gallery) == 7 and all("/photos/full/" in c.image_url for c in gallery)
 
 
 async def test_only_same_site_pages_and_never_nofollow_links(celebrity: CelebritySite) -> None:

@@ -22,6 +22,8 @@ _META_IMAGE_ALT_KEYS = frozenset({"og:image:alt", "twitter:image:alt"})
 _DECODABLE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp"})
 # Vector formats hold no photos worth a request.
 _SKIPPED_EXTENSIONS = (".svg", ".svgz")
+# A link to one of these is a photo (a gallery's full-size version), not a page.
+_PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
 
 
@@ -75,6 +77,9 @@ class _PageParser(HTMLParser):
         self.robots: set[str] = set()
         # Inside <picture>: the <source> candidates seen so far.
         self.picture_sources: list[SrcsetCandidate] | None = None
+        # Inside <a href="photo.jpg">: that href, and whether an <img> used it.
+        self.photo_link: str | None = None
+        self.photo_link_used = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: (v if v is not None else "") for k, v in attrs}
@@ -96,9 +101,15 @@ class _PageParser(HTMLParser):
         elif tag == "img":
             self._img(a)
         elif tag in {"a", "area"} and a.get("href"):
-            rel = a.get("rel", "").lower().split()
-            if "nofollow" not in rel:
-                self.links.append(a["href"])
+            href = a["href"]
+            if _is_photo_link(href):
+                self._end_photo_link()
+                if tag == "a":
+                    self.photo_link, self.photo_link_used = href, False
+                else:
+                    self.images.append(_RawImage([], href, clean_text(a.get("alt"))))
+            elif "nofollow" not in a.get("rel", "").lower().split():
+                self.links.append(href)
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
@@ -106,7 +117,9 @@ class _PageParser(HTMLParser):
             self.handle_endtag(tag)
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == "svg":
+        if tag == "a":
+            self._end_photo_link()
+        elif tag == "svg":
             self.in_svg = max(0, self.in_svg - 1)
         elif tag == "title" and self.in_title:
             self.in_title = False
@@ -130,7 +143,21 @@ class _PageParser(HTMLParser):
         elif key == "robots" or key in self.robots_names:
             self.robots.update(t for t in re.split(r"[\s,]+", content.lower()) if t)
 
+    def close(self) -> None:
+        super().close()
+        self._end_photo_link()
+
+    def _end_photo_link(self) -> None:
+        if self.photo_link is not None and not self.photo_link_used:
+            self.images.append(_RawImage([], self.photo_link, None))
+        self.photo_link = None
+
     def _img(self, a: dict[str, str]) -> None:
+        if self.photo_link is not None and not self.photo_link_used:
+            # A thumbnail linking to its full-size photo: the photo it links to.
+            self.photo_link_used = True
+            self.images.append(_RawImage([], self.photo_link, clean_text(a.get("alt"))))
+            return
         src = a.get("src") or None
         if src is None or src.startswith("data:"):
             # Lazy-loading pages keep the real URL in data-src and a placeholder in src.
@@ -145,8 +172,10 @@ def parse_page(html: str, page_url: str, *, robots_token: str = "") -> ParsedPag
     """Images, links, title and robots directives of an HTML document.
 
     Each ``<img>`` (with its ``<picture>`` sources) gives one image: the
-    largest ``srcset`` candidate by width (else by density), else its ``src``.
-    Open Graph / Twitter card images come after. URLs are resolved against
+    largest ``srcset`` candidate by width (else by density), else its ``src``;
+    inside ``<a href="….jpg">`` (a gallery thumbnail) the linked photo
+    instead. A link to a photo file is a photo, not a page. Open Graph /
+    Twitter card images come after. URLs are resolved against
     ``<base href>`` or ``page_url``; ``data:`` and non-http(s) references,
     SVGs and duplicates are dropped; fragments are removed from links.
     """
@@ -202,3 +231,8 @@ def decode_html(body: bytes, content_type: str | None) -> str:
         return body.decode(charset or "utf-8", errors="replace")
     except LookupError:  # an unknown charset name
         return body.decode("utf-8", errors="replace")
+
+
+def _is_photo_link(href: str) -> bool:
+    path = href.split("#", 1)[0].split("?", 1)[0].lower()
+    return path.endswith(_PHOTO_EXTENSIONS) and not path.startswith(("data:", "javascript:"))

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from sozy.config import CrawlSettings
-from sozy.fetch import Fetcher, FetchError
+from sozy.fetch import Fetched, Fetcher, FetchError
 from sozy.records import Candidate
 
 from .htmlpage import ParsedPage, decode_html, parse_page
@@ -120,17 +120,20 @@ class PageSource:
         return found
 
     async def _visit(self, visit: _Visit, limit: asyncio.Semaphore) -> _Visited | None:
-        async with limit:
-            try:
+        """The page parsed, or None when it failed or is skipped (counted and logged)."""
+        try:
+            async with limit:
                 fetched = await self.fetcher.page(visit.url)
-            except FetchError as exc:
-                self.counters[f"page_failed_{exc.reason}"] += 1
-                log.warning("page source: %s failed: %s", visit.url, exc.reason)
-                return None
-            except Exception:  # a broken page never stops the traversal
-                self.counters["page_failed_error"] += 1
-                log.exception("page source: %s failed", visit.url)
-                return None
+            return await self._read(visit, fetched)
+        except FetchError as exc:
+            self.counters[f"page_failed_{exc.reason}"] += 1
+            log.warning("page source: %s failed: %s", visit.url, exc.reason)
+        except Exception:  # a broken page never stops the traversal
+            self.counters["page_failed_error"] += 1
+            log.exception("page source: %s failed", visit.url)
+        return None
+
+    async def _read(self, visit: _Visit, fetched: Fetched) -> _Visited | None:
         final_url = normalize_http_url(fetched.final_url) or visit.url
         site = visit.site if visit.site is not None else site_of(final_url)
         if visit.site is not None and site_of(final_url) != visit.site:
