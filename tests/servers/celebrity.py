@@ -17,6 +17,8 @@ in every area can assert what gets stored::
     async with celebrity_site(faces_dir) as site:
         start = site.url("/")
         expected = site.expected_images(depth=1)
+
+or, as a pytest fixture: ``from tests.servers.celebrity import celebrity``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from PIL import Image, ImageDraw
@@ -452,3 +455,10 @@ async def celebrity_site(faces_dir: Path) -> AsyncIterator[CelebritySite]:
         yield site
     finally:
         await site.close()
+
+
+@pytest.fixture
+async def celebrity(faces_dir: Path) -> AsyncIterator[CelebritySite]:
+    """The site for one test; import this name into a conftest or test module to use it."""
+    async with celebrity_site(faces_dir) as site:
+        yield site

@@ -34,14 +34,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from sozy.config import CrawlSettings
 
-from .celebrity import PhotoRenderer, read_manifest
+from .celebrity import Photo, PhotoRenderer, read_manifest
 
 WIKIDATA_PATH = "/w/api.php"
 COMMONS_PATH = "/commons/w/api.php"
@@ -190,7 +191,8 @@ class WikimediaServer:
         self.entities = {e.qid: e for e in ENTITIES}
         self.files = {f.title: f for f in FILES}
         self.renderer = PhotoRenderer(self.faces_dir)
-        self.photo_sizes = {p.path: (p.width, p.height) for p in read_manifest(self.faces_dir)}
+        self.photos = {p.path: p for p in read_manifest(self.faces_dir)}
+        self.photo_sizes = {p.path: (p.width, p.height) for p in self.photos.values()}
         self.requests: list[RecordedRequest] = []
         # Set to (code, info) to make the Wikidata API answer with a MediaWiki error object.
         self.wikidata_error: tuple[str, str] | None = None
@@ -237,6 +239,16 @@ class WikimediaServer:
 
     def description_url(self, name: str) -> str:
         return f"{self.base_url}/wiki/{quote(self.file(name).title.replace(' ', '_'), safe=':')}"
+
+    def photo_of(self, url: str) -> Photo | None:
+        """The manifest photo behind a thumbnail or original URL this server gave out."""
+        path = urlsplit(url).path
+        if not path.startswith(UPLOAD_PREFIX + "/"):
+            return None
+        parts = path[len(UPLOAD_PREFIX) + 1:].split("/")
+        key = parts[3] if parts[0] == "thumb" and len(parts) == 5 else parts[-1]
+        found = self.files.get(_title(unquote(key)))
+        return self.photos.get(found.photo) if found is not None and found.photo else None
 
     def requests_to(self, service: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.service == service]
@@ -652,3 +664,10 @@ async def wikimedia_server(faces_dir: Path) -> AsyncIterator[WikimediaServer]:
         yield server
     finally:
         await server.close()
+
+
+@pytest.fixture
+async def wikimedia(faces_dir: Path) -> AsyncIterator[WikimediaServer]:
+    """The fake services for one test; import this name into a conftest or test module to use it."""
+    async with wikimedia_server(faces_dir) as server:
+        yield server

@@ -237,9 +237,14 @@ async def test_thumbnails_are_at_most_thumb_width(wikimedia: WikimediaServer) ->
         assert len(found) == 4
         for candidate in found:
             fetched = await fetcher.image(candidate.image_url)
+            photo = wikimedia.photo_of(candidate.image_url)
             with Image.open(io.BytesIO(fetched.body)) as img:
-                assert img.width == 500  # every Kit photo is wider than 500 px
+                assert img.width == 500 < photo.width  # every Kit photo is wider than 500 px
+                assert abs(img.height - photo.height * 500 / photo.width) <= 1
     assert {c.name for c in found} == {"Kit Harington"}
+    assert [wikimedia.photo_of(c.image_url).people for c in found] == [
+        ("kit_harington",), ("kit_harington",), ("kit_harington",), ("kit_harington", "rose_leslie")
+    ]
 
 
 async def test_a_q_id_is_used_directly(wikimedia: WikimediaServer) -> None:
