@@ -18,12 +18,14 @@ class PhotoServer:
     """``/photos/<rel>`` shared photos, ``/pages/<rel>.html`` a page, ``/redirect?to=URL`` a 302,
     ``/big`` an endless body, ``/slow`` a response that never comes, ``/text`` not an image."""
 
-    def __init__(self, faces_dir: Path, host: str = "127.0.0.1") -> None:
+    def __init__(self, faces_dir: Path, host: str = "127.0.0.1", port: int = 0) -> None:
         self.faces_dir = faces_dir
         self.host = host
         self.hits: list[str] = []
+        # Answer with "Connection: close", so every request needs a new connection.
+        self.close_connections = False
         self._runner: web.AppRunner | None = None
-        self.port = 0
+        self.port = port
 
     @property
     def url(self) -> str:
@@ -38,9 +40,9 @@ class PhotoServer:
         app.router.add_get("/slow", self._slow)
         app.router.add_get("/text", self._text)
         app.middlewares.append(self._record)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
+        site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self
@@ -54,7 +56,15 @@ class PhotoServer:
     @web.middleware
     async def _record(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
         self.hits.append(request.path_qs)
-        return await handler(request)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if self.close_connections:
+                exc.force_close()
+            raise
+        if self.close_connections:
+            response.force_close()
+        return response
 
     async def _photo(self, request: web.Request) -> web.StreamResponse:
         rel = request.match_info["rel"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import pytest_asyncio
 
 from sozy.config import Settings
 from sozy.store import open_store
@@ -40,7 +41,7 @@ async def test_stats(api_client, engine, index_records):
     assert stats["engine"] == {"workers": 1, "device": "cpu"}
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def small_store(tmp_path, index_records):
     """A store of its own: takedowns must not change the shared one."""
     opened = await open_store(Settings(data_dir=str(tmp_path / "takedown")))

@@ -104,9 +104,9 @@ def _reason(ip: IPAddress, allow_private: bool) -> str | None:
     if isinstance(ip, ipaddress.IPv6Address):
         inner = _embedded_ipv4(ip)
         if inner is not None:
+            # The IPv4 address inside is where the connection ends up: judge that.
             reason = _reason(inner, allow_private)
-            if reason is not None:
-                return f"{reason} (embedded in IPv6)"
+            return None if reason is None else f"{reason} (embedded in IPv6)"
     if allow_private:
         return None
     checks = (
