@@ -178,3 +178,29 @@ def test_committed_outcomes_survive_kill_9(tmp_path: Path) -> None:
         assert counts[DONE][""] == 600
         assert counts[PENDING][""] == 400
         assert s.content_owner(f"{600:064x}") is not None
+
+
+def test_a_named_url_beats_an_earlier_unnamed_one_for_a_content(state: CrawlState) -> None:
+    unnamed, named, later_named = state.add_jobs([
+        cand("http://a/page-photo.jpg"), cand("http://b/wiki.jpg", name="Ann"), cand("http://c/x.jpg", name="Bob"),
+    ])
+    state.record([Outcome(unnamed.url, DONE, sha256="dd", faces=1, seq=unnamed.seq)])
+    state.record([Outcome(named.url, DONE, sha256="dd", faces=1, seq=named.seq, named=True)])
+    state.record([Outcome(later_named.url, DONE, sha256="dd", faces=1, seq=later_named.seq, named=True)])
+    owner = state.content_owner("dd")
+    assert owner is not None and (owner.url, owner.named) == (named.url, True)
+    assert owner.rank < (0, later_named.seq) and owner.rank < (1, unnamed.seq)
+
+
+def test_copies_always_point_at_the_final_owner(state: CrawlState) -> None:
+    a, b, c, d = state.add_jobs([cand("http://a/1.jpg", name="Ann"), cand("http://b/1.jpg"),
+                                 cand("http://c/1.jpg"), cand("http://d/1.jpg")])
+    state.record([Outcome(b.url, DONE, sha256="ee", faces=1, seq=b.seq),
+                  Outcome(c.url, SKIPPED, "duplicate_content", sha256="ee", duplicate_of=b.url)])
+    # a takes the content over from b: c's pointer moves with it.
+    state.record([Outcome(a.url, DONE, sha256="ee", faces=1, seq=a.seq, named=True),
+                  Outcome(b.url, SKIPPED, "duplicate_content", sha256="ee", duplicate_of=a.url, attempt=False)])
+    # A copy recorded against the stale owner still lands on the final one.
+    state.record([Outcome(d.url, SKIPPED, "duplicate_content", sha256="ee", duplicate_of=b.url)])
+    assert {u: state.url(u).duplicate_of for u in (b.url, c.url, d.url)} == dict.fromkeys((b.url, c.url, d.url), a.url)
+    assert state.url(a.url).duplicate_of is None  # type: ignore[union-attr]

@@ -7,8 +7,9 @@ What it records:
   the sources said about it and its outcome: ``pending``, ``done`` (faces
   stored), ``failed`` (reason, attempts, last error) or ``skipped`` (why).
 - ``content``: which URL owns each photo content (sha256), so the same bytes
-  at a second URL are not stored twice. The URL discovered first owns it,
-  whatever order the photos finish in; that keeps crawls reproducible.
+  at a second URL are not stored twice. A URL whose source named the person
+  beats one without a name; between equals the URL discovered first wins,
+  whatever order the photos finish in, which keeps crawls reproducible.
 - ``units``: discovery work done once — a name looked up, a URL list read to
   its end, a page walked — so a resumed crawl does not repeat it.
 
@@ -68,11 +69,13 @@ CREATE TABLE IF NOT EXISTS urls (
     updated_at TEXT
 );
 CREATE INDEX IF NOT EXISTS urls_by_status ON urls (status, seq);
+CREATE INDEX IF NOT EXISTS urls_by_owner ON urls (duplicate_of) WHERE duplicate_of IS NOT NULL;
 CREATE TABLE IF NOT EXISTS content (
     sha256 TEXT PRIMARY KEY,
     seq INTEGER NOT NULL,
     url TEXT NOT NULL,
-    faces INTEGER NOT NULL
+    faces INTEGER NOT NULL,
+    named INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS units (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -127,6 +130,7 @@ class Outcome:
     faces: int | None = None
     duplicate_of: str | None = None
     seq: int | None = None
+    named: bool = False
     attempt: bool = True
 
 
@@ -137,6 +141,17 @@ class ContentOwner:
     seq: int
     url: str
     faces: int
+    named: bool = False
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        """Lower wins: named before unnamed, then earlier discovered."""
+        return content_rank(self.named, self.seq)
+
+
+def content_rank(named: bool, seq: int) -> tuple[int, int]:
+    """How strongly a URL claims a content it shares with others (lower wins)."""
+    return (0 if named else 1, seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +299,7 @@ class CrawlState:
         """Write a batch of outcomes in one transaction.
 
         ``done`` and ``no_face`` outcomes with a sha256 also claim the content
-        for their URL unless a URL discovered earlier (lower seq) owns it.
+        for their URL unless a URL of better rank (``content_rank``) owns it.
         """
         if not outcomes:
             return
@@ -293,23 +308,36 @@ class CrawlState:
             for o in outcomes:
                 if o.status not in (DONE, FAILED, SKIPPED):
                     raise ValueError(f"not an outcome status: {o.status!r}")
+                owner = o.duplicate_of
+                if owner is not None:
+                    # Point at the content's final owner, never at another copy: no chains.
+                    row = self._db.execute(
+                        "SELECT duplicate_of FROM urls WHERE url = ? AND duplicate_of IS NOT NULL", (owner,)
+                    ).fetchone()
+                    owner = row["duplicate_of"] if row is not None else owner
                 self._db.execute(
                     "UPDATE urls SET status = ?, reason = ?, last_error = ?, sha256 = COALESCE(?, sha256),"
                     " faces = ?, duplicate_of = ?, attempts = attempts + ?, updated_at = ? WHERE url = ?",
-                    (o.status, o.reason, o.error, o.sha256, o.faces, o.duplicate_of,
+                    (o.status, o.reason, o.error, o.sha256, o.faces, owner,
                      1 if o.attempt else 0, now, o.url),
                 )
+                if owner is not None:
+                    # A URL that just lost its content hands its copies to the new owner.
+                    self._db.execute("UPDATE urls SET duplicate_of = ? WHERE duplicate_of = ?", (owner, o.url))
                 if o.sha256 and o.seq is not None and o.faces is not None and o.duplicate_of is None:
                     self._db.execute(
-                        "INSERT INTO content (sha256, seq, url, faces) VALUES (?, ?, ?, ?)"
+                        "INSERT INTO content (sha256, seq, url, faces, named) VALUES (?, ?, ?, ?, ?)"
                         " ON CONFLICT (sha256) DO UPDATE SET seq = excluded.seq, url = excluded.url,"
-                        " faces = excluded.faces WHERE excluded.seq <= content.seq",
-                        (o.sha256, o.seq, o.url, o.faces),
+                        " faces = excluded.faces, named = excluded.named"
+                        " WHERE (1 - excluded.named, excluded.seq) <= (1 - content.named, content.seq)",
+                        (o.sha256, o.seq, o.url, o.faces, int(o.named)),
                     )
 
     def content_owner(self, sha256: str) -> ContentOwner | None:
-        row = self._db.execute("SELECT seq, url, faces FROM content WHERE sha256 = ?", (sha256,)).fetchone()
-        return None if row is None else ContentOwner(seq=row["seq"], url=row["url"], faces=row["faces"])
+        row = self._db.execute("SELECT seq, url, faces, named FROM content WHERE sha256 = ?", (sha256,)).fetchone()
+        if row is None:
+            return None
+        return ContentOwner(seq=row["seq"], url=row["url"], faces=row["faces"], named=bool(row["named"]))
 
     def url_counts(self) -> dict[str, Counter[str]]:
         """``{status: Counter(reason → URLs)}``; reason ``""`` where there is none (pending, done)."""

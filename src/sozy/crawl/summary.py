@@ -6,7 +6,9 @@ The JSON (``--summary PATH``, default ``<data_dir>/crawl-summary.json``)::
       "version": 1,
       "status": "finished" | "interrupted",
       "exit_code": 0 | 130,
-      "started_at": "...Z", "finished_at": "...Z", "duration_s": 12.3,
+      "started_at": "...Z", "finished_at": "...Z",
+      "duration_s": 12.3,           # crawling, after startup_s spent opening the store and engine
+      "startup_s": 3.1,
       "shard": "2/8" | null, "sources": ["names:config/names.txt", ...],
       "run": {                      # this run only
         "discovered": N, "fetched": N, "fetched_bytes": N, "embedded": N,
@@ -23,7 +25,9 @@ The JSON (``--summary PATH``, default ``<data_dir>/crawl-summary.json``)::
         "units": {"name": {"done": N, "failed": N, "pending": N}, ...}
       },
       "store": {"faces": N, "people": N, "backend": "...", "collection": "..."} | null,
-      "engine": {"workers": N, "device": "cpu", "model": "..."} | null
+      "engine": {"workers": N, "device": "cpu", "model": "..."} | null,
+      "discovery": {"url_list_bad_lines": N, "page_failed_http_404": N, "other_shard": N, ...},
+      "fetch": {"image": N, "page": N, "retries": N, "robots_txt": N, ...}   # the fetcher's counters
     }
 """
 
@@ -55,6 +59,9 @@ def build_summary(
     engine: Mapping[str, Any] | None = None,
     shard: str | None = None,
     sources: Sequence[str] = (),
+    discovery: Mapping[str, int] | None = None,
+    fetch: Mapping[str, int] | None = None,
+    startup_s: float = 0.0,
 ) -> dict[str, Any]:
     """The summary as a JSON-ready dict (see the module docstring)."""
     duration = stats.elapsed
@@ -95,6 +102,7 @@ def build_summary(
         "started_at": started_at,
         "finished_at": utc_now(),
         "duration_s": round(duration, 3),
+        "startup_s": round(startup_s, 3),
         "shard": shard,
         "sources": list(sources),
         "run": run,
@@ -102,6 +110,8 @@ def build_summary(
         "state": state,
         "store": dict(store) if store is not None else None,
         "engine": dict(engine) if engine is not None else None,
+        "discovery": _sorted(discovery or {}),
+        "fetch": _sorted(fetch or {}),
     }
 
 

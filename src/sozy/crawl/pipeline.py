@@ -1,0 +1,818 @@
+"""The crawl: discover → fetch → embed → store, joined by bounded queues.
+
+::
+
+    feeder ──fetch queue──▶ fetch workers ──embed queue──▶ embed workers ──store queue──▶ store stage
+    (state, sources)        (Fetcher, ~concurrency)        (FaceEngine, ~capacity)        (batched upserts,
+                                                                                           then state)
+
+- Every queue is bounded, so a list of a million URLs or a slow engine never
+  fills memory: a full queue makes the stage before it wait.
+- The embed stage runs ``engine.capacity`` tasks at once with as many fetched
+  photos queued behind them, so the engine (the slowest stage on a CPU) never
+  waits for the network.
+- Every photo ends with an outcome in the state: done, failed (reason) or
+  skipped (why). An exception on one photo is caught and recorded; it never
+  stops the crawl.
+- A URL is marked done only after its faces were upserted (the store stage
+  records outcomes right after each upsert), so a crawl killed at any moment
+  and run again stores nothing twice and loses nothing (point ids are
+  deterministic: the same face in the same bytes is the same point).
+- The same bytes at two URLs are stored once, for the URL whose source named
+  the person, else the one discovered first (``state.content_rank``), whatever
+  order the photos finish in; the other is skipped as ``duplicate_content``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import itertools
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sozy.config import Settings
+from sozy.faces.errors import EngineClosed, FaceEngineError, ImageError
+from sozy.fetch import FetchError, Fetcher
+from sozy.records import Candidate, FaceRecord, PhotoFaces, utc_now
+from sozy.sources import ImageSearch, PageSource, SourceError, UrlListReport, WikidataNames, read_folders, read_url_list
+
+from .naming import face_names
+from .shard import Shard, name_key
+from .state import DONE, FAILED, PENDING, SKIPPED, ContentOwner, CrawlState, Job, Outcome, Unit, content_rank
+from .stats import CrawlStats
+from .thumbnails import write_thumbnails
+from .urlkey import normalize_url
+
+log = logging.getLogger("sozy.crawl")
+
+T = TypeVar("T")
+
+# Reasons that mean "not a face photo we may store", not "something went wrong":
+# recorded as skipped and not retried by --retry-failed.
+SKIP_REASONS = frozenset({
+    "robots_txt", "x_robots_tag", "duplicate_content", "no_face",
+    "not_an_image", "empty_body", "empty_image", "too_large", "too_many_pixels",
+})
+# How often the store stage writes what it has, even when its batch is not full.
+FLUSH_INTERVAL_S = 1.0
+# Outcomes buffered before a write is forced (failures arriving fast).
+MAX_BUFFERED_OUTCOMES = 1024
+# Name lookups in flight at once (Wikimedia asks API clients to be gentle).
+LOOKUP_CONCURRENCY = 4
+# Candidates written to the state per transaction while a source streams.
+DISCOVERY_CHUNK = 256
+# Attempts at one store write before its photos are recorded as failed.
+STORE_ATTEMPTS = 3
+# How long a graceful stop waits for photos already in the engine.
+STOP_GRACE_S = 15.0
+# Bodies above this are hashed in a thread (hashlib releases the GIL).
+_THREAD_HASH_BYTES = 1 << 20
+
+# Discovery unit kinds.
+NAME, SEARCH, TOP, URL_LIST, PAGE, FOLDER = "name", "search", "top", "urls", "page", "folders"
+
+
+@dataclass(frozen=True)
+class CrawlPlan:
+    """What one run crawls: its sources and how much of them."""
+
+    names_file: Path | None = None
+    top: int = 0
+    occupations: tuple[str, ...] = ()
+    search_engine: bool = False
+    url_lists: tuple[Path, ...] = ()
+    pages: tuple[str, ...] = ()
+    folders: tuple[Path, ...] = ()
+    retry_failed: bool = False
+    limit: int | None = None
+    shard: Shard | None = None
+
+    @property
+    def has_sources(self) -> bool:
+        return bool(self.names_file or self.top or self.url_lists or self.pages or self.folders)
+
+    @property
+    def lookup_kinds(self) -> tuple[str, ...]:
+        """Unit kinds whose pending units this run looks up."""
+        if not (self.names_file or self.top):
+            return ()
+        return (NAME, SEARCH) if self.search_engine else (NAME,)
+
+    def describe(self) -> list[str]:
+        """The sources as short strings, for logs and the summary."""
+        out = [f"folders:{p}" for p in self.folders] + [f"urls:{p}" for p in self.url_lists]
+        out += [f"pages:{u}" for u in self.pages]
+        if self.names_file:
+            out.append(f"names:{self.names_file}")
+        if self.top:
+            out.append(f"top:{self.top}" + (f" ({', '.join(self.occupations)})" if self.occupations else ""))
+        if self.search_engine:
+            out.append("search-engine")
+        if self.retry_failed:
+            out.append("retry-failed")
+        return out
+
+
+@dataclass(eq=False)
+class _Photo:
+    """Fetched, waiting for the engine."""
+
+    job: Job
+    body: bytes
+    sha256: str
+
+
+@dataclass(eq=False)
+class _Analysed:
+    """What the engine found in a photo, as records ready to store."""
+
+    job: Job
+    sha256: str
+    records: list[FaceRecord]
+    # Photos whose (identical) content this one takes over: in this batch, or already stored.
+    displaced_items: list[_Analysed] = field(default_factory=list)
+    displaced_urls: list[str] = field(default_factory=list)
+
+
+class _LimitReached(Exception):
+    """--limit photos were handed to the fetch stage."""
+
+
+class StateThread:
+    """Runs ``CrawlState`` calls on one dedicated thread, off the event loop."""
+
+    def __init__(self, state: CrawlState) -> None:
+        self.state = state
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crawl-state")
+
+    async def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+class Crawler:
+    """One crawl run over opened resources; ``run()`` until done, ``stop()`` to end early."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        plan: CrawlPlan,
+        *,
+        state: CrawlState,
+        fetcher: Fetcher,
+        engine: Any,
+        store: Any,
+        stats: CrawlStats | None = None,
+        flush_interval: float = FLUSH_INTERVAL_S,
+        stop_grace: float = STOP_GRACE_S,
+    ) -> None:
+        self.settings = settings
+        self.plan = plan
+        self.state = state
+        self.fetcher = fetcher
+        self.engine = engine
+        self.store = store
+        self.stats = stats if stats is not None else CrawlStats()
+        # What discovery met that is not a photo outcome: bad list lines, failed pages, ...
+        self.discovery: Counter[str] = Counter()
+        self.flush_interval = flush_interval
+        self.stop_grace = stop_grace
+        self._db = StateThread(state)
+        self._fetch_workers = max(1, settings.crawl.concurrency)
+        self._embed_workers = max(1, int(engine.capacity))
+        self._fetch_q: asyncio.Queue[Job | None] = asyncio.Queue(max(1, settings.crawl.queue_size))
+        self._embed_q: asyncio.Queue[_Photo | None] = asyncio.Queue(self._embed_workers)
+        self._store_q: asyncio.Queue[_Analysed | None] = asyncio.Queue(self._embed_workers)
+        self._outcomes: list[Outcome] = []
+        self._batch: list[_Analysed] = []
+        self._batch_faces = 0
+        # Content decided since the last state write (the state has the rest).
+        self._claimed: dict[str, ContentOwner] = {}
+        self._emitted = 0
+        self._stop_at: float | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._feeder: asyncio.Task[None] | None = None
+        self._fetchers: list[asyncio.Task[None]] = []
+        self._failure: BaseException | None = None
+        self._data_dir = settings.data_path
+        self._wikidata: WikidataNames | None = None
+        self._search: ImageSearch | None = None
+
+    # --- control ---------------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_at is not None
+
+    def stop(self) -> None:
+        """Stop gracefully: discover and fetch nothing more, finish what the engine
+        has (up to ``stop_grace`` seconds), store it, write the state. Unstarted
+        photos stay pending for the next run."""
+        if self._stop_at is not None:
+            return
+        self._stop_at = time.monotonic()
+        log.info("stopping: finishing the photos in the engine, then writing the state")
+        if self._feeder is not None:
+            self._feeder.cancel()
+        for task in self._fetchers:
+            task.cancel()
+
+    async def run(self) -> None:
+        """Crawl until the sources are exhausted (or ``--limit``, or ``stop()``).
+
+        Cancelling ``run`` is the hard stop: every stage is cancelled at once,
+        nothing more is written (what was written is consistent).
+        """
+        try:
+            await self._run()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.shield(_settle(self._tasks))
+            self._db.close()
+
+    async def _run(self) -> None:
+        self._feeder = self._spawn(self._feed(), "feed")
+        self._fetchers = [self._spawn(self._fetch_worker(), f"fetch-{i}") for i in range(self._fetch_workers)]
+        embedders = [self._spawn(self._embed_worker(), f"embed-{i}") for i in range(self._embed_workers)]
+        storer = self._spawn(self._store_stage(), "store")
+
+        await _settle([self._feeder])
+        if not self.stopping:
+            for _ in self._fetchers:
+                await self._put_unless_stopped(self._fetch_q, None)
+        await _settle(self._fetchers)
+        _drain(self._fetch_q)
+
+        # Nothing feeds the embed queue any more. When stopping, what waits there
+        # is dropped (it stays pending) and the queue has room for every sentinel.
+        if self.stopping:
+            _drain(self._embed_q)
+        for _ in embedders:
+            await self._embed_q.put(None)
+        while True:
+            _, running = await asyncio.wait(embedders, timeout=0.2)
+            if not running:
+                break
+            if self._stop_at is not None and time.monotonic() - self._stop_at > self.stop_grace:
+                log.warning("stopping: %d photo(s) still in the engine after %.0f s stay pending",
+                            len(running), self.stop_grace)
+                for task in running:
+                    task.cancel()
+                await _settle(list(running))
+                break
+        if not storer.done():
+            await self._store_q.put(None)
+        await _settle([storer])
+        if self._failure is not None:
+            raise self._failure
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
+        task.set_name(f"crawl-{name}")
+        task.add_done_callback(self._on_task_done)
+        self._tasks.append(task)
+        return task
+
+    def _on_task_done(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        if isinstance(exc, _LimitReached):  # pragma: no cover - handled inside the feeder
+            return
+        # A stage died of a bug or of the state file failing: stop everything
+        # rather than hang with a stage missing.
+        log.error("crawl stage %s failed: %r", task.get_name(), exc, exc_info=exc)
+        if self._failure is None:
+            self._failure = exc
+        self.stop()
+        for other in self._tasks:
+            if other is not task and not other.done() and other.get_name() != "crawl-store":
+                other.cancel()
+
+    async def _put_unless_stopped(self, queue: asyncio.Queue[Any], item: Any) -> None:
+        while not self.stopping:
+            try:
+                await asyncio.wait_for(queue.put(item), timeout=0.5)
+                return
+            except asyncio.TimeoutError:
+                continue
+
+    # --- discovery (the feeder) --------------------------------------------------------
+
+    async def _feed(self) -> None:
+        try:
+            if self.plan.retry_failed:
+                await self._feed_from_state(FAILED)
+                await self._retry_failed_units()
+                return
+            await self._feed_from_state(PENDING)
+            for folder in self.plan.folders:
+                await self._discover_folder(folder)
+            for path in self.plan.url_lists:
+                await self._discover_url_list(path)
+            for url in self.plan.pages:
+                await self._discover_pages(url)
+            if self.plan.names_file is not None:
+                await self._register_names(self.plan.names_file)
+            if self.plan.top:
+                await self._register_top(self.plan.top, self.plan.occupations)
+            if self.plan.lookup_kinds:
+                await self._lookup_units(self.plan.lookup_kinds, PENDING)
+        except _LimitReached:
+            log.info("--limit %d reached: the rest stays for the next run", self.plan.limit)
+
+    async def _emit(self, jobs: Iterable[Job]) -> None:
+        for job in jobs:
+            self._check_limit()
+            await self._fetch_q.put(job)
+            self._emitted += 1
+            self.stats.mark("discovered")
+
+    def _check_limit(self) -> None:
+        if self.plan.limit is not None and self._emitted >= self.plan.limit:
+            raise _LimitReached()
+
+    async def _feed_from_state(self, status: str) -> None:
+        """Photos left ``status`` by earlier runs, oldest first (those discovered now come after)."""
+        upto = await self._db(self.state.max_seq)
+        after = 0
+        while True:
+            self._check_limit()
+            jobs = await self._db(self.state.jobs, status, after_seq=after, upto_seq=upto, limit=DISCOVERY_CHUNK)
+            if not jobs:
+                return
+            after = jobs[-1].seq
+            await self._emit(jobs)
+
+    def _keyed(self, candidates: Iterable[Candidate], *, shard_by_url: bool) -> list[tuple[str, Candidate]]:
+        """(state key, candidate) for candidates with a usable URL (and, if asked, in our shard)."""
+        keyed = []
+        for cand in candidates:
+            key = normalize_url(cand.image_url)
+            if key is None:
+                self.discovery["bad_image_url"] += 1
+                log.debug("not a photo URL, ignored: %r", cand.image_url)
+                continue
+            if shard_by_url and self.plan.shard is not None and not self.plan.shard.owns(key):
+                self.discovery["other_shard"] += 1
+                continue
+            keyed.append((key, dataclasses.replace(cand, image_url=key)))
+        return keyed
+
+    async def _add_and_emit(self, candidates: Sequence[Candidate]) -> None:
+        keyed = self._keyed(candidates, shard_by_url=True)
+        if keyed:
+            await self._emit(await self._db(self.state.add_jobs, keyed))
+
+    async def _stream_unit(self, kind: str, key: str, label: str, candidates: AsyncIterator[Candidate]) -> None:
+        """Add a streaming source's candidates in chunks; the unit is done once the stream ends."""
+        if (unit := await self._db(self.state.unit, kind, key)) is not None and unit.status == DONE:
+            log.info("%s %s: done in an earlier run", kind, label)
+            return
+        chunk: list[Candidate] = []
+        try:
+            async with contextlib.aclosing(candidates):  # type: ignore[type-var]
+                async for cand in candidates:
+                    chunk.append(cand)
+                    if len(chunk) >= self._chunk_size(kind):
+                        await self._add_and_emit(chunk)
+                        chunk = []
+            await self._add_and_emit(chunk)
+        except (_LimitReached, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            reason = _reason_of(exc)
+            log.warning("%s %s failed: %s", kind, label, exc)
+            await self._db(self.state.fail_unit, kind, key, reason, str(exc), label=label)
+            self.stats.units_failed[f"{kind}:{reason}"] += 1
+            return
+        await self._db(self.state.finish_unit, kind, key, label=label)
+        self.stats.units_done += 1
+
+    @staticmethod
+    def _chunk_size(kind: str) -> int:
+        # Pages trickle in one page at a time: small chunks let fetching start early.
+        return 16 if kind == PAGE else DISCOVERY_CHUNK
+
+    async def _discover_folder(self, root: Path) -> None:
+        unnamed = self.settings.crawl.unnamed_folders
+
+        async def stream() -> AsyncIterator[Candidate]:
+            photos = read_folders(root, unnamed=unnamed)
+            while True:
+                # Folder listing is blocking I/O: done in a thread, a chunk at a time.
+                chunk = await asyncio.to_thread(lambda: list(itertools.islice(photos, DISCOVERY_CHUNK)))
+                if not chunk:
+                    return
+                for cand in chunk:
+                    yield cand
+
+        root = Path(root).resolve()
+        await self._stream_unit(FOLDER, str(root), str(root), stream())
+
+    async def _discover_url_list(self, path: Path) -> None:
+        report = UrlListReport()
+        path = Path(path).resolve()
+        try:
+            await self._stream_unit(URL_LIST, str(path), str(path), read_url_list(path, report=report))
+        finally:
+            if report.bad:
+                self.discovery["url_list_bad_lines"] += report.bad
+                for reason, n in report.reasons.items():
+                    self.discovery[f"url_list_{reason}"] += n
+
+    async def _discover_pages(self, start_url: str) -> None:
+        key = normalize_url(start_url) or start_url
+        source = PageSource(self.fetcher, self.settings.crawl)
+        try:
+            await self._stream_unit(PAGE, key, start_url, source.candidates([start_url]))
+        finally:
+            self.discovery.update({k: v for k, v in source.counters.items() if v})
+
+    async def _register_names(self, path: Path) -> None:
+        """Every name in the file becomes a pending lookup unit (once; done ones stay done)."""
+        kinds = (NAME, SEARCH) if self.plan.search_engine else (NAME,)
+        shard = self.plan.shard
+
+        def read_chunks() -> Iterable[tuple[list[tuple[str, str]], int]]:
+            """(names of our shard, names of other shards) per chunk of lines."""
+            with open(path, encoding="utf-8-sig") as fh:
+                while lines := list(itertools.islice(fh, DISCOVERY_CHUNK)):
+                    chunk, others = [], 0
+                    for line in lines:
+                        label = " ".join(line.split())
+                        if not label or label.startswith("#"):
+                            continue
+                        key = name_key(label)
+                        if shard is not None and not shard.owns(key):
+                            others += 1
+                        else:
+                            chunk.append((key, label))
+                    yield chunk, others
+
+        try:
+            chunks = iter(read_chunks())
+            while (read := await asyncio.to_thread(next, chunks, None)) is not None:
+                chunk, others = read
+                self.discovery["other_shard_names"] += others
+                for kind in kinds:
+                    await self._db(self.state.add_units, kind, chunk)
+        except (OSError, UnicodeDecodeError) as exc:
+            log.error("names file %s: %s", path, exc)
+            self.discovery["names_file_error"] += 1
+
+    async def _register_top(self, limit: int, occupations: Sequence[str]) -> None:
+        """The SPARQL top people become pending name units; the query itself is a unit."""
+        key = f"{limit}|{','.join(sorted(o.casefold() for o in occupations))}"
+        unit = await self._db(self.state.unit, TOP, key)
+        if unit is not None and unit.status == DONE and not self.plan.retry_failed:
+            return
+        kinds = (NAME, SEARCH) if self.plan.search_engine else (NAME,)
+        label = f"top {limit}" + (f" ({', '.join(occupations)})" if occupations else "")
+        chunk: list[tuple[str, str]] = []
+        try:
+            async for qid in self._wikidata_source().top_people(limit, occupations):
+                name = name_key(qid)
+                if self.plan.shard is not None and not self.plan.shard.owns(name):
+                    self.discovery["other_shard_names"] += 1
+                    continue
+                chunk.append((name, qid))
+                if len(chunk) >= DISCOVERY_CHUNK:
+                    for kind in kinds:
+                        await self._db(self.state.add_units, kind, chunk)
+                    chunk = []
+            for kind in kinds:
+                await self._db(self.state.add_units, kind, chunk)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            reason = _reason_of(exc)
+            log.warning("%s failed: %s", label, exc)
+            await self._db(self.state.fail_unit, TOP, key, reason, str(exc), label=label)
+            self.stats.units_failed[f"{TOP}:{reason}"] += 1
+            return
+        await self._db(self.state.finish_unit, TOP, key, label=label)
+        self.stats.units_done += 1
+
+    async def _lookup_units(self, kinds: Sequence[str], status: str) -> None:
+        """Look units up a few at a time, but take their results in order (reproducible seqs)."""
+        window: deque[tuple[Unit, asyncio.Task[list[Candidate]]]] = deque()
+        after = 0
+        try:
+            while True:
+                units = await self._db(self.state.units, kinds, status, after_id=after, limit=DISCOVERY_CHUNK)
+                if not units:
+                    break
+                after = units[-1].id
+                for unit in units:
+                    self._check_limit()
+                    window.append((unit, asyncio.ensure_future(self._lookup(unit))))
+                    if len(window) >= LOOKUP_CONCURRENCY:
+                        await self._finish_lookup(*window.popleft())
+            while window:
+                await self._finish_lookup(*window.popleft())
+        finally:
+            for _, task in window:
+                task.cancel()
+            await _settle([task for _, task in window])
+
+    async def _lookup(self, unit: Unit) -> list[Candidate]:
+        if unit.kind == SEARCH:
+            if self._search is None:
+                self._search = ImageSearch(self.fetcher, self.settings.crawl)
+            return await self._search.lookup(unit.label)
+        return await self._wikidata_source().lookup(unit.label)
+
+    async def _finish_lookup(self, unit: Unit, task: asyncio.Task[list[Candidate]]) -> None:
+        try:
+            candidates = await task
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            reason = _reason_of(exc)
+            log.warning("%s lookup %r failed: %s", unit.kind, unit.label, exc)
+            await self._db(self.state.fail_unit, unit.kind, unit.key, reason, str(exc))
+            self.stats.units_failed[f"{unit.kind}:{reason}"] += 1
+            return
+        # Photos found through a name belong to the name's shard: no URL split here.
+        jobs = await self._db(self.state.finish_unit, unit.kind, unit.key,
+                              self._keyed(candidates, shard_by_url=False))
+        self.stats.units_done += 1
+        await self._emit(jobs)
+
+    def _wikidata_source(self) -> WikidataNames:
+        if self._wikidata is None:
+            self._wikidata = WikidataNames(self.fetcher, self.settings.crawl)
+        return self._wikidata
+
+    async def _retry_failed_units(self) -> None:
+        """Failed lookups, page walks and top-people queries, run again."""
+        retried_top = False
+        for unit in await self._db(self.state.units, [TOP, PAGE], FAILED, limit=10_000):
+            if unit.kind == TOP:
+                limit, _, occupations = unit.key.partition("|")
+                await self._register_top(int(limit), [o for o in occupations.split(",") if o])
+                retried_top = True
+            else:
+                await self._discover_pages(unit.label)
+        await self._lookup_units((NAME, SEARCH), FAILED)
+        if retried_top:  # the names a retried query found
+            await self._lookup_units((NAME, SEARCH), PENDING)
+
+    # --- fetch ------------------------------------------------------------------------
+
+    async def _fetch_worker(self) -> None:
+        while True:
+            job = await self._fetch_q.get()
+            if job is None:
+                return
+            photo = await self._fetch(job)
+            if photo is not None:
+                await self._embed_q.put(photo)
+
+    async def _fetch(self, job: Job) -> _Photo | None:
+        try:
+            fetched = await self.fetcher.image(job.url, referer=job.candidate.page_url)
+        except asyncio.CancelledError:
+            raise
+        except FetchError as exc:
+            self._record_error(job, exc.reason, str(exc))
+            return None
+        except Exception as exc:
+            log.exception("fetching %s failed unexpectedly", job.url)
+            self._record_error(job, "error", repr(exc))
+            return None
+        body = fetched.body
+        self.stats.mark("fetched")
+        self.stats.fetched_bytes += len(body)
+        if len(body) > _THREAD_HASH_BYTES:
+            sha = await asyncio.to_thread(_sha256, body)
+        else:
+            sha = _sha256(body)
+        owner = self._claimed.get(sha) or await self._db(self.state.content_owner, sha)
+        if owner is not None and owner.url != job.url and owner.rank < _rank(job):
+            self._record(Outcome(job.url, SKIPPED, "duplicate_content", sha256=sha, duplicate_of=owner.url))
+            return None
+        return _Photo(job, body, sha)
+
+    # --- embed ------------------------------------------------------------------------
+
+    async def _embed_worker(self) -> None:
+        while True:
+            photo = await self._embed_q.get()
+            if photo is None:
+                return
+            if self.stopping:
+                continue  # not started: stays pending for the next run
+            analysed = await self._embed(photo)
+            if analysed is not None:
+                await self._store_q.put(analysed)
+
+    async def _embed(self, photo: _Photo) -> _Analysed | None:
+        job = photo.job
+        try:
+            found: PhotoFaces = await self.engine.embed(photo.body)
+        except asyncio.CancelledError:
+            raise
+        except EngineClosed:
+            return None  # shutting down: stays pending
+        except FaceEngineError as exc:
+            code = getattr(exc, "code", "engine_failed")
+            self._record_error(job, code, str(exc), sha256=photo.sha256 if isinstance(exc, ImageError) else None)
+            return None
+        except Exception as exc:
+            log.exception("embedding %s failed unexpectedly", job.url)
+            self._record_error(job, "error", repr(exc))
+            return None
+        self.stats.mark("embedded")
+        self.stats.faces_found += len(found.faces)
+        records = self._face_records(job, photo.sha256, found)
+        if records and self.settings.crawl.thumbnails:
+            records = await self._with_thumbnails(photo, records)
+        return _Analysed(job, photo.sha256, records)
+
+    def _face_records(self, job: Job, sha: str, found: PhotoFaces) -> list[FaceRecord]:
+        cand = job.candidate
+        names = face_names(cand.name, [f.box for f in found.faces])
+        now = utc_now()
+        model = found.model or self.engine.model_id
+        return [
+            FaceRecord(
+                vector=face.vector, image_url=job.url, box=face.box, image_width=found.width,
+                image_height=found.height, image_sha256=sha, faces_in_image=len(found.faces),
+                source=cand.source, model=model, page_url=cand.page_url, name=name,
+                license=cand.license, attribution=cand.attribution, crawled_at=now,
+            )
+            for face, name in zip(found.faces, names, strict=True)
+        ]
+
+    async def _with_thumbnails(self, photo: _Photo, records: list[FaceRecord]) -> list[FaceRecord]:
+        try:
+            paths = await write_thumbnails(
+                self._data_dir, photo.body, [(r.id, r.box) for r in records],
+                self.settings.crawl.thumbnail_px, self.settings.engine.max_pixels,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a thumbnail is a nicety: the faces are stored without it
+            log.warning("thumbnails for %s failed: %r", photo.job.url, exc)
+            self.discovery["thumbnail_failed"] += 1
+            return records
+        return [dataclasses.replace(r, thumbnail=p) for r, p in zip(records, paths, strict=True)]
+
+    # --- store ------------------------------------------------------------------------
+
+    async def _store_stage(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.flush_interval
+        while True:
+            try:
+                item = await asyncio.wait_for(self._store_q.get(), timeout=max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                item = False  # type: ignore[assignment]
+            if item is None:
+                await self._flush()
+                return
+            if item:
+                await self._accept(item)
+            if (
+                self._batch_faces >= self.settings.store.upsert_batch
+                or len(self._outcomes) >= MAX_BUFFERED_OUTCOMES
+                or loop.time() >= deadline
+            ):
+                await self._flush()
+                deadline = loop.time() + self.flush_interval
+
+    async def _accept(self, item: _Analysed) -> None:
+        """Decide, one photo at a time, which URL a content belongs to, and batch its faces."""
+        job, sha = item.job, item.sha256
+        owner = self._claimed.get(sha) or await self._db(self.state.content_owner, sha)
+        if owner is not None and owner.url != job.url:
+            if owner.rank < _rank(job):
+                self._record(Outcome(job.url, SKIPPED, "duplicate_content", sha256=sha, duplicate_of=owner.url))
+                return
+            # This photo has the better claim (named, or discovered first): it takes the content over.
+            earlier = next((b for b in self._batch if b.job.url == owner.url), None)
+            if earlier is not None:
+                self._batch.remove(earlier)
+                self._batch_faces -= len(earlier.records)
+                item.displaced_items.append(earlier)
+            elif item.records:
+                item.displaced_urls.append(owner.url)
+            else:
+                self._record(Outcome(owner.url, SKIPPED, "duplicate_content", sha256=sha,
+                                     duplicate_of=job.url, attempt=False))
+        named = bool(job.candidate.name)
+        self._claimed[sha] = ContentOwner(job.seq, job.url, len(item.records), named)
+        if not item.records:
+            self._record(Outcome(job.url, SKIPPED, "no_face", sha256=sha, faces=0, seq=job.seq, named=named))
+            return
+        self._batch.append(item)
+        self._batch_faces += len(item.records)
+
+    async def _flush(self) -> None:
+        """Upsert the batch, then write every outcome gathered since the last flush."""
+        batch, self._batch, self._batch_faces = self._batch, [], 0
+        outcomes, self._outcomes = self._outcomes, []
+        records = [r for item in batch for r in item.records]
+        error = await self._upsert(records) if records else None
+        for item in batch:
+            job = item.job
+            if error is not None:
+                for it in (item, *item.displaced_items):
+                    outcomes.append(Outcome(it.job.url, FAILED, "store_error", error=error))
+                    self.stats.fail("store_error")
+                continue
+            outcomes.append(Outcome(job.url, DONE, sha256=item.sha256, faces=len(item.records), seq=job.seq,
+                                    named=bool(job.candidate.name)))
+            self.stats.mark("done")
+            self.stats.mark("stored", len(item.records))
+            self.stats.people.update(r.name for r in item.records if r.name)
+            for it in item.displaced_items:
+                outcomes.append(Outcome(it.job.url, SKIPPED, "duplicate_content", sha256=item.sha256,
+                                        duplicate_of=job.url))
+                self.stats.skip("duplicate_content")
+            for url in item.displaced_urls:
+                outcomes.append(Outcome(url, SKIPPED, "duplicate_content", sha256=item.sha256,
+                                        duplicate_of=job.url, attempt=False))
+                self.stats.skip("duplicate_content")
+        if outcomes:
+            await self._db(self.state.record, outcomes)
+        self._claimed.clear()
+
+    async def _upsert(self, records: list[FaceRecord]) -> str | None:
+        """Upsert in store-sized chunks, retrying a few times; the error text if it still fails."""
+        size = max(1, self.settings.store.upsert_batch)
+        for attempt in range(1, STORE_ATTEMPTS + 1):
+            try:
+                for start in range(0, len(records), size):
+                    await self.store.upsert(records[start:start + size])
+                return None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if attempt == STORE_ATTEMPTS:
+                    log.error("store write of %d faces failed %d times: %r", len(records), attempt, exc)
+                    return f"{type(exc).__name__}: {exc}"
+                log.warning("store write failed (%r), retrying", exc)
+                await asyncio.sleep(0.5 * 2**attempt)
+        return None  # pragma: no cover
+
+    # --- outcomes ---------------------------------------------------------------------
+
+    def _record(self, outcome: Outcome) -> None:
+        self._outcomes.append(outcome)
+        if outcome.status == SKIPPED:
+            self.stats.skip(outcome.reason or "")
+        elif outcome.status == FAILED:
+            self.stats.fail(outcome.reason or "")
+
+    def _record_error(self, job: Job, reason: str, error: str, *, sha256: str | None = None) -> None:
+        status = SKIPPED if reason in SKIP_REASONS else FAILED
+        self._record(Outcome(job.url, status, reason, error=error[:500], sha256=sha256))
+
+
+def _rank(job: Job) -> tuple[int, int]:
+    return content_rank(bool(job.candidate.name), job.seq)
+
+
+def _reason_of(exc: BaseException) -> str:
+    if isinstance(exc, (FetchError, SourceError)):
+        return exc.reason
+    if isinstance(exc, FileNotFoundError):
+        return "file_not_found"
+    if isinstance(exc, OSError):
+        return "os_error"
+    return "error"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _drain(queue: asyncio.Queue[Any]) -> None:
+    with contextlib.suppress(asyncio.QueueEmpty):
+        while True:
+            queue.get_nowait()
+
+
+async def _settle(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    """Wait for tasks to end, however they end (their errors are handled by callbacks)."""
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
