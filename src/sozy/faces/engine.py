@@ -345,7 +345,7 @@ class FaceEngine:
             raise FaceEngineError(f"face engine could not start: {failures[0]}") from failures[0]
         info = self._workers[0].info
         log.info(
-            "face engine: %d worker(s) on %s, detector %s, batch %d, capacity %d, model %s, dlib %s (%s)",
+            "face engine: %d worker(s) on %s, detector %s, batch %d, capacity %d, model %s, dlib %s%s (%s)",
             self._plan.workers,
             self._plan.device,
             self._plan.detector,
@@ -353,8 +353,21 @@ class FaceEngine:
             self._plan.capacity,
             self._plan.model_id,
             info.get("dlib_version"),
+            " with BLAS" if info.get("blas") else "",
             info.get("dlib_file"),
         )
+        dlib_path = self.settings.dlib_path
+        if dlib_path and not str(info.get("dlib_file", "")).startswith(os.path.abspath(dlib_path)):
+            log.warning(
+                "face engine: engine.dlib_path is %s but workers loaded dlib from %s (is the build there?)",
+                dlib_path,
+                info.get("dlib_file"),
+            )
+
+    @property
+    def dlib_file(self) -> str:
+        """The dlib extension module the workers loaded (shows whether ``dlib_path`` took effect)."""
+        return str(self._workers[0].info.get("dlib_file", "")) if self._workers else ""
 
     async def close(self) -> None:
         """Fail waiting tasks with :class:`EngineClosed` and stop every worker. Idempotent."""

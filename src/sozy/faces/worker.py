@@ -88,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                 "model_id": analyzer.model_id,
                 "detector": analyzer.detector,
                 "dlib_version": dlib.__version__,
-                "dlib_file": getattr(dlib, "__file__", ""),
+                "dlib_file": _extension_file(),
                 "cuda": bool(dlib.DLIB_USE_CUDA),
+                "blas": bool(dlib.DLIB_USE_BLAS),
             }
         except Exception as exc:
             _send(conn, ("init_failed", f"{type(exc).__name__}: {exc}"))
@@ -120,6 +121,12 @@ def _serve(conn: socket.socket, analyzer: Any, config: WorkerConfig) -> None:
         else:
             reply = (token, "ok", result)
         _send(conn, reply)
+
+
+def _extension_file() -> str:
+    """Where dlib's compiled module came from (its __init__.py may sit elsewhere)."""
+    module = sys.modules.get("_dlib_pybind11") or sys.modules.get("dlib")
+    return str(getattr(module, "__file__", "") or "")
 
 
 def _run(analyzer: Any, kind: str, payload: Any, test_hooks: bool) -> Any:
