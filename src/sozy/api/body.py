@@ -100,6 +100,16 @@ async def _stream(request: Request) -> AsyncIterator[bytes]:
         raise ApiError(400, "client_disconnected", "the client went away before the body was read") from None
 
 
+class _Silent:
+    """Stands in for python-multipart's logger: its warnings quote bytes of the body, which is
+    someone's photo; the parse error itself still reaches the client."""
+
+    def _drop(self, *args: object, **kwargs: object) -> None:
+        return None
+
+    debug = info = warning = error = exception = _drop
+
+
 class _ImagePartCollector:
     """python-multipart callbacks that keep only the ``image`` part, in memory, capped."""
 
@@ -183,6 +193,7 @@ async def _read_multipart(request: Request, boundary: bytes, max_image_bytes: in
     collector = _ImagePartCollector(max_image_bytes)
     try:
         parser = MultipartParser(boundary, collector.callbacks(), max_header_size=MAX_PART_HEADER_BYTES)
+        parser.logger = _Silent()  # type: ignore[assignment]
     except (FormParserError, ValueError) as exc:
         raise ApiError(400, "bad_multipart", f"unusable multipart boundary: {exc}") from None
     received = 0
