@@ -19,9 +19,8 @@ import importlib.metadata
 import logging
 import re
 import warnings
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator
 
 import numpy as np
 from qdrant_client import AsyncQdrantClient
@@ -107,6 +106,17 @@ def check_server_version(server: str, client: str | None = None) -> list[str]:
     return notes
 
 
+def collection_layout(nodes: int) -> dict[str, int]:
+    """Sharding for a new collection on a cluster of ``nodes`` peers (empty for one node).
+
+    Two shards per node, so a node added later can take shards over without resharding,
+    and two copies of each shard, so the cluster keeps serving when one node is down.
+    """
+    if nodes <= 1:
+        return {}
+    return {"shard_number": SHARDS_PER_NODE * nodes, "replication_factor": min(CLUSTER_REPLICATION, nodes)}
+
+
 class ServerStore:
     """The server backend. Open with ``await ServerStore.open(settings)`` (or ``location``/``path``
     for qdrant-client's local mode)."""
@@ -189,7 +199,8 @@ class ServerStore:
         except (StoreError, ValueError):
             raise
         except _SERVER_ERRORS as exc:
-            text = str(exc).strip() or type(exc).__name__
+            # One line: the CLI prints it as its reason, logs keep it on one record.
+            text = " ".join(str(exc).split()) or type(exc).__name__
             hint = " (check store.api_key)" if re.search(r"\b(401|403)\b|unauthori[sz]ed|forbidden", text, re.I) else ""
             raise StoreError(f"Qdrant at {self.where}: {doing} collection {self.collection!r} failed: {text}{hint}") from exc
 
@@ -210,12 +221,8 @@ class ServerStore:
             )
 
     async def _create_collection(self) -> None:
-        cluster: dict[str, Any] = {}
-        if self.nodes > 1:
-            cluster = {
-                "shard_number": SHARDS_PER_NODE * self.nodes,
-                "replication_factor": min(CLUSTER_REPLICATION, self.nodes),
-            }
+        cluster = collection_layout(self.nodes)
+        if cluster:
             log.info("Qdrant cluster of %d nodes: collection %r gets %s", self.nodes, self.collection, cluster)
         try:
             await self._client.create_collection(

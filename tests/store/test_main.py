@@ -1,0 +1,108 @@
+"""``python -m sozy.store``: every flag explained, the commands doing their work, one-line failures."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sozy.config import Settings
+from sozy.store import open_store
+from sozy.store.__main__ import build_parser, main
+
+from .conftest import make_record, people_vectors
+
+
+def _make_store(data_dir: Path, faces: int = 40) -> None:
+    async def fill() -> None:
+        store = await open_store(Settings(data_dir=str(data_dir)))
+        vectors, owner = people_vectors(np.random.default_rng(0), faces // 4, 4)
+        await store.upsert(
+            [make_record(v, i, name=f"p{owner[i]}", source=("pages", "urls")[i % 2]) for i, v in enumerate(vectors)]
+        )
+        await store.close()
+
+    asyncio.run(fill())
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def test_every_flag_of_every_command_is_explained():
+    parser = build_parser()
+    for command in [parser, *_subparsers(parser).values()]:
+        for action in command._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            assert action.help and len(action.help) > 10, f"{command.prog} {action.option_strings} has no help"
+    assert set(_subparsers(parser)) == {"stats", "optimize", "delete", "copy"}
+
+
+def test_help_runs_as_a_module():
+    result = subprocess.run([sys.executable, "-m", "sozy.store", "copy", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for flag in ("--from", "--to", "--batch", "--checkpoint", "--restart", "local:PATH"):
+        assert flag in result.stdout
+
+
+def test_stats_prints_faces_people_and_models(tmp_path, capsys):
+    _make_store(tmp_path)
+    assert main(["--data-dir", str(tmp_path), "stats", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["faces"] == 40 and stats["people"] == 10 and stats["backend"] == "embedded"
+
+
+def test_delete_takes_faces_down_and_reports_how_many(tmp_path, capsys):
+    _make_store(tmp_path)
+    assert main(["--data-dir", str(tmp_path), "delete", "--name", "p3", "--source", "pages"]) == 0
+    assert capsys.readouterr().out.strip() == "deleted 2 faces"
+    assert main(["--data-dir", str(tmp_path), "stats", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["faces"] == 38
+
+
+@pytest.mark.slow
+def test_copy_to_a_server_and_back(tmp_path, capsys):
+    _make_store(tmp_path / "a", faces=24)
+    server = f"local:{tmp_path / 'qdrant'}"
+    base = ["--data-dir", str(tmp_path / "a")]
+    assert main([*base, "copy", "--from", str(tmp_path / "a" / "store"), "--to", server, "--batch", "10"]) == 0
+    out, err = capsys.readouterr()
+    assert "copied 24 faces" in out
+    assert "copied 24 of 24 faces (100%)" in err
+    assert main([*base, "copy", "--from", server, "--to", str(tmp_path / "c" / "store")]) == 0
+    capsys.readouterr()
+    assert main(["--data-dir", str(tmp_path / "c"), "stats", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["faces"] == 24
+    assert not list((tmp_path / "a").glob("store-copy-*.json"))  # finished copies leave no checkpoint
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["stats"], "there is no face store at"),
+        (["delete"], "delete needs at least one of"),
+        (["--url", "http://127.0.0.1:9", "optimize"], "optimize is for the embedded store"),
+        (["copy", "--from", "x", "--to", "x"], "are the same store"),
+        (["copy", "--from", "nowhere", "--to", "local::memory:"], "there is no face store at"),
+    ],
+)
+def test_commands_that_cannot_start_exit_1_with_one_line(tmp_path, capsys, args, reason):
+    assert main(["--data-dir", str(tmp_path), *args]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("python -m sozy.store: ") and reason in err[0]
+
+
+def test_a_bad_command_line_exits_2():
+    with pytest.raises(SystemExit) as exit_:
+        main(["copy", "--from", "x"])
+    assert exit_.value.code == 2
