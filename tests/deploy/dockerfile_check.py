@@ -141,13 +141,13 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + "$")
 
 
-def ignore_rules(context: Path) -> list[tuple[bool, re.Pattern[str]]]:
-    """(is_exception, regex) for each line of ``.dockerignore``, in order."""
-    ignore_file = context / ".dockerignore"
-    if not ignore_file.is_file():
-        return []
+def ignore_rules(context: Path, text: str | None = None) -> list[tuple[bool, re.Pattern[str]]]:
+    """(is_exception, regex) for each line of ``.dockerignore`` (or of ``text``), in order."""
+    if text is None:
+        ignore_file = context / ".dockerignore"
+        text = ignore_file.read_text() if ignore_file.is_file() else ""
     rules = []
-    for line in ignore_file.read_text().splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -187,12 +187,15 @@ def copy_sources(command: dockerfile.Command) -> list[str]:
     return list(command.value[:-1])
 
 
-def problems(parsed: Dockerfile, context: Path) -> list[str]:
-    """Unpinned bases, a root final stage, COPY from nowhere or from outside the context."""
+def problems(parsed: Dockerfile, context: Path, dockerignore: str | None = None) -> list[str]:
+    """Unpinned bases, a root final stage, COPY from nowhere or from outside the context.
+
+    ``dockerignore`` replaces the context's ``.dockerignore`` text (to check a variant).
+    """
     found: list[str] = []
     if not parsed.stages:
         return [f"{parsed.path.name}: no FROM"]
-    rules = ignore_rules(context)
+    rules = ignore_rules(context, dockerignore)
     for stage in parsed.stages:
         where = f"{parsed.path.name} stage {stage.name or stage.index}"
         if parsed.stage(stage.base) is None and (why := image_problem(stage.base)):
