@@ -235,6 +235,22 @@ def test_jpeg_cut_inside_its_header(photo_bytes, keep: int) -> None:
         decode_image(photo_bytes("obama/obama.jpg")[:keep], LIMIT)
 
 
+def test_truncated_data_fails_even_when_pillow_was_told_to_accept_it(
+    photo_bytes, rgb_image: Image.Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)  # what importing face_recognition does
+    jpeg = photo_bytes("obama/obama.jpg")
+    png = encode(rgb_image, "PNG")
+    with pytest.raises(CorruptImage):
+        decode_image(jpeg[: len(jpeg) // 2], LIMIT)
+    with pytest.raises(CorruptImage):
+        decode_image(png[: len(png) - 30], LIMIT)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the caller's setting is left as it was
+    assert decode_image(jpeg, LIMIT).shape == (1137, 910, 3)
+
+
 def test_truncated_png(rgb_image: Image.Image) -> None:
     data = encode(rgb_image, "PNG")
     with pytest.raises(CorruptImage):

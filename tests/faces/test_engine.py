@@ -113,7 +113,9 @@ def test_worker_environment() -> None:
     assert env["PYTHONPATH"].split(os.pathsep)[0] == "/opt/fast-dlib"
     assert env["CUDA_VISIBLE_DEVICES"] == "1"
     assert env["OPENBLAS_NUM_THREADS"] == "1" and env["OMP_NUM_THREADS"] == "1"
-    assert "CUDA_VISIBLE_DEVICES" not in _worker_env("", gpu=None) or os.environ.get("CUDA_VISIBLE_DEVICES")
+    # CPU workers keep whatever the caller had (a CUDA build of dlib still needs its GPUs visible).
+    assert _worker_env("", gpu=None).get("CUDA_VISIBLE_DEVICES") == os.environ.get("CUDA_VISIBLE_DEVICES")
+    assert _worker_env("", gpu=None)["PYTHONPATH"].split(os.pathsep)[0] != "/opt/fast-dlib"
 
 
 # -- embedding -----------------------------------------------------------------------------

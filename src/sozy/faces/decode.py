@@ -6,16 +6,21 @@ decoded, EXIF orientation applied, every colour mode made RGB (transparency
 laid on white), and every failure turned into an :class:`ImageError`. It never
 touches Pillow's global settings (``MAX_IMAGE_PIXELS``,
 ``LOAD_TRUNCATED_IMAGES``), so other users of Pillow in the process are
-unaffected.
+unaffected, with one exception: a library that switched on
+``LOAD_TRUNCATED_IMAGES`` (``face_recognition`` does, on import) would make
+Pillow accept half a photo, so that switch is held off while we decode.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from sozy.faces.errors import CorruptImage, EmptyImage, ImageError, ImageTooLarge, NotAnImage
 from sozy.imagetype import sniff_image_type
@@ -23,6 +28,7 @@ from sozy.imagetype import sniff_image_type
 # Pillow format names for the types sozy.imagetype recognises.
 _PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "bmp": "BMP", "webp": "WEBP"}
 _WHITE = (255, 255, 255, 255)
+_TRUNCATION_SWITCH = threading.Lock()
 
 
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
@@ -40,7 +46,7 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     # Pillow reports oddities (bad EXIF, palette transparency, large images) as
     # warnings; decoding is a closed boundary, so they are dealt with here and
     # never escape (under ``-W error`` they would otherwise become crashes).
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _truncated_images_refused():
         warnings.simplefilter("ignore")
         try:
             return _decode(data, kind, max_pixels)
@@ -50,6 +56,21 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
             raise ImageTooLarge(f"not enough memory to decode this {kind} image") from None
         except Exception as exc:  # Pillow's plugins raise many types for damaged data
             raise CorruptImage(f"cannot decode {kind} image: {_describe(exc)}") from None
+
+
+@contextmanager
+def _truncated_images_refused() -> Iterator[None]:
+    """Truncated data must fail even if another library told Pillow to accept it."""
+    if not ImageFile.LOAD_TRUNCATED_IMAGES:
+        yield
+        return
+    with _TRUNCATION_SWITCH:
+        saved = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = saved
 
 
 def _decode(data: bytes, kind: str, max_pixels: int) -> np.ndarray:

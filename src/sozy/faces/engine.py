@@ -504,7 +504,8 @@ class FaceEngine:
             message = (w.token, tasks[0].kind, tasks[0].payload)
         # The socket buffers the frame; a dead worker shows up in its read loop.
         w.writer.write(encode_frame(message))
-        w.timer = self._loop.call_later(self.settings.task_timeout_s, self._on_timeout, w, w.token)
+        if self.settings.task_timeout_s > 0:  # 0 = no timeout
+            w.timer = self._loop.call_later(self.settings.task_timeout_s, self._on_timeout, w, w.token)
         self.stats["batches"] += 1
         self.stats["tasks_sent"] += len(tasks)
         self.stats["largest_batch"] = max(self.stats["largest_batch"], len(tasks))
