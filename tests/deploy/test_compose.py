@@ -498,3 +498,32 @@ def test_flag_check_catches_an_option_the_cli_does_not_have() -> None:
     raw["services"]["crawl"]["command"] = ["--names", "/input/names.txt", "--no-such-option"]
     broken = ComposeFile(path=compose.path, raw=raw, doc=load_from_raw(raw))
     assert any("--no-such-option" in p for p in entry_point_problems(broken))
+
+
+# -- agreement with the store's code ----------------------------------------------------
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=_ids)
+def test_pinned_qdrant_is_one_sozy_and_its_client_support(path: Path) -> None:
+    import importlib.metadata
+
+    from sozy.store.server import check_server_version
+
+    for name, service in _qdrant_services(_load(path)).items():
+        version = str(service["image"]).split(":", 1)[1].removeprefix("v")
+        # Raises for a server too old for Sozy; notes a client more than one minor version away.
+        assert check_server_version(version, importlib.metadata.version("qdrant-client")) == [], name
+
+
+def test_cluster_file_states_the_collection_layout_the_store_creates() -> None:
+    from sozy.store.server import collection_layout
+
+    nodes = len(_qdrant_services(_load(CLUSTER)))
+    layout = collection_layout(nodes)
+    assert layout["shard_number"] % nodes == 0
+    text = CLUSTER.read_text()
+    assert f"shard_number {layout['shard_number']}" in text
+    assert f"replication_factor {layout['replication_factor']}" in text
+    docs = (REPO / "docs" / "deploy.md").read_text()
+    assert f"| `replication_factor` | {layout['replication_factor']} " in docs
+    assert f"({layout['shard_number']} on {nodes} nodes)" in docs
