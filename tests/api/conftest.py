@@ -89,3 +89,24 @@ def api_client(engine, store, tmp_path) -> ApiClient:
                 yield http
 
     return open_client
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory, shared_embeddings, face_photos, faces_dir):
+    """uvicorn on 127.0.0.1 with its own engine (1 worker) and store; stored photos served locally."""
+    from .dns import MapResolver
+    from .live import LiveServer
+
+    people = {str(p.path.relative_to(faces_dir)): p.people for p in face_photos}
+    settings = base_settings(
+        str(tmp_path_factory.mktemp("live")), **{"api.admin_key": ADMIN_KEY, "api.fetch_timeout_s": 2.0}
+    )
+
+    def remote() -> RemoteImages:
+        # No real DNS from tests: image_url host names resolve to nothing.
+        return RemoteImages(max_bytes=settings.api.max_upload_bytes, timeout_s=2.0, resolver=MapResolver({}))
+
+    with LiveServer(
+        settings, faces_dir, lambda base: shared_records(shared_embeddings, people, faces_dir, base), remote
+    ) as live:
+        yield live
