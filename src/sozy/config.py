@@ -6,7 +6,9 @@ then explicit overrides (command-line flags).
 
 Environment variables name a section and a key: ``SOZY_ENGINE_WORKERS=4``,
 ``SOZY_STORE_URL=http://qdrant:6333``, ``SOZY_CRAWL_PER_HOST=2``. Top-level keys
-have no section: ``SOZY_DATA_DIR=/var/lib/sozy``.
+have no section: ``SOZY_DATA_DIR=/var/lib/sozy``. ``SOZY_CONFIG`` names the
+file, and ``SOZY_TEST_*`` belongs to the test suite; any other ``SOZY_*``
+variable that names no setting is an error, so a typo is never silently ignored.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_CONFIG_PATH = Path("config/sozy.toml")
+# Environment variables for the test suite and CI, not settings.
+_TEST_PREFIX = "SOZY_TEST_"
 
 
 class ConfigError(ValueError):
@@ -43,6 +47,7 @@ class EngineSettings:
     max_side: int = 1024
     # Decompression-bomb guard: photos with more pixels are refused.
     max_pixels: int = 60_000_000
+    # A task running longer fails with task_timeout (its worker is replaced); 0 = no limit.
     task_timeout_s: float = 60.0
     # Tasks queued or running at once; callers wait beyond this (backpressure).
     max_in_flight: int = 0  # 0 = 4 per worker
@@ -242,7 +247,7 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     top = {f.name for f in dataclasses.fields(Settings)} - set(sections)
     values: dict[str, Any] = {}
     for var, raw in environ.items():
-        if not var.startswith("SOZY_") or var == "SOZY_CONFIG":
+        if not var.startswith("SOZY_") or var == "SOZY_CONFIG" or var.startswith(_TEST_PREFIX):
             continue
         rest = var[len("SOZY_"):].lower()
         if rest in top:

@@ -327,8 +327,8 @@ def test_both_files_run_the_same_qdrant_version_and_healthcheck() -> None:
 
 
 def _compose_command() -> list[str] | None:
-    """`docker compose` (plugin), a `docker-compose` v2 binary, or $SOZY_COMPOSE_BIN."""
-    if binary := os.environ.get("SOZY_COMPOSE_BIN"):
+    """`docker compose` (plugin), a `docker-compose` v2 binary, or $SOZY_TEST_COMPOSE_BIN."""
+    if binary := os.environ.get("SOZY_TEST_COMPOSE_BIN"):
         return [binary]
     if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         return ["docker", "compose"]
@@ -341,7 +341,7 @@ def _compose_command() -> list[str] | None:
 def test_docker_compose_config_accepts_the_file(path: Path, tmp_path: Path) -> None:
     command = _compose_command()
     if command is None:
-        pytest.skip("Docker Compose v2 is not installed (set SOZY_COMPOSE_BIN to a docker-compose binary)")
+        pytest.skip("Docker Compose v2 is not installed (set SOZY_TEST_COMPOSE_BIN to a docker-compose binary)")
     env_file = tmp_path / "test.env"
     env_file.write_text(f"QDRANT_API_KEY={ENV['QDRANT_API_KEY']}\n")
     done = subprocess.run(

@@ -1,0 +1,92 @@
+"""Settings: defaults, the TOML file, SOZY_* environment and overrides, in that order."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from sozy.config import ConfigError, Settings, load_settings
+
+REPO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "sozy.toml"
+
+
+def test_defaults_without_file_or_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./config/sozy.toml here
+    assert load_settings(environ={}) == Settings()
+
+
+def test_shipped_config_file_lists_every_setting_with_its_default() -> None:
+    """config/sozy.toml documents the defaults: it must not drift from the code."""
+    data = tomllib.loads(REPO_CONFIG.read_text(encoding="utf-8"))
+    defaults = Settings()
+    for field in dataclasses.fields(defaults):
+        value = getattr(defaults, field.name)
+        if dataclasses.is_dataclass(value):
+            section = data.get(field.name)
+            assert isinstance(section, dict), f"[{field.name}] missing from {REPO_CONFIG}"
+            for sub in dataclasses.fields(value):
+                assert sub.name in section, f"{field.name}.{sub.name} missing from {REPO_CONFIG}"
+                expected = getattr(value, sub.name)
+                got = section[sub.name]
+                got = tuple(got) if isinstance(expected, tuple) else got
+                assert got == expected, f"{field.name}.{sub.name}: file has {got!r}, code {expected!r}"
+            assert set(section) == {f.name for f in dataclasses.fields(value)}
+        else:
+            assert data.get(field.name) == value
+    assert load_settings(path=REPO_CONFIG, environ={}) == defaults
+
+
+def test_file_then_env_then_overrides(tmp_path: Path) -> None:
+    config = tmp_path / "sozy.toml"
+    config.write_text('data_dir = "/srv/sozy"\n[engine]\nworkers = 3\n[crawl]\nper_host = 2\n')
+    env = {"SOZY_ENGINE_WORKERS": "5", "SOZY_STORE_URL": "http://qdrant:6333", "SOZY_API_CORS_ORIGINS": "a.example, b.example"}
+    settings = load_settings(path=config, environ=env, overrides={"crawl.per_host": 7, "store.api_key": None})
+
+    assert settings.data_dir == "/srv/sozy"
+    assert settings.engine.workers == 5  # env beats file
+    assert settings.crawl.per_host == 7  # override beats file
+    assert settings.store.url == "http://qdrant:6333"
+    assert settings.store.api_key == ""  # a None override changes nothing
+    assert settings.api.cors_origins == ("a.example", "b.example")
+    assert settings.store_path == Path("/srv/sozy/store")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SOZY_ENGINE_WORKERS": "many"}, "engine.workers"),
+        ({"SOZY_CRAWL_RESPECT_ROBOTS": "perhaps"}, "crawl.respect_robots"),
+        ({"SOZY_NOPE": "1"}, "SOZY_NOPE"),
+        ({"SOZY_ENGINE_NOPE": "1"}, "engine.nope"),
+    ],
+)
+def test_bad_environment_values_are_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        load_settings(environ=env)
+
+
+def test_config_and_test_suite_variables_are_not_settings() -> None:
+    env = {"SOZY_CONFIG": "", "SOZY_TEST_FACES": "/x", "SOZY_TEST_REQUIRE_BROWSER": "1", "PATH": "/bin"}
+    assert load_settings(environ=env) == load_settings(environ={})
+
+
+def test_bad_file_is_a_clear_error(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[engine\nworkers = 1\n")
+    with pytest.raises(ConfigError, match="bad.toml"):
+        load_settings(path=config, environ={})
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(path=tmp_path / "missing.toml", environ={})
+    config.write_text("[engine]\nworkers = true\n")
+    with pytest.raises(ConfigError, match="engine.workers"):
+        load_settings(path=config, environ={})
+
+
+def test_replace_with_dotted_keys() -> None:
+    settings = Settings().replace(**{"engine.workers": 2, "data_dir": "/tmp/x"})
+    assert settings.engine.workers == 2
+    assert settings.data_dir == "/tmp/x"
+    assert Settings().engine.workers == 0  # frozen: the original is untouched
