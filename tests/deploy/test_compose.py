@@ -323,6 +323,44 @@ def test_both_files_run_the_same_qdrant_version_and_healthcheck() -> None:
     assert len(checks) == 1
 
 
+def _interpolated_names(path: Path) -> set[str]:
+    """Variables a compose file takes from the shell or .env (``${NAME...}``, ``$NAME``; not ``$$``)."""
+    text = re.sub(r"\$\$", "", path.read_text())
+    return set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", text))
+
+
+def _env_example() -> dict[str, str]:
+    """deploy/env.example's assignments, commented-out ones included."""
+    pairs = re.findall(r"^#?([A-Z][A-Z0-9_]*)=(.*)$", (REPO / "deploy" / "env.example").read_text(), re.MULTILINE)
+    return dict(pairs)
+
+
+def test_env_example_names_only_what_compose_reads_and_sozy_accepts(tmp_path: Path) -> None:
+    """docs/deploy.md loads .env into the shell (``set -a; . ./.env``) before running Sozy on the
+    host, and sozy.config refuses any SOZY_* variable that is no setting: so every SOZY_* name
+    compose reads must be a real setting, and everything else must not start with SOZY_."""
+    read = set().union(*(_interpolated_names(p) for p in COMPOSE_FILES))
+    example = _env_example()
+    assert "QDRANT_API_KEY" in example
+    assert set(example) <= read, f"env.example sets variables no compose file reads: {set(example) - read}"
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    sozy = {name: example.get(name) or "INFO" for name in read if name.startswith("SOZY_")}
+    for name, value in sozy.items():
+        load_settings(path=empty, environ={name: value})  # raises ConfigError for a non-setting
+
+
+def test_a_compose_variable_that_is_no_setting_is_caught(tmp_path: Path) -> None:
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(MAIN.read_text().replace("${API_BIND:-127.0.0.1}", "${SOZY_API_BIND:-127.0.0.1}"))
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match="unknown setting api.bind"):
+        for name in _interpolated_names(broken):
+            if name.startswith("SOZY_"):
+                load_settings(path=empty, environ={name: "x"})
+
+
 # -- with Docker Compose itself, where it is installed ----------------------------------
 
 
