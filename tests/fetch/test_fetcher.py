@@ -157,11 +157,21 @@ async def test_429_retry_after_http_date_is_honoured(hostile: HostileServer, cra
     assert 0.9 <= second - first < 2.8
 
 
-async def test_retry_after_is_capped_at_backoff_max(hostile: HostileServer, crawl_settings) -> None:
+async def test_a_retry_after_beyond_backoff_max_is_not_cut_short(hostile: HostileServer, crawl_settings) -> None:
+    """Asked to wait 60 s with backoff_max_s 0.3: fail now rather than ask again early."""
     async with Fetcher(crawl_settings(backoff_max_s=0.3)) as fetcher:
         start = time.monotonic()
-        await fetcher.image(hostile.url("/limited/c?fail=1&after=60"))
-        assert time.monotonic() - start < 1.5
+        error = await fetch_error(fetcher.image(hostile.url("/limited/c?fail=1&after=60")))
+        assert time.monotonic() - start < 1.0
+        assert fetcher.counters["retries"] == 0 and fetcher.counters["http_429"] == 1
+        # ... and the host is paused for backoff_max_s before anything else goes to it.
+        await fetcher.image(hostile.url("/photo/biden/biden.jpg"))
+    assert error.reason == "http_429" and error.status == 429
+    assert "Retry-After 60 s" in str(error)
+    assert hostile.log.count("/limited/c") == 1
+    (refused_at,) = hostile.log.times("/limited/c")
+    (other_at,) = hostile.log.times("/photo/biden/biden.jpg")
+    assert other_at - refused_at >= 0.25
 
 
 async def test_429_pauses_the_whole_host(hostile: HostileServer, crawl_settings) -> None:
@@ -177,8 +187,8 @@ async def test_429_pauses_the_whole_host(hostile: HostileServer, crawl_settings)
 
 
 async def test_429_when_retries_run_out(hostile: HostileServer, crawl_settings) -> None:
-    async with Fetcher(crawl_settings(retries=1, backoff_max_s=0.05)) as fetcher:
-        error = await fetch_error(fetcher.image(hostile.url("/limited/x?fail=5&after=1")))
+    async with Fetcher(crawl_settings(retries=1)) as fetcher:
+        error = await fetch_error(fetcher.image(hostile.url("/limited/x?fail=5&after=0")))
     assert error.reason == "http_429"
     assert hostile.log.count("/limited/x") == 2
 

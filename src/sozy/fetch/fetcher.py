@@ -6,7 +6,8 @@ connect / read / total timeouts → redirects followed by hand (so each hop is
 checked against robots.txt and counted against the hop's host) → retries with
 backoff on connection errors, 408, 429 and 5xx (Retry-After honoured) → the
 X-Robots-Tag header → the body, capped while it streams and, for images,
-sniffed from its first bytes.
+sniffed from its first bytes. A Retry-After longer than ``backoff_max_s``
+is never cut short: that URL fails at once instead of asking again early.
 """
 
 from __future__ import annotations
@@ -269,6 +270,17 @@ class Fetcher:
                 final_url = str(target)
                 attempt = 0
             except _Retry as retry:
+                if retry.retry_after is not None and retry.retry_after > self.settings.backoff_max_s:
+                    # Asking again sooner than the server said would not honour it, and
+                    # waiting longer would stall the crawl: give up on this URL for now
+                    # (the crawl records the failure) and pause the host as long as we may.
+                    self.limiter.hold(origin, self.settings.backoff_max_s)
+                    error = retry.error
+                    raise FetchError(
+                        error.reason, error.url,
+                        f"{error.detail}, Retry-After {retry.retry_after:g} s > backoff_max_s",
+                        status=error.status,
+                    ) from None
                 if attempt >= self.settings.retries:
                     raise retry.error from None
                 wait = retry_delay(
