@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 from sozy.fetch import Fetcher
 from sozy.fetch.agents import UserAgentPool, browser_user_agents
@@ -45,3 +47,20 @@ async def test_rotation_off_sends_the_identifying_agent_everywhere(hostile: Host
         for i in range(5):
             await fetcher.image(hostile.url(f"/photo/obama/obama.jpg?n={i}"))
     assert set(hostile.log.user_agents("/photo/")) == {settings.api_user_agent}
+
+
+def test_browser_agents_need_no_network() -> None:
+    """fake-useragent must work offline: draw a pool in a process where every socket fails."""
+    code = (
+        "import socket\n"
+        "def refuse(*a, **k): raise OSError('network used')\n"
+        "socket.socket.connect = refuse; socket.socket.connect_ex = refuse\n"
+        "socket.create_connection = refuse; socket.getaddrinfo = refuse\n"
+        "from sozy.fetch.agents import browser_user_agents\n"
+        "agents = browser_user_agents()\n"
+        "assert len(agents) >= 10, agents\n"
+        "print(len(agents))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) >= 10
