@@ -281,6 +281,32 @@ def test_crawls_are_one_shot_jobs_behind_a_profile(path: Path) -> None:
         assert mounts[environment(service)["SOZY_DATA_DIR"]]["type"] == "volume", name
 
 
+def input_file_problems(compose: ComposeFile) -> list[str]:
+    """Files a service's default command reads from a bind mount must exist in its default source."""
+    found = []
+    for name, service in compose.services.items():
+        binds = {m["target"]: m["source"] for m in volume_mounts(service) if m.get("type") == "bind"}
+        for arg in command_line(service):
+            for target, source in binds.items():
+                if arg.startswith(target.rstrip("/") + "/"):
+                    host = compose.project_dir / source / arg[len(target):].lstrip("/")
+                    if not host.is_file():
+                        found.append(f"services.{name}: {arg} is {host}, which does not exist")
+    return found
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=_ids)
+def test_crawl_default_input_files_exist(path: Path) -> None:
+    compose = _load(path)
+    assert any(a.startswith("/input/") for s in compose.services.values() for a in command_line(s))
+    assert input_file_problems(compose) == []
+    raw = copy.deepcopy(compose.raw)
+    raw["services"]["crawl"]["command"] = ["--names", "/input/celebrities.txt"]
+    broken = ComposeFile(path=compose.path, raw=raw, doc=load_from_raw(raw))
+    [problem] = input_file_problems(broken)
+    assert problem.startswith("services.crawl: /input/celebrities.txt is ") and problem.endswith("does not exist")
+
+
 def test_gpu_profile_runs_the_cuda_image_on_gpus(tmp_path: Path) -> None:
     compose = _load(MAIN)
     gpu = compose.services["crawl-gpu"]
