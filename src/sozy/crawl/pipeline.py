@@ -712,7 +712,11 @@ class Crawler:
             if earlier is not None:
                 self._batch.remove(earlier)
                 self._batch_faces -= len(earlier.records)
-                item.displaced_items.append(earlier)
+                # What the earlier photo took over passes on with it: copies finishing in reverse
+                # rank order make chains, and a copy dropped from one would stay pending for ever.
+                item.displaced_items += [earlier, *earlier.displaced_items]
+                item.displaced_urls += earlier.displaced_urls
+                earlier.displaced_items, earlier.displaced_urls = [], []
             elif item.records:
                 item.displaced_urls.append(owner.url)
             else:
@@ -722,6 +726,10 @@ class Crawler:
         self._claimed[sha] = ContentOwner(job.seq, job.url, len(item.records), named)
         if not item.records:
             self._record(Outcome(job.url, SKIPPED, "no_face", sha256=sha, faces=0, seq=job.seq, named=named))
+            # Not batched, so what it displaced is recorded now (same bytes found with faces before).
+            # Its displaced_urls stay done: nothing is upserted over the faces they have stored.
+            for it in item.displaced_items:
+                self._record(Outcome(it.job.url, SKIPPED, "duplicate_content", sha256=sha, duplicate_of=job.url))
             return
         self._batch.append(item)
         self._batch_faces += len(item.records)
