@@ -20,16 +20,13 @@ from PIL import Image
 
 from sozy.faces.decode import decode_image
 from sozy.records import Box
+from sozy.thumbnails import THUMBNAIL_DIR, thumbnail_path
 
-THUMBNAIL_DIR = "thumbnails"
+__all__ = ["THUMBNAIL_DIR", "crop_faces", "thumbnail_path", "write_thumbnails"]
+
 # Room around the face box on each side, as a fraction of the box: hair and chin.
 MARGIN = 0.25
 JPEG_QUALITY = 85
-
-
-def thumbnail_path(point_id: str) -> str:
-    """The thumbnail's path relative to the data dir (what the payload stores)."""
-    return f"{THUMBNAIL_DIR}/{point_id}.jpg"
 
 
 def crop_faces(data: bytes, boxes: Sequence[Box], size: int, max_pixels: int) -> list[bytes]:

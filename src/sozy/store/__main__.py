@@ -18,6 +18,7 @@ from typing import Any
 
 from sozy.config import ConfigError, Settings, load_settings
 from sozy.logs import setup_logging
+from sozy.thumbnails import remove_thumbnails
 
 from . import open_store
 from .base import FaceStore, StoreError
@@ -163,10 +164,13 @@ async def run_delete(settings: Settings, fields: dict[str, str | None]) -> None:
         raise CommandError("delete needs at least one of --image-url, --page-url, --name, --source")
     store = await open_store(settings, create=False, optimize_on_open=False, optimize_every=0)
     try:
+        # The ids first: once deleted, nothing says which thumbnail files were theirs.
+        ids = await store.matching_ids(**fields)
         deleted = await store.delete(**fields)
     finally:
         await store.close(optimize=False)
-    print(f"deleted {deleted:,} faces")
+    removed = remove_thumbnails(settings.data_path, ids)
+    print(f"deleted {deleted:,} faces" + (f" and {removed:,} thumbnail files" if removed else ""))
 
 
 class ProgressLine:

@@ -93,6 +93,16 @@ class FaceStore(Protocol):
     ) -> int:
         """Delete the faces matching every given field (at least one); returns how many were deleted."""
 
+    async def matching_ids(
+        self,
+        *,
+        image_url: str | None = None,
+        page_url: str | None = None,
+        name: str | None = None,
+        source: str | None = None,
+    ) -> list[str]:
+        """The ids of the faces ``delete`` with the same fields would delete (their thumbnails go too)."""
+
     async def count(self) -> int:
         """How many faces are stored."""
 
@@ -165,6 +175,10 @@ def delete_selector(
         if not isinstance(value, str) or not value:
             raise ValueError(f"delete: {field} must be a non-empty string")
     return selector
+
+
+# Ids read per page when listing a takedown's faces.
+ID_PAGE = 4096
 
 
 def finite_distance(score: float) -> float:

@@ -48,6 +48,7 @@ from .base import (
     StoreMismatch,
     StoreStats,
     check_k,
+    ID_PAGE,
     check_vector,
     delete_selector,
     group_people,
@@ -351,6 +352,31 @@ class EmbeddedStore:
 
         async with self._gate:
             return await self._call(remove)
+
+    async def matching_ids(
+        self,
+        *,
+        image_url: str | None = None,
+        page_url: str | None = None,
+        name: str | None = None,
+        source: str | None = None,
+    ) -> list[str]:
+        """The ids of the faces matching every given field (what ``delete`` would remove)."""
+        flt = _field_filter(delete_selector(image_url, page_url, name, source))
+
+        def scan() -> list[str]:
+            shard = self._engine()
+            ids: list[str] = []
+            offset = None
+            while True:
+                request = qe.ScrollRequest(offset=offset, limit=ID_PAGE, filter=flt, with_payload=False, with_vector=False)
+                records, offset = shard.scroll(request)
+                ids.extend(str(r.id) for r in records)
+                if offset is None:
+                    return ids
+
+        async with self._gate:
+            return await self._call(scan)
 
     async def optimize(self) -> bool:
         """Build the HNSW index for faces not yet indexed; True when something was built.

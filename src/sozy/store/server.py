@@ -21,6 +21,7 @@ import re
 import warnings
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 from qdrant_client import AsyncQdrantClient
@@ -32,6 +33,7 @@ from sozy.config import StoreSettings
 from sozy.records import VECTOR_SIZE, FaceHit, FaceRecord, PersonHit
 
 from .base import (
+    ID_PAGE,
     KEYWORD_FIELDS,
     NAME_FIELD,
     StoredPoint,
@@ -283,6 +285,28 @@ class ServerStore:
             if matching:
                 await self._client.delete(self.collection, points_selector=m.FilterSelector(filter=flt), wait=True)
         return matching
+
+    async def matching_ids(
+        self,
+        *,
+        image_url: str | None = None,
+        page_url: str | None = None,
+        name: str | None = None,
+        source: str | None = None,
+    ) -> list[str]:
+        """The ids of the faces matching every given field (what ``delete`` would remove)."""
+        selector = delete_selector(image_url, page_url, name, source)
+        flt = m.Filter(must=[m.FieldCondition(key=k, match=m.MatchValue(value=v)) for k, v in selector.items()])
+        ids: list[str] = []
+        offset: Any = None
+        with self._errors("reading"):
+            while True:
+                records, offset = await self._client.scroll(
+                    self.collection, scroll_filter=flt, offset=offset, limit=ID_PAGE, with_payload=False, with_vectors=False
+                )
+                ids.extend(str(r.id) for r in records)
+                if offset is None:
+                    return ids
 
     async def optimize(self) -> bool:
         """Nothing to do: the server builds its index in the background as points arrive."""
