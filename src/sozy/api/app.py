@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from sozy.api import faces, health, pages, search
+from sozy.api import faces, health, pages, search, thumbnails
 from sozy.api.admission import EngineGate
 from sozy.api.context import ApiContext
 from sozy.api.errors import exception_handlers
@@ -77,6 +77,8 @@ def create_app(
         Route("/v1/stats", limited(faces.stats_endpoint(ctx)), methods=["GET"]),
         Route("/v1/faces/{id}", limited(faces.face_endpoint(ctx)), methods=["GET"]),
         Route("/v1/faces", limited(faces.takedown_endpoint(ctx)), methods=["DELETE"]),
+        # Not rate limited: one results page loads a crop per match.
+        Route("/thumbnails/{id}.jpg", thumbnails.thumbnail_endpoint(settings.data_path), methods=["GET"]),
         Mount("/static", app=pages.Static(), name="static"),
     ]
     middleware = [Middleware(MetricsMiddleware, metrics=ctx.metrics)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 import uuid
@@ -14,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from sozy.api.context import ApiContext
 from sozy.api.errors import ApiError
 from sozy.api.results import record_json
+from sozy.thumbnails import remove_thumbnails
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 # What a takedown may select by (the store's delete() filters).
@@ -67,10 +69,13 @@ def takedown_endpoint(ctx: ApiContext) -> Endpoint:
         store = ctx.require_store()
         started = time.perf_counter()
         try:
+            # The ids first: once deleted, nothing says which thumbnail files were theirs.
+            ids = await store.matching_ids(**selectors)
             deleted = await store.delete(**selectors)
         finally:
             ctx.metrics.store.labels("delete").observe(time.perf_counter() - started)
         ctx.stats_cache = None
+        await asyncio.to_thread(remove_thumbnails, ctx.settings.data_path, ids)
         return JSONResponse({"deleted": int(deleted)})
 
     return delete_faces

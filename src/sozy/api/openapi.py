@@ -80,7 +80,10 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "image_url": _nullable({"type": "string", "description": "The photo the face is in."}),
                 "page_url": _nullable({"type": "string", "description": "The page the photo was found on."}),
                 "box": _nullable({"$ref": "#/components/schemas/Box"}),
-                "thumbnail_url": _nullable({"type": "string", "description": "A small crop of the face, if stored."}),
+                "thumbnail_url": _nullable({
+                    "type": "string",
+                    "description": "A small crop of the face, if stored: /thumbnails/<id>.jpg on this API, or a URL.",
+                }),
                 "license": _nullable({"type": "string"}),
                 "attribution": _nullable({"type": "string"}),
             },
@@ -284,13 +287,30 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
                     },
                 }
             },
+            "/thumbnails/{id}.jpg": {
+                "get": {
+                    "operationId": "getThumbnail",
+                    "summary": "A stored face's crop (JPEG), when the crawler wrote one (crawl.thumbnails)",
+                    "description": "Results give it as `thumbnail_url` (`/thumbnails/<face id>.jpg`, relative to the API).",
+                    "parameters": [
+                        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The crop, cacheable for an hour (ETag).",
+                            "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+                        },
+                        "404": _error_response("No thumbnail has this id."),
+                    },
+                }
+            },
             "/v1/faces": {
                 "delete": {
                     "operationId": "takedown",
                     "summary": "Takedown: delete stored faces by photo URL, page URL or name (admin key only)",
                     "description": (
                         "Needs `Authorization: Bearer <api.admin_key>`. Without a configured admin key the route "
-                        "is off and answers 404."
+                        "is off and answers 404. The deleted faces' thumbnail files are removed too."
                     ),
                     "security": [{"adminKey": []}],
                     "parameters": takedown_params,

@@ -9,6 +9,7 @@ from typing import Any
 
 from sozy.imagetype import sniff_image_type
 from sozy.records import Face, FaceHit, FaceRecord, PersonHit
+from sozy.thumbnails import thumbnail_id
 
 # Steepness of the similarity curve around the same-person threshold (per unit of L2 distance).
 SIMILARITY_SLOPE = 10.0
@@ -36,9 +37,13 @@ def similarity(distance: float, threshold: float) -> float:
 
 
 def thumbnail_url(value: Any) -> str | None:
-    """The stored thumbnail as something an <img> can load: an http(s) or data: URL."""
+    """The stored thumbnail as something an <img> can load: an http(s) or data: URL, or
+    ``/thumbnails/<id>.jpg`` (served by this API) for a crawler's ``thumbnails/<id>.jpg``."""
     if not isinstance(value, str) or not value:
         return None
+    point_id = thumbnail_id(value)
+    if point_id is not None:
+        return f"/thumbnails/{point_id}.jpg"
     if value.startswith(("data:image/", "https://", "http://")):
         return value
     try:  # bare base64: name its type from its first bytes

@@ -242,9 +242,15 @@ function card(match) {
   return li;
 }
 
+// A crop this API serves (/thumbnails/<id>.jpg), a data: image or a web URL.
+function isThumbnail(url) {
+  const text = String(url || "");
+  return isWebUrl(text) || text.startsWith("data:image/") || /^\/thumbnails\/[0-9a-f-]{36}\.jpg$/.test(text);
+}
+
 function drawPortrait(frame, match) {
   const canvas = frame.querySelector("canvas");
-  const source = isWebUrl(match.thumbnail_url) || String(match.thumbnail_url || "").startsWith("data:image/")
+  const source = isThumbnail(match.thumbnail_url)
     ? { url: match.thumbnail_url, box: null }
     : isWebUrl(match.image_url) ? { url: match.image_url, box: match.box } : null;
   if (!source) return;
