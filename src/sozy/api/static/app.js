@@ -226,6 +226,9 @@ function card(match) {
   li.querySelector(".meter").setAttribute("aria-label", `${pct}% similar`);
   li.querySelector(".pct").textContent = `${Math.round(pct)}% similar`;
   li.querySelector(".badge").hidden = !match.same_person;
+  // The raw figure behind the score, for the curious (hover) and for tests.
+  li.dataset.distance = String(match.distance);
+  li.querySelector(".score").title = `L2 distance ${Number(match.distance).toFixed(3)}`;
   const link = li.querySelector(".source");
   const href = [match.page_url, match.image_url].find(isWebUrl);
   if (href) {
