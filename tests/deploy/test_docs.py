@@ -1,4 +1,4 @@
-"""docs/deploy.md, docs/fetch.md, docs/sources.md and docs/api.md against the code they describe.
+"""docs/deploy.md, docs/fetch.md, docs/sources.md, docs/api.md and docs/crawl.md against the code they describe.
 
 Every Sozy command line in them must parse with that command's own argument
 parser (a flag in the wrong place or a renamed one fails here, not in a
@@ -21,7 +21,7 @@ from sozy.records import Box, FaceRecord
 from sozy.store.base import KEYWORD_FIELDS
 
 REPO = Path(__file__).resolve().parents[2]
-DOCS = [REPO / "docs" / name for name in ("deploy.md", "fetch.md", "sources.md", "api.md")]
+DOCS = [REPO / "docs" / name for name in ("deploy.md", "fetch.md", "sources.md", "api.md", "crawl.md")]
 
 # `python -m sozy.X args` up to a closing backtick or the end of the line.
 _PYTHON_M = re.compile(r"python -m (sozy\.(?:crawl|store|api))\b([^`\n]*)")
