@@ -48,6 +48,8 @@ from pathlib import Path  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
+from sozy.config import Settings, load_settings  # noqa: E402
+
 FACES_DIR = Path(os.environ.get("SOZY_TEST_FACES", REPO_ROOT.parent / "shared" / "faces"))
 GOAL = 0.90
 
@@ -148,7 +150,7 @@ def start_server(repeat: int) -> tuple[subprocess.Popen[bytes], str]:
 # -- the two runs --------------------------------------------------------------------------
 
 
-async def bench_engine(settings, bodies: list[bytes]) -> Run:  # type: ignore[no-untyped-def]
+async def bench_engine(settings: Settings, bodies: list[bytes]) -> Run:
     from sozy.faces import FaceEngine
 
     async with FaceEngine(settings.engine) as engine:
@@ -163,7 +165,7 @@ async def bench_engine(settings, bodies: list[bytes]) -> Run:  # type: ignore[no
     return Run(f"engine alone, {workers} workers", seconds, len(bodies), faces, cpu)
 
 
-async def bench_crawl(settings, url_list: Path) -> Run:  # type: ignore[no-untyped-def]
+async def bench_crawl(settings: Settings, url_list: Path) -> Run:
     from sozy.crawl.pipeline import CrawlPlan
     from sozy.crawl.runner import run_crawl
 
@@ -205,6 +207,18 @@ def measured(run: Callable[[], Run]) -> Run:
     return result
 
 
+def one_round(settings: Settings, bodies: list[bytes], url_list: Path, *, crawl_first: bool) -> tuple[Run, Run]:
+    """(engine alone, crawl), each printed as it ends."""
+    runs: dict[str, Run] = {}
+    for kind in ("crawl", "engine") if crawl_first else ("engine", "crawl"):
+        if kind == "engine":
+            runs[kind] = measured(lambda: asyncio.run(bench_engine(settings, bodies)))
+        else:
+            runs[kind] = measured(lambda: asyncio.run(bench_crawl(settings, url_list)))
+        print(row(runs[kind]), flush=True)
+    return runs["engine"], runs["crawl"]
+
+
 def row(run: Run) -> str:
     return (f"  {run.label:<26} {run.faces_per_s:6.2f} faces/s {run.photos / run.seconds:6.2f} photos/s "
             f"{run.cpu_ms_per_photo:5.0f} CPU ms/photo ({1000 * run.main_cpu_s / max(run.photos, 1):.0f} main) "
@@ -228,7 +242,6 @@ def main() -> None:
         serve(repeat, args.port)
         return
 
-    from sozy.config import load_settings
     from sozy.faces.engine import available_cpus
 
     workers = args.workers or available_cpus()
@@ -249,10 +262,9 @@ def main() -> None:
                 "data_dir": str(tmp / f"data-{n}"), "log_level": "WARNING", "engine.workers": workers,
                 "crawl.thumbnails": args.thumbnails,
             })
-            e = measured(lambda: asyncio.run(bench_engine(settings, bodies)))
-            print(row(e))
-            c = measured(lambda: asyncio.run(bench_crawl(settings, url_list)))
-            print(row(c))
+            # Which goes first alternates, so load that comes and goes favours neither.
+            e, c = one_round(settings, bodies, url_list, crawl_first=n % 2 == 1)
+            print(f"  round {n + 1}: crawl/engine {c.faces_per_s / e.faces_per_s:.2f}")
             engine = e if engine is None or e.faces_per_s > engine.faces_per_s else engine
             crawl = c if crawl is None or c.faces_per_s > crawl.faces_per_s else crawl
         assert engine is not None and crawl is not None
