@@ -225,6 +225,8 @@ class EmbeddedStore:
         self._min_unindexed = max(1, indexing_threshold_kb * 1024 // _vector_bytes())
         self._optimize_every = optimize_every
         self._since_optimize = 0
+        # Peak memory of the last index build's child process, in bytes (0: none yet).
+        self.last_index_peak_bytes = 0
 
     @classmethod
     async def open(
@@ -389,12 +391,15 @@ class EmbeddedStore:
             started = time.perf_counter()
             await self._call(self._close_shard)
             try:
-                built = await _run_optimize_child(self.path)
+                built, self.last_index_peak_bytes = await _run_optimize_child(self.path)
             finally:
                 loop = asyncio.get_running_loop()
                 self._shard = await loop.run_in_executor(self._executor, qe.EdgeShard.load, str(self.path))
             self._since_optimize = 0
-            log.info("search index of %s built in %.1f s", self.path, time.perf_counter() - started)
+            log.info(
+                "search index of %s built in %.1f s (peak memory of the build %.2f GB)",
+                self.path, time.perf_counter() - started, self.last_index_peak_bytes / 1024**3,
+            )
             return built
 
     def _close_shard(self) -> None:
@@ -517,15 +522,32 @@ def _ensure_indexes(shard: qe.EdgeShard) -> None:
             shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
 
 
+# The child reports its own peak RSS (VmHWM): ru_maxrss would include the parent's,
+# which Linux carries across the fork and exec that start it.
 _CHILD_CODE = (
     "import json, sys\n"
-    "from sozy.store.edge import optimize_directory\n"
-    "print(json.dumps({'built': optimize_directory(sys.argv[1])}))\n"
+    "from sozy.store.edge import optimize_directory, peak_rss_bytes\n"
+    "built = optimize_directory(sys.argv[1])\n"
+    "print(json.dumps({'built': built, 'peak_rss': peak_rss_bytes()}))\n"
 )
 
 
-async def _run_optimize_child(shard_dir: Path) -> bool:
-    """Optimize ``shard_dir`` in a child Python process; the caller has closed its shard."""
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory (VmHWM), in bytes; 0 where /proc is missing."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+async def _run_optimize_child(shard_dir: Path) -> tuple[bool, int]:
+    """Optimize ``shard_dir`` in a child Python process; the caller has closed its shard.
+
+    Returns whether anything was built and the child's peak memory in bytes."""
     env = dict(os.environ)
     # The child must import this very package, wherever it was imported from.
     package_root = str(Path(__file__).resolve().parents[2])
@@ -552,6 +574,7 @@ async def _run_optimize_child(shard_dir: Path) -> bool:
         tail = err.decode("utf-8", "replace").strip().splitlines()[-3:]
         raise StoreError(f"building the search index of {shard_dir} failed: {' | '.join(tail) or proc.returncode}")
     try:
-        return bool(json.loads(out.decode().strip().splitlines()[-1])["built"])
-    except (ValueError, IndexError, KeyError):
-        return True
+        report = json.loads(out.decode().strip().splitlines()[-1])
+        return bool(report["built"]), int(report.get("peak_rss", 0))
+    except (ValueError, IndexError, KeyError, TypeError):
+        return True, 0
