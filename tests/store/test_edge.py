@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from qdrant_edge import Memory
 
 from sozy.config import Settings
 from sozy.store import StoreError
@@ -159,3 +160,17 @@ async def test_a_closed_store_says_so(tmp_path):
     with pytest.raises(StoreError, match="closed"):
         await store.count()
     await store.close()  # closing twice is harmless
+
+
+async def test_url_and_sha256_indexes_live_on_disk_the_searched_ones_in_ram(tmp_path):
+    settings = _settings(tmp_path)
+    store = await EmbeddedStore.open(settings.store_path, settings.store)
+    try:
+        schema = store._engine().info().payload_schema
+        placement = {field: getattr(info.params, "memory", None) for field, info in schema.items()}
+    finally:
+        await store.close()
+    assert placement == {
+        "image_url": Memory.Cold, "page_url": Memory.Cold, "image_sha256": Memory.Cold,
+        "name": None, "source": None, "model": None,  # the engine's default: in RAM
+    }

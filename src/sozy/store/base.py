@@ -21,6 +21,10 @@ from sozy.records import VECTOR_SIZE, FaceHit, FaceRecord, PersonHit
 # Payload fields with a keyword index: the ones filtered (takedown, per-person
 # search), grouped (name) or counted (name, model).
 KEYWORD_FIELDS: tuple[str, ...] = ("name", "image_url", "page_url", "source", "image_sha256", "model")
+# Keyword indexes kept on disk (memory-mapped): nearly one distinct value per photo, so
+# in RAM they were the largest part of a face's memory (about 1 KB of its 2), and they
+# serve takedowns and dedup lookups, never a search.
+ON_DISK_INDEX_FIELDS: frozenset[str] = frozenset({"image_url", "page_url", "image_sha256"})
 # Fields a takedown may select on.
 DELETE_FIELDS: tuple[str, ...] = ("image_url", "page_url", "name", "source")
 # The payload field that names a person.

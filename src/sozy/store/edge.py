@@ -42,6 +42,7 @@ from sozy.records import VECTOR_SIZE, FaceHit, FaceRecord, PersonHit
 from .base import (
     KEYWORD_FIELDS,
     NAME_FIELD,
+    ON_DISK_INDEX_FIELDS,
     StoredPoint,
     StoreError,
     StoreInUse,
@@ -519,7 +520,12 @@ def _ensure_indexes(shard: qe.EdgeShard) -> None:
     existing = set(shard.info().payload_schema)
     for field in KEYWORD_FIELDS:
         if field not in existing:
-            shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+            schema = (
+                qe.KeywordIndexParams(memory=qe.Memory.Cold)
+                if field in ON_DISK_INDEX_FIELDS
+                else qe.PayloadSchemaType.Keyword
+            )
+            shard.update(qe.UpdateOperation.create_field_index(field, schema))
 
 
 # The child reports its own peak RSS (VmHWM): ru_maxrss would include the parent's,

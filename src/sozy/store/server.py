@@ -36,6 +36,7 @@ from .base import (
     ID_PAGE,
     KEYWORD_FIELDS,
     NAME_FIELD,
+    ON_DISK_INDEX_FIELDS,
     StoredPoint,
     StoreError,
     StoreInUse,
@@ -249,9 +250,12 @@ class ServerStore:
             warnings.filterwarnings("ignore", message="Payload indexes have no effect")
             for field in KEYWORD_FIELDS:
                 if field not in info.payload_schema:
-                    await self._client.create_payload_index(
-                        self.collection, field, m.PayloadSchemaType.KEYWORD, wait=True
+                    schema = (
+                        m.KeywordIndexParams(type=m.KeywordIndexType.KEYWORD, on_disk=True)
+                        if field in ON_DISK_INDEX_FIELDS
+                        else m.PayloadSchemaType.KEYWORD
                     )
+                    await self._client.create_payload_index(self.collection, field, schema, wait=True)
 
     # -- writes -------------------------------------------------------------------------
 
