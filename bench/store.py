@@ -310,10 +310,11 @@ def _rss_gb() -> float:
 
 
 _SERVING_CODE = """
-import asyncio, resource, sys
+import asyncio, sys
 import numpy as np
 from sozy.config import Settings
 from sozy.store import open_store
+from sozy.store.edge import peak_rss_bytes
 
 async def main():
     store = await open_store(Settings(data_dir=sys.argv[1]), create=False, optimize_on_open=False, optimize_every=0)
@@ -323,7 +324,7 @@ async def main():
     await store.close(optimize=False)
 
 asyncio.run(main())
-print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")))
+print(peak_rss_bytes() // 1024)
 """
 
 

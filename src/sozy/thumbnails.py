@@ -36,7 +36,7 @@ def thumbnail_file(data_dir: Path, point_id: str) -> Path | None:
     """The file for this point id, or None when the id is not one (no path tricks)."""
     if not is_thumbnail_id(point_id):
         return None
-    return Path(data_dir) / THUMBNAIL_DIR / f"{point_id}.jpg"
+    return Path(data_dir) / thumbnail_path(point_id)
 
 
 def remove_thumbnails(data_dir: Path, point_ids: Iterable[str]) -> int:

@@ -37,8 +37,7 @@ def thumbnail_endpoint(data_dir: Path) -> Endpoint:
     async def thumbnail(request: Request) -> Response:
         # Only a canonical point id names a file: no dots, slashes or encodings get through.
         path = thumbnail_file(data_dir, str(request.path_params["id"]))
-        found = None if path is None else await asyncio.to_thread(_regular_file, path)
-        if path is None or found is None:
+        if path is None or (found := await asyncio.to_thread(_regular_file, path)) is None:
             raise ApiError(404, "not_found", "no thumbnail has this id")
         response = FileResponse(path, media_type="image/jpeg", headers=HEADERS, stat_result=found)
         if request.headers.get("if-none-match") == response.headers["etag"]:

@@ -22,8 +22,6 @@ from sozy.faces.decode import decode_image
 from sozy.records import Box
 from sozy.thumbnails import THUMBNAIL_DIR, thumbnail_path
 
-__all__ = ["THUMBNAIL_DIR", "crop_faces", "thumbnail_path", "write_thumbnails"]
-
 # Room around the face box on each side, as a fraction of the box: hair and chin.
 MARGIN = 0.25
 JPEG_QUALITY = 85

@@ -40,6 +40,7 @@ from sozy.config import StoreSettings
 from sozy.records import VECTOR_SIZE, FaceHit, FaceRecord, PersonHit
 
 from .base import (
+    ID_PAGE,
     KEYWORD_FIELDS,
     NAME_FIELD,
     ON_DISK_INDEX_FIELDS,
@@ -49,7 +50,6 @@ from .base import (
     StoreMismatch,
     StoreStats,
     check_k,
-    ID_PAGE,
     check_vector,
     delete_selector,
     group_people,

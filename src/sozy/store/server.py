@@ -120,6 +120,11 @@ def collection_layout(nodes: int) -> dict[str, int]:
     return {"shard_number": SHARDS_PER_NODE * nodes, "replication_factor": min(CLUSTER_REPLICATION, nodes)}
 
 
+def _field_filter(selector: dict[str, str]) -> m.Filter:
+    """Faces whose payload has every one of these field values."""
+    return m.Filter(must=[m.FieldCondition(key=k, match=m.MatchValue(value=v)) for k, v in selector.items()])
+
+
 class ServerStore:
     """The server backend. Open with ``await ServerStore.open(settings)`` (or ``location``/``path``
     for qdrant-client's local mode)."""
@@ -282,8 +287,7 @@ class ServerStore:
         source: str | None = None,
     ) -> int:
         """Delete the faces matching every given field; returns how many were deleted."""
-        selector = delete_selector(image_url, page_url, name, source)
-        flt = m.Filter(must=[m.FieldCondition(key=k, match=m.MatchValue(value=v)) for k, v in selector.items()])
+        flt = _field_filter(delete_selector(image_url, page_url, name, source))
         with self._errors("deleting from"):
             matching = (await self._client.count(self.collection, count_filter=flt, exact=True)).count
             if matching:
@@ -299,8 +303,7 @@ class ServerStore:
         source: str | None = None,
     ) -> list[str]:
         """The ids of the faces matching every given field (what ``delete`` would remove)."""
-        selector = delete_selector(image_url, page_url, name, source)
-        flt = m.Filter(must=[m.FieldCondition(key=k, match=m.MatchValue(value=v)) for k, v in selector.items()])
+        flt = _field_filter(delete_selector(image_url, page_url, name, source))
         ids: list[str] = []
         offset: Any = None
         with self._errors("reading"):
