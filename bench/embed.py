@@ -228,6 +228,8 @@ def main() -> None:
     parser.add_argument("--max-side", type=int, default=EngineSettings.max_side, help="engine.max_side (detection size)")
     parser.add_argument("--upsample", type=int, default=EngineSettings.upsample,
                         help="engine.upsample (0: faces under about 80 px at detection size are not found)")
+    parser.add_argument("--upsample-below-px", type=int, default=EngineSettings.upsample_below_px,
+                        help="engine.upsample_below_px (0: always upsample, as face_recognition does)")
     args = parser.parse_args()
     repeat = args.repeat or (1 if args.quick else 8)
     workers = args.workers or available_cpus()
@@ -236,9 +238,10 @@ def main() -> None:
 
     print(f"machine: {machine()}")
     print(f"photos: {len(photos)} from {FACES_DIR} × {repeat} = {len(photos) * repeat} images; {workers} workers; "
-          f"engine max_side {args.max_side}, upsample {args.upsample}; in-process dlib {dlib.__version__} (BLAS {dlib.DLIB_USE_BLAS})")
+          f"engine max_side {args.max_side}, upsample {args.upsample} (below {args.upsample_below_px} px); in-process dlib {dlib.__version__} (BLAS {dlib.DLIB_USE_BLAS})")
 
-    settings = EngineSettings(workers=workers, device="cpu", max_side=args.max_side, upsample=args.upsample)
+    settings = EngineSettings(workers=workers, device="cpu", max_side=args.max_side, upsample=args.upsample,
+                             upsample_below_px=args.upsample_below_px)
     single, single_found = bench_single(photos, repeat, settings)
     print(row(single))
     pool, pool_found, _ = asyncio.run(bench_pool(photos, repeat, settings, f"FaceEngine pool, {workers} workers, default dlib"))

@@ -171,7 +171,7 @@ class Synthetic:
             "attribution": f"Photographer {face % 997}",
             "thumbnail": None,
             "crawled_at": "2025-01-02T03:04:05Z",
-            "model": "dlib_resnet_v1+5pt/hog-up1",
+            "model": "dlib_resnet_v1+5pt/hog-up0..1",
         }
         return StoredPoint(point_id(sha, BOX), vector, payload)
 

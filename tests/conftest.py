@@ -85,7 +85,7 @@ def shared_embeddings(request: pytest.FixtureRequest, face_photos: list[FacePhot
     from sozy.records import Box, Face, PhotoFaces
 
     settings = EngineSettings()
-    model = model_id_for(resolve_detector(settings.detector, "cpu"), settings.upsample)
+    model = model_id_for(resolve_detector(settings.detector, "cpu"), settings.upsample, settings.upsample_below_px)
     cache = getattr(request.config, "cache", None)
     key = "sozy/shared_embeddings/v1"
     stored: dict = (cache.get(key, {}) if cache is not None else {}) or {}

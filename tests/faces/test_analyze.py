@@ -65,8 +65,10 @@ def test_model_files_are_found_on_disk() -> None:
 
 
 def test_model_id_names_encoder_landmarks_and_detector(analyzer: FaceAnalyzer) -> None:
-    assert analyzer.model_id == "dlib_resnet_v1+5pt/hog-up1"
+    assert analyzer.model_id == "dlib_resnet_v1+5pt/hog-up0..1"  # coarse to fine
+    assert FaceAnalyzer(EngineSettings(upsample_below_px=0)).model_id == "dlib_resnet_v1+5pt/hog-up1"
     assert model_id_for("cnn", 0) == "dlib_resnet_v1+5pt/cnn-up0"
+    assert model_id_for("cnn", 0, 120) == "dlib_resnet_v1+5pt/cnn-up0"  # nothing finer to go to
     assert resolve_detector("auto", "cpu") == "hog"
     assert resolve_detector("auto", "cuda") == "cnn"
     with pytest.raises(ValueError):
@@ -181,10 +183,65 @@ def test_upsample_zero_misses_small_faces_that_upsample_one_finds(faces_dir, ana
     image = Image.open(faces_dir / "obama/obama-240p.jpg")
     small = image.resize((image.width * 7 // 10, image.height * 7 // 10), Image.Resampling.BILINEAR)
     data = encode(small, "PNG")  # a face of about 40 px: too small for HOG's window unless upsampled
-    assert len(analyzer.analyze(data).faces) == 1
+    assert len(analyzer.analyze(data).faces) == 1  # the coarse pass found nothing, so the fine pass ran
     coarse = FaceAnalyzer(EngineSettings(upsample=0))
     assert coarse.model_id.endswith("hog-up0")
     assert len(coarse.analyze(data).faces) == 0
+
+
+@pytest.fixture(scope="module")
+def always_upsampled() -> FaceAnalyzer:
+    """Upsampling on every photo, as face_recognition detects."""
+    return FaceAnalyzer(EngineSettings(upsample_below_px=0))
+
+
+@pytest.fixture(scope="module")
+def never_upsampled() -> FaceAnalyzer:
+    return FaceAnalyzer(EngineSettings(upsample=0))
+
+
+def test_coarse_pass_alone_when_its_faces_are_large(
+    analyzer: FaceAnalyzer, never_upsampled: FaceAnalyzer, always_upsampled: FaceAnalyzer, photo_bytes
+) -> None:
+    """A portrait whose face is far above the coarse pass's limit is not scanned again."""
+    data = photo_bytes("obama/obama.jpg")
+    found = analyzer.analyze(data)
+    coarse = never_upsampled.analyze(data)
+    assert min(found.faces[0].box.width, found.faces[0].box.height) > 1.5 * analyzer.upsample_below_px
+    # The boxes are the coarse pass's own (upsampling places them differently) ...
+    assert [f.box for f in found.faces] == [f.box for f in coarse.faces]
+    assert [f.box for f in found.faces] != [f.box for f in always_upsampled.analyze(data).faces]
+    # ... and the vector is the same person's either way.
+    assert distance(found.faces[0].vector, always_upsampled.analyze(data).faces[0].vector) < 0.1
+
+
+@pytest.mark.parametrize("rel", ["group/kit-harington-and-rose-leslie.jpg", "obama/obama-240p.jpg"])
+def test_fine_pass_when_the_coarse_faces_are_small(analyzer: FaceAnalyzer, always_upsampled: FaceAnalyzer, photo_bytes, rel: str) -> None:
+    """Faces near the coarse pass's limit (under upsample_below_px): the photo is detected again, upsampled."""
+    data = photo_bytes(rel)
+    found = analyzer.analyze(data)
+    assert any(min(f.box.width, f.box.height) < analyzer.upsample_below_px for f in found.faces)
+    assert [f.box for f in found.faces] == [f.box for f in always_upsampled.analyze(data).faces]
+
+
+def test_a_small_face_beside_a_large_one_needs_upsample_below_px_zero(
+    analyzer: FaceAnalyzer, always_upsampled: FaceAnalyzer, faces_dir
+) -> None:
+    """The trade-off, pinned down: a large face and a tiny one in one photo.
+
+    Coarse to fine skips the fine pass (the large face is far above the limit), so
+    the tiny face is not found; upsample_below_px = 0 finds both.
+    """
+    large = Image.open(faces_dir / "obama/obama-480p.jpg")
+    tiny = Image.open(faces_dir / "obama/obama-240p.jpg")
+    tiny = tiny.resize((tiny.width * 7 // 10, tiny.height * 7 // 10), Image.Resampling.BILINEAR)
+    canvas = Image.new("RGB", (large.width, large.height + tiny.height), (128, 128, 128))
+    canvas.paste(large, (0, 0))
+    canvas.paste(tiny, (0, large.height))
+    assert max(canvas.size) <= analyzer.settings.max_side  # detected at this size, not shrunk
+    data = encode(canvas, "PNG")
+    assert len(analyzer.analyze(data).faces) == 1
+    assert len(always_upsampled.analyze(data).faces) == 2
 
 
 # -- orientation and colour ------------------------------------------------------------------
@@ -288,7 +345,7 @@ def test_batched_path_matches_single_photos(analyzer: FaceAnalyzer, photo_bytes)
 def test_batched_cnn_on_letterboxed_photos(photo_bytes, shared_embeddings) -> None:
     """dlib's batched mmod CNN (the GPU path) on two small photos of different sizes."""
     cnn = FaceAnalyzer(EngineSettings(detector="cnn", max_side=300))
-    assert cnn.model_id == "dlib_resnet_v1+5pt/cnn-up1"
+    assert cnn.model_id == "dlib_resnet_v1+5pt/cnn-up0..1"
     rels = ["obama/obama-small.jpg", "group/kit-harington-and-rose-leslie.jpg"]
     results = cnn.analyze_batch([photo_bytes(r) for r in rels])
     for rel, result in zip(rels, results):
@@ -317,14 +374,14 @@ def _face_recognition():
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # pkg_resources' deprecation notice
 @pytest.mark.parametrize("rel", ["obama/obama-480p.jpg", "group/kit-harington-and-rose-leslie.jpg"])
-def test_parity_with_face_recognition(analyzer: FaceAnalyzer, photo_bytes, rel: str) -> None:
+def test_parity_with_face_recognition(always_upsampled: FaceAnalyzer, photo_bytes, rel: str) -> None:
     fr = _face_recognition()
     if fr is None:
         pytest.skip("face_recognition does not import here (install the [test] extra: setuptools<82)")
     data = photo_bytes(rel)
     image = fr.load_image_file(io.BytesIO(data))
     assert max(image.shape[:2]) <= 1024  # not downscaled: the boxes must agree exactly
-    ours = analyzer.analyze(data)
+    ours = always_upsampled.analyze(data)
     # face_recognition's (top, right, bottom, left) uses inclusive right/bottom.
     theirs = sorted(fr.face_locations(image, 1, model="hog"), key=lambda c: -(c[1] - c[3]) * (c[2] - c[0]))
     assert [(f.box.top, f.box.right - 1, f.box.bottom - 1, f.box.left) for f in ours.faces] == theirs

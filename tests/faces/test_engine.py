@@ -64,7 +64,7 @@ def test_plan_on_cpu_uses_one_worker_per_core() -> None:
     assert (plan.device, plan.workers, plan.batch, plan.detector) == ("cpu", 2, 1, "hog")
     assert plan.gpus == (None, None)
     assert plan.capacity == 8  # 4 per worker
-    assert plan.model_id == "dlib_resnet_v1+5pt/hog-up1"
+    assert plan.model_id == "dlib_resnet_v1+5pt/hog-up0..1"
 
 
 def test_plan_on_a_cuda_build_uses_one_batched_cnn_worker_per_gpu() -> None:
@@ -72,7 +72,7 @@ def test_plan_on_a_cuda_build_uses_one_batched_cnn_worker_per_gpu() -> None:
     assert (plan.device, plan.workers, plan.batch, plan.detector) == ("cuda", 2, 16, "cnn")
     assert plan.gpus == (0, 1)
     assert plan.capacity == 2 * 32  # a batch running and the next one gathering, per worker
-    assert plan.model_id == "dlib_resnet_v1+5pt/cnn-up1"
+    assert plan.model_id == "dlib_resnet_v1+5pt/cnn-up0..1"
 
 
 def test_plan_with_more_workers_than_gpus_shares_them_round_robin() -> None:
@@ -125,7 +125,7 @@ async def test_embed_gives_the_same_faces_as_the_analyzer(photo_bytes, shared_em
     caplog.set_level(logging.INFO, logger="sozy.faces.engine")
     async with FaceEngine(EngineSettings(workers=2)) as engine:
         assert (engine.workers, engine.device, engine.capacity) == (2, "cpu", 8)
-        assert engine.model_id == "dlib_resnet_v1+5pt/hog-up1"
+        assert engine.model_id == "dlib_resnet_v1+5pt/hog-up0..1"
         assert len(engine.worker_pids) == 2
         rels = ["obama/obama.jpg", "group/obama-biden-and-one-more.jpg", "kit_harington/kit-harington2.jpg"]
         results = await asyncio.gather(*(engine.embed(photo_bytes(r)) for r in rels))
@@ -179,7 +179,7 @@ async def test_batched_worker_on_cpu(photo_bytes, shared_embeddings) -> None:
 async def test_batched_cnn_worker_on_cpu(photo_bytes) -> None:
     """The whole CUDA-style path (letterboxed batched mmod CNN) run by a CPU worker."""
     async with FaceEngine(settings(detector="cnn", max_side=300), batch_size=2) as engine:
-        assert engine.model_id == "dlib_resnet_v1+5pt/cnn-up1"
+        assert engine.model_id == "dlib_resnet_v1+5pt/cnn-up0..1"
         results = await engine.embed_many(
             [photo_bytes("obama/obama-small.jpg"), photo_bytes("group/kit-harington-and-rose-leslie.jpg")]
         )

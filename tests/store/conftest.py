@@ -68,7 +68,7 @@ def make_record(
     image_url: str | None = None,
     page_url: str | None = None,
     source: str = "urls",
-    model: str = "dlib_resnet_v1+5pt/hog-up1",
+    model: str = "dlib_resnet_v1+5pt/hog-up0..1",
 ) -> FaceRecord:
     """A face record with a readable payload; ``index`` makes its photo (and so its id) unique."""
     return FaceRecord(

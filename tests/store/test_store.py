@@ -184,7 +184,7 @@ async def test_stats_counts_faces_people_and_models(store):
     stats = await store.stats()
     assert stats.faces == 16
     assert stats.people == 5
-    assert stats.models == sorted({"dlib_resnet_v1+5pt/hog-up1", "other-model"})
+    assert stats.models == sorted({"dlib_resnet_v1+5pt/hog-up0..1", "other-model"})
     assert stats.backend == store.backend
     assert stats.collection == "faces"
 

@@ -7,6 +7,8 @@ matter for speed and for large photos:
 
 - detection runs on a copy downscaled to ``max_side``; the boxes are mapped
   back to the original pixels;
+- detection is coarse to fine: without upsampling first (4× cheaper), and
+  with it only when that finds no face or only small ones (``upsample_below_px``);
 - landmarks and descriptors are computed on the full-resolution photo from
   those mapped boxes, so the vectors do not depend on the detection scale.
 """
@@ -38,6 +40,10 @@ def detection_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+# A detector hit: its rectangle in detection pixels and its score.
+_Hit = tuple[dlib.rectangle, float]
+
+
 @dataclass(frozen=True, slots=True)
 class _Detection:
     """A detector hit mapped to original pixels (floats, right/bottom exclusive)."""
@@ -57,7 +63,8 @@ class FaceAnalyzer:
         self.device = device
         self.detector = resolve_detector(settings.detector, device)
         self.upsample = max(0, int(settings.upsample))
-        self.model_id = model_id_for(self.detector, self.upsample)
+        self.upsample_below_px = max(0, int(settings.upsample_below_px)) if self.upsample else 0
+        self.model_id = model_id_for(self.detector, self.upsample, self.upsample_below_px)
         files = find_model_files()
         self._landmarks = dlib.shape_predictor(str(files.landmarks))
         self._encoder = dlib.face_recognition_model_v1(str(files.encoder))
@@ -78,11 +85,7 @@ class FaceAnalyzer:
         height, width = rgb.shape[:2]
         small_w, small_h = detection_size(width, height, self.settings.max_side)
         small = rgb if (small_w, small_h) == (width, height) else _resize(rgb, small_w, small_h)
-        if self.detector == "cnn":
-            raw = [(d.rect, float(d.confidence)) for d in self._cnn(small, self.upsample)]
-        else:
-            rects, scores, _ = self._hog.run(small, self.upsample, 0.0)
-            raw = list(zip(rects, (float(s) for s in scores)))
+        raw = self._detect_many([small])[0]
         detections = _map_back(raw, width / small_w, height / small_h)
         return self._encode(rgb, detections)
 
@@ -118,19 +121,42 @@ class FaceAnalyzer:
             canvas = np.zeros((canvas_h, canvas_w, 3), dtype=np.uint8)
             canvas[:h, :w] = im if (w, h) == (im.shape[1], im.shape[0]) else _resize(im, w, h)
             canvases.append(canvas)
-        if self.detector == "cnn":
-            batches = self._cnn(canvases, self.upsample, batch_size=len(canvases))
-            raw_per_image = [[(d.rect, float(d.confidence)) for d in dets] for dets in batches]
-        else:  # HOG has no batched form; kept so the batched path works with either detector
-            raw_per_image = []
-            for canvas in canvases:
-                rects, scores, _ = self._hog.run(canvas, self.upsample, 0.0)
-                raw_per_image.append(list(zip(rects, (float(s) for s in scores))))
+        raw_per_image = self._detect_many(canvases)
         detections = [
             _map_back(raw, im.shape[1] / w, im.shape[0] / h)
             for raw, im, (w, h) in zip(raw_per_image, images, sizes)
         ]
         return self._encode_many(images, detections)
+
+    def _detect_many(self, images: list[np.ndarray]) -> list[list[_Hit]]:
+        """Detector hits per image (detection pixels), coarse to fine."""
+        if not self.upsample_below_px:
+            return self._run_detector(images, self.upsample)
+        hits = self._run_detector(images, 0)
+        finer = [i for i, found in enumerate(hits) if self._may_miss_smaller(found)]
+        if finer:
+            for i, found in zip(finer, self._run_detector([images[i] for i in finer], self.upsample)):
+                hits[i] = found
+        return hits
+
+    def _may_miss_smaller(self, hits: list[_Hit]) -> bool:
+        """No face, or a face near the coarse pass's smallest: the fine pass may find more.
+
+        Faces in one photo tend to be of a size; a photo whose faces are all well
+        above what the coarse pass can see is not searched again for tiny ones.
+        """
+        return not hits or min(min(r.width(), r.height()) for r, _ in hits) < self.upsample_below_px
+
+    def _run_detector(self, images: list[np.ndarray], upsample: int) -> list[list[_Hit]]:
+        if self.detector == "cnn":
+            # dlib's batched CNN: one call for the batch (images of one size).
+            batches = self._cnn(images, upsample, batch_size=len(images))
+            return [[(d.rect, float(d.confidence)) for d in dets] for dets in batches]
+        hits = []
+        for image in images:  # HOG has no batched form
+            rects, scores, _ = self._hog.run(image, upsample, 0.0)
+            hits.append(list(zip(rects, (float(s) for s in scores))))
+        return hits
 
     def _encode(self, rgb: np.ndarray, detections: list[_Detection]) -> PhotoFaces:
         return self._encode_many([rgb], [detections])[0]
@@ -185,7 +211,7 @@ def _resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(small, dtype=np.uint8)
 
 
-def _map_back(raw: list[tuple[dlib.rectangle, float]], sx: float, sy: float) -> list[_Detection]:
+def _map_back(raw: list[_Hit], sx: float, sy: float) -> list[_Detection]:
     """Detector rectangles (inclusive corners, detection pixels) → original pixels."""
     return [
         _Detection(

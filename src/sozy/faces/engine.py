@@ -129,7 +129,7 @@ def plan_workers(
         batch=batch,
         gpus=gpus,
         capacity=capacity,
-        model_id=model_id_for(detector, max(0, settings.upsample)),
+        model_id=model_id_for(detector, settings.upsample, settings.upsample_below_px),
     )
 
 
@@ -278,7 +278,7 @@ class FaceEngine:
 
     @property
     def model_id(self) -> str:
-        """Stored with every vector, e.g. ``dlib_resnet_v1+5pt/hog-up1``."""
+        """Stored with every vector, e.g. ``dlib_resnet_v1+5pt/hog-up0..1``."""
         return self._require_plan().model_id
 
     @property

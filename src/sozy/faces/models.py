@@ -64,6 +64,12 @@ def resolve_detector(setting: str, device: str) -> str:
     return setting
 
 
-def model_id_for(detector: str, upsample: int) -> str:
-    """The id stored with every vector, e.g. ``dlib_resnet_v1+5pt/hog-up1``."""
+def model_id_for(detector: str, upsample: int, upsample_below_px: int = 0) -> str:
+    """The id stored with every vector, e.g. ``dlib_resnet_v1+5pt/hog-up1``.
+
+    Coarse-to-fine detection (upsampling only where needed) is ``hog-up0..1``.
+    """
+    upsample = max(0, upsample)
+    if upsample and upsample_below_px > 0:
+        return f"{ENCODER_ID}/{detector}-up0..{upsample}"
     return f"{ENCODER_ID}/{detector}-up{upsample}"
