@@ -69,14 +69,12 @@ def takedown_endpoint(ctx: ApiContext) -> Endpoint:
         store = ctx.require_store()
         started = time.perf_counter()
         try:
-            # The ids first: once deleted, nothing says which thumbnail files were theirs.
-            ids = await store.matching_ids(**selectors)
-            deleted = await store.delete(**selectors)
+            ids = await store.delete(**selectors)
         finally:
             ctx.metrics.store.labels("delete").observe(time.perf_counter() - started)
         ctx.stats_cache = None
         await asyncio.to_thread(remove_thumbnails, ctx.settings.data_path, ids)
-        return JSONResponse({"deleted": int(deleted)})
+        return JSONResponse({"deleted": len(ids)})
 
     return delete_faces
 

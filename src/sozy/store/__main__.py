@@ -164,13 +164,11 @@ async def run_delete(settings: Settings, fields: dict[str, str | None]) -> None:
         raise CommandError("delete needs at least one of --image-url, --page-url, --name, --source")
     store = await open_store(settings, create=False, optimize_on_open=False, optimize_every=0)
     try:
-        # The ids first: once deleted, nothing says which thumbnail files were theirs.
-        ids = await store.matching_ids(**fields)
-        deleted = await store.delete(**fields)
+        ids = await store.delete(**fields)
     finally:
         await store.close(optimize=False)
     removed = remove_thumbnails(settings.data_path, ids)
-    print(f"deleted {deleted:,} faces" + (f" and {removed:,} thumbnail files" if removed else ""))
+    print(f"deleted {len(ids):,} faces" + (f" and {removed:,} thumbnail files" if removed else ""))
 
 
 class ProgressLine:

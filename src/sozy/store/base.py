@@ -94,18 +94,10 @@ class FaceStore(Protocol):
         page_url: str | None = None,
         name: str | None = None,
         source: str | None = None,
-    ) -> int:
-        """Delete the faces matching every given field (at least one); returns how many were deleted."""
-
-    async def matching_ids(
-        self,
-        *,
-        image_url: str | None = None,
-        page_url: str | None = None,
-        name: str | None = None,
-        source: str | None = None,
     ) -> list[str]:
-        """The ids of the faces ``delete`` with the same fields would delete (their thumbnails go too)."""
+        """Delete the faces matching every given field (at least one); returns their ids.
+
+        The ids are exactly the faces deleted, so their thumbnail files can follow."""
 
     async def count(self) -> int:
         """How many faces are stored."""

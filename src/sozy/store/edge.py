@@ -340,34 +340,11 @@ class EmbeddedStore:
         page_url: str | None = None,
         name: str | None = None,
         source: str | None = None,
-    ) -> int:
-        """Delete the faces matching every given field; returns how many were deleted."""
-        flt = _field_filter(delete_selector(image_url, page_url, name, source))
-
-        def remove() -> int:
-            shard = self._engine()
-            matching = shard.count(qe.CountRequest(exact=True, filter=flt))
-            if matching:
-                shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
-                # A takedown must survive a crash right after it returns.
-                shard.flush()
-            return matching
-
-        async with self._gate:
-            return await self._call(remove)
-
-    async def matching_ids(
-        self,
-        *,
-        image_url: str | None = None,
-        page_url: str | None = None,
-        name: str | None = None,
-        source: str | None = None,
     ) -> list[str]:
-        """The ids of the faces matching every given field (what ``delete`` would remove)."""
+        """Delete the faces matching every given field; returns their ids."""
         flt = _field_filter(delete_selector(image_url, page_url, name, source))
 
-        def scan() -> list[str]:
+        def remove() -> list[str]:
             shard = self._engine()
             ids: list[str] = []
             offset = None
@@ -376,10 +353,16 @@ class EmbeddedStore:
                 records, offset = shard.scroll(request)
                 ids.extend(str(r.id) for r in records)
                 if offset is None:
-                    return ids
+                    break
+            if ids:
+                # By id, not by filter: what is deleted is exactly what is returned.
+                shard.update(qe.UpdateOperation.delete_points(ids))
+                # A takedown must survive a crash right after it returns.
+                shard.flush()
+            return ids
 
         async with self._gate:
-            return await self._call(scan)
+            return await self._call(remove)
 
     async def optimize(self) -> bool:
         """Build the HNSW index for faces not yet indexed; True when something was built.

@@ -285,35 +285,28 @@ class ServerStore:
         page_url: str | None = None,
         name: str | None = None,
         source: str | None = None,
-    ) -> int:
-        """Delete the faces matching every given field; returns how many were deleted."""
-        flt = _field_filter(delete_selector(image_url, page_url, name, source))
-        with self._errors("deleting from"):
-            matching = (await self._client.count(self.collection, count_filter=flt, exact=True)).count
-            if matching:
-                await self._client.delete(self.collection, points_selector=m.FilterSelector(filter=flt), wait=True)
-        return matching
-
-    async def matching_ids(
-        self,
-        *,
-        image_url: str | None = None,
-        page_url: str | None = None,
-        name: str | None = None,
-        source: str | None = None,
     ) -> list[str]:
-        """The ids of the faces matching every given field (what ``delete`` would remove)."""
+        """Delete the faces matching every given field; returns their ids.
+
+        The ids are read first and deleted by id (wait=True, so the call returns once
+        the server applied it): a face a crawler adds meanwhile is neither deleted nor
+        returned, so the ids are exactly what is gone.
+        """
         flt = _field_filter(delete_selector(image_url, page_url, name, source))
         ids: list[str] = []
         offset: Any = None
-        with self._errors("reading"):
+        with self._errors("deleting from"):
             while True:
                 records, offset = await self._client.scroll(
                     self.collection, scroll_filter=flt, offset=offset, limit=ID_PAGE, with_payload=False, with_vectors=False
                 )
                 ids.extend(str(r.id) for r in records)
                 if offset is None:
-                    return ids
+                    break
+            for start in range(0, len(ids), ID_PAGE):
+                selector = m.PointIdsList(points=list(ids[start : start + ID_PAGE]))
+                await self._client.delete(self.collection, points_selector=selector, wait=True)
+        return ids
 
     async def optimize(self) -> bool:
         """Nothing to do: the server builds its index in the background as points arrive."""
