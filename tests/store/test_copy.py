@@ -11,6 +11,7 @@ import pytest
 from sozy.config import Settings
 from sozy.store import FaceStore, StoredPoint, StoreError, open_store
 from sozy.store.copy import Checkpoint, CopyProgress, copy_store
+from sozy.store.takedowns import Takedown
 
 from .conftest import make_record, people_vectors
 
@@ -68,6 +69,20 @@ async def test_embedded_to_server_and_back_keeps_every_point_identical(tmp_path)
             await store.close()
 
 
+async def test_the_takedowns_go_along_with_the_faces(tmp_path):
+    source = await open_store(_embedded(tmp_path / "a"))
+    await _fill(source, n_people=4, faces_each=3)
+    await source.delete(name="person 1")
+    server = await open_store(Settings().replace(**{"store.url": "local::memory:"}))
+    try:
+        assert await copy_store(source, server) == await source.count()
+        assert [t.selector for t in await server.takedowns()] == [{"name": "person 1"}]
+        assert await server.taken_down({"name": "person 1"})
+    finally:
+        await source.close()
+        await server.close()
+
+
 class FailingTarget:
     """A real target store that stops accepting writes after ``allowed`` batches, like a
     server going away mid-copy."""
@@ -76,11 +91,14 @@ class FailingTarget:
         self.store = store
         self.allowed = allowed
 
-    async def upsert_points(self, points: Sequence[StoredPoint]) -> None:
+    async def upsert_points(self, points: Sequence[StoredPoint]) -> list[str]:
         if self.allowed == 0:
             raise StoreError("Qdrant at http://gone:6333: writing to collection 'faces' failed: connection reset")
         self.allowed -= 1
-        await self.store.upsert_points(points)
+        return await self.store.upsert_points(points)
+
+    async def add_takedowns(self, takedowns: Sequence[Takedown]) -> int:
+        return await self.store.add_takedowns(takedowns)
 
 
 async def test_an_interrupted_copy_resumes_from_its_checkpoint(tmp_path):

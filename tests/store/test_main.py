@@ -45,7 +45,7 @@ def test_every_flag_of_every_command_is_explained():
             if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
                 continue
             assert action.help and len(action.help) > 10, f"{command.prog} {action.option_strings} has no help"
-    assert set(_subparsers(parser)) == {"stats", "optimize", "delete", "copy"}
+    assert set(_subparsers(parser)) == {"stats", "optimize", "delete", "takedowns", "lift", "copy"}
 
 
 def test_help_runs_as_a_module():
@@ -65,9 +65,31 @@ def test_stats_prints_faces_people_and_models(tmp_path, capsys):
 def test_delete_takes_faces_down_and_reports_how_many(tmp_path, capsys):
     _make_store(tmp_path)
     assert main(["--data-dir", str(tmp_path), "delete", "--name", "p3", "--source", "pages"]) == 0
-    assert capsys.readouterr().out.strip() == "deleted 2 faces"
+    assert capsys.readouterr().out.splitlines()[0] == "deleted 2 faces"
     assert main(["--data-dir", str(tmp_path), "stats", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["faces"] == 38
+
+
+def test_takedowns_are_listed_and_lifted(tmp_path, capsys):
+    _make_store(tmp_path)
+    base = ["--data-dir", str(tmp_path)]
+    assert main([*base, "delete", "--name", "p3", "--source", "pages"]) == 0
+    assert "lift" in capsys.readouterr().out  # says how to undo it
+    assert main([*base, "delete", "--name", "p4", "--allow-recrawl"]) == 0
+    assert "taken down" not in capsys.readouterr().out
+    assert main([*base, "takedowns", "--json"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [t["selector"] for t in listed] == [{"name": "p3", "source": "pages"}]
+    assert main([*base, "takedowns"]) == 0
+    out, err = capsys.readouterr()
+    assert out.split(None, 1)[1].strip() == "--name p3 --source pages" and "1 takedowns" in err
+
+    assert main([*base, "lift", "--name", "p3"]) == 1  # not that exact selector
+    assert "no takedown has exactly these fields" in capsys.readouterr().err
+    assert main([*base, "lift", "--name", "p3", "--source", "pages"]) == 0
+    capsys.readouterr()
+    assert main([*base, "takedowns", "--json"]) == 0
+    assert capsys.readouterr().out == ""
 
 
 @pytest.mark.slow

@@ -310,7 +310,9 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
                     "summary": "Takedown: delete stored faces by photo URL, page URL or name (admin key only)",
                     "description": (
                         "Needs `Authorization: Bearer <api.admin_key>`. Without a configured admin key the route "
-                        "is off and answers 404. The deleted faces' thumbnail files are removed too."
+                        "is off and answers 404. The deleted faces' thumbnail files are removed too. The takedown is "
+                        "recorded: the store refuses matching faces from then on and crawlers skip them "
+                        "(`python -m sozy.store takedowns` lists takedowns, `lift` takes one back)."
                     ),
                     "security": [{"adminKey": []}],
                     "parameters": takedown_params,

@@ -45,6 +45,7 @@ from sozy.faces.errors import EngineClosed, FaceEngineError, ImageError
 from sozy.fetch import FetchError, Fetcher
 from sozy.records import Candidate, FaceRecord, PhotoFaces, utc_now
 from sozy.sources import ImageSearch, PageSource, SourceError, UrlListReport, WikidataNames, read_folders, read_url_list
+from sozy.thumbnails import remove_thumbnails
 
 from .naming import face_names
 from .shard import Shard, name_key
@@ -61,7 +62,7 @@ T = TypeVar("T")
 # recorded as skipped and not retried by --retry-failed.
 SKIP_REASONS = frozenset({
     "robots_txt", "x_robots_tag", "duplicate_content", "no_face",
-    "not_an_image", "empty_body", "empty_image", "too_large", "too_many_pixels",
+    "not_an_image", "empty_body", "empty_image", "too_large", "too_many_pixels", "taken_down",
 })
 # How often the store stage writes what it has, even when its batch is not full.
 FLUSH_INTERVAL_S = 1.0
@@ -587,6 +588,8 @@ class Crawler:
                 await self._embed_q.put(photo)
 
     async def _fetch(self, job: Job) -> _Photo | None:
+        if await self._taken_down(job):
+            return None
         try:
             fetched = await self.fetcher.image(job.url, referer=job.candidate.page_url)
         except asyncio.CancelledError:
@@ -605,11 +608,25 @@ class Crawler:
             sha = await asyncio.to_thread(_sha256, body)
         else:
             sha = _sha256(body)
+        if await self._taken_down(job, sha):
+            return None
         owner = self._claimed.get(sha) or await self._db(self.state.content_owner, sha)
         if owner is not None and owner.url != job.url and owner.rank < _rank(job):
             self._record(Outcome(job.url, SKIPPED, "duplicate_content", sha256=sha, duplicate_of=owner.url))
             return None
         return _Photo(job, body, sha)
+
+    async def _taken_down(self, job: Job, sha: str | None = None) -> bool:
+        """Skip a photo a takedown covers: asked before fetching (by URL, page, name, source)
+        and again with its sha256 (the same bytes taken down at another URL)."""
+        cand = job.candidate
+        fields = {"image_url": job.url, "page_url": cand.page_url, "name": cand.name, "source": cand.source}
+        if sha is not None:
+            fields["image_sha256"] = sha
+        if not await self.store.taken_down(fields):
+            return False
+        self._record(Outcome(job.url, SKIPPED, "taken_down", sha256=sha))
+        return True
 
     # --- embed ------------------------------------------------------------------------
 
@@ -739,7 +756,10 @@ class Crawler:
         batch, self._batch, self._batch_faces = self._batch, [], 0
         outcomes, self._outcomes = self._outcomes, []
         records = [r for item in batch for r in item.records]
-        error = await self._upsert(records) if records else None
+        error, refused = await self._upsert(records) if records else (None, set())
+        if refused:
+            # Taken down while this crawl ran: the store refused them, their crops go too.
+            await asyncio.to_thread(remove_thumbnails, self._data_dir, refused)
         for item in batch:
             job = item.job
             if error is not None:
@@ -747,11 +767,17 @@ class Crawler:
                     outcomes.append(Outcome(it.job.url, FAILED, "store_error", error=error))
                     self.stats.fail("store_error")
                 continue
-            outcomes.append(Outcome(job.url, DONE, sha256=item.sha256, faces=len(item.records), seq=job.seq,
-                                    named=bool(job.candidate.name)))
-            self.stats.mark("done")
-            self.stats.mark("stored", len(item.records))
-            self.stats.people.update(r.name for r in item.records if r.name)
+            stored = [r for r in item.records if r.id not in refused]
+            if stored:
+                outcomes.append(Outcome(job.url, DONE, sha256=item.sha256, faces=len(stored), seq=job.seq,
+                                        named=bool(job.candidate.name)))
+                self.stats.mark("done")
+                self.stats.mark("stored", len(stored))
+                self.stats.people.update(r.name for r in stored if r.name)
+            else:
+                outcomes.append(Outcome(job.url, SKIPPED, "taken_down", sha256=item.sha256))
+                self.stats.skip("taken_down")
+            # What it displaced is settled either way: nothing may stay pending.
             for it in item.displaced_items:
                 outcomes.append(Outcome(it.job.url, SKIPPED, "duplicate_content", sha256=item.sha256,
                                         duplicate_of=job.url))
@@ -764,23 +790,25 @@ class Crawler:
             await self._db(self.state.record, outcomes)
         self._claimed.clear()
 
-    async def _upsert(self, records: list[FaceRecord]) -> str | None:
-        """Upsert in store-sized chunks, retrying a few times; the error text if it still fails."""
+    async def _upsert(self, records: list[FaceRecord]) -> tuple[str | None, set[str]]:
+        """Upsert in store-sized chunks, retrying a few times: the error text if it still fails,
+        and the ids the store refused (a takedown matches them)."""
         size = max(1, self.settings.store.upsert_batch)
         for attempt in range(1, STORE_ATTEMPTS + 1):
             try:
+                refused: set[str] = set()
                 for start in range(0, len(records), size):
-                    await self.store.upsert(records[start:start + size])
-                return None
+                    refused.update(await self.store.upsert(records[start:start + size]))
+                return None, refused
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 if attempt == STORE_ATTEMPTS:
                     log.error("store write of %d faces failed %d times: %r", len(records), attempt, exc)
-                    return f"{type(exc).__name__}: {exc}"
+                    return f"{type(exc).__name__}: {exc}", set()
                 log.warning("store write failed (%r), retrying", exc)
                 await asyncio.sleep(0.5 * 2**attempt)
-        return None  # pragma: no cover
+        return None, set()  # pragma: no cover
 
     # --- outcomes ---------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""``python -m sozy.store``: inspect, index, take down from and copy face stores.
+"""``python -m sozy.store``: inspect, index, take down from (and lift takedowns) and copy face stores.
 
 Exit status: 0 done, 1 could not do it (one line on stderr says why), 2 bad command line,
 130 interrupted (a copy resumes where it stopped when run again).
@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import shlex
 import sys
 import time
 from dataclasses import asdict
@@ -72,13 +73,31 @@ def build_parser() -> argparse.ArgumentParser:
     delete = commands.add_parser(
         "delete",
         help="take down faces: by image URL, page URL, person name or source",
-        description="Delete every face that matches ALL the given fields (at least one is required). "
-        "Prints how many faces were deleted.",
+        description="Delete every face that matches ALL the given fields (at least one is required), "
+        "and their thumbnail files. The takedown is recorded: the store refuses matching faces from "
+        "then on (a re-crawl, new photos of the person; by --image-url also the same bytes at other "
+        "URLs) until it is lifted. Prints how many faces were deleted.",
     )
-    delete.add_argument("--image-url", metavar="URL", help="faces from this image URL")
-    delete.add_argument("--page-url", metavar="URL", help="faces from photos found on this page")
-    delete.add_argument("--name", metavar="NAME", help="faces labelled with this person's name")
-    delete.add_argument("--source", metavar="SOURCE", help="faces from this source (wikidata, urls, pages, search, folder)")
+    _selector_arguments(delete)
+    delete.add_argument(
+        "--allow-recrawl", action="store_true", help="delete only: record no takedown, so a crawl may store them again"
+    )
+
+    takedowns = commands.add_parser(
+        "takedowns",
+        help="list the recorded takedowns",
+        description="List the takedowns the store enforces, oldest first: the fields each one matches.",
+    )
+    takedowns.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    lift = commands.add_parser(
+        "lift",
+        help="take a takedown back, so matching faces may be stored again",
+        description="Remove the takedown with exactly these fields (as `takedowns` lists it). Faces it "
+        "deleted stay deleted; a crawl may store them again.",
+    )
+    _selector_arguments(lift)
+    lift.add_argument("--image-sha256", metavar="HEX", help="a photo's sha256 (recorded by an --image-url takedown)")
 
     copy = commands.add_parser(
         "copy",
@@ -104,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     copy.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and copy from the start")
     return parser
+
+
+def _selector_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image-url", metavar="URL", help="faces from this image URL")
+    parser.add_argument("--page-url", metavar="URL", help="faces from photos found on this page")
+    parser.add_argument("--name", metavar="NAME", help="faces labelled with this person's name")
+    parser.add_argument("--source", metavar="SOURCE", help="faces from this source (wikidata, urls, pages, search, folder)")
 
 
 def location_settings(settings: Settings, location: str, collection: str, api_key: str | None) -> Settings:
@@ -159,16 +185,48 @@ async def run_optimize(settings: Settings) -> None:
     print(f"search index of {count:,} faces {what} ({time.perf_counter() - started:.1f} s)")
 
 
-async def run_delete(settings: Settings, fields: dict[str, str | None]) -> None:
+async def run_delete(settings: Settings, fields: dict[str, str | None], block: bool) -> None:
     if not any(fields.values()):
         raise CommandError("delete needs at least one of --image-url, --page-url, --name, --source")
     store = await open_store(settings, create=False, optimize_on_open=False, optimize_every=0)
     try:
-        ids = await store.delete(**fields)
+        ids = await store.delete(**fields, block=block)
     finally:
         await store.close(optimize=False)
     removed = remove_thumbnails(settings.data_path, ids)
     print(f"deleted {len(ids):,} faces" + (f" and {removed:,} thumbnail files" if removed else ""))
+    if block:
+        print(f"taken down: matching faces are refused from now on (undo: {PROG} lift with the same fields)")
+
+
+async def run_takedowns(settings: Settings, as_json: bool) -> None:
+    store = await open_store(settings, create=False, optimize_on_open=False, optimize_every=0)
+    try:
+        takedowns = await store.takedowns()
+    finally:
+        await store.close(optimize=False)
+    for takedown in takedowns:
+        if as_json:
+            print(json.dumps(takedown.to_dict(), ensure_ascii=False))
+        else:
+            fields = " ".join(f"--{field.replace('_', '-')} {shlex.quote(value)}" for field, value in takedown.selector.items())
+            print(f"{takedown.created_at}  {fields}")
+    if not as_json:
+        print(f"{len(takedowns):,} takedowns", file=sys.stderr)
+
+
+async def run_lift(settings: Settings, selector: dict[str, str | None]) -> None:
+    given = {field: value for field, value in selector.items() if value is not None}
+    if not given:
+        raise CommandError("lift needs the fields of a takedown, as `takedowns` lists them")
+    store = await open_store(settings, create=False, optimize_on_open=False, optimize_every=0)
+    try:
+        lifted = await store.lift(given)
+    finally:
+        await store.close(optimize=False)
+    if not lifted:
+        raise CommandError(f"no takedown has exactly these fields: {given} (see `{PROG} takedowns`)")
+    print("lifted: matching faces may be stored again")
 
 
 class ProgressLine:
@@ -223,6 +281,10 @@ async def run_copy(settings: Settings, args: argparse.Namespace) -> None:
     print(f"copied {copied:,} faces to {describe(target)}")
 
 
+def _selector(args: argparse.Namespace) -> dict[str, str | None]:
+    return {"image_url": args.image_url, "page_url": args.page_url, "name": args.name, "source": args.source}
+
+
 async def run(args: argparse.Namespace) -> None:
     overrides = {
         "data_dir": args.data_dir,
@@ -238,8 +300,11 @@ async def run(args: argparse.Namespace) -> None:
     elif args.command == "optimize":
         await run_optimize(settings)
     elif args.command == "delete":
-        fields = {"image_url": args.image_url, "page_url": args.page_url, "name": args.name, "source": args.source}
-        await run_delete(settings, fields)
+        await run_delete(settings, _selector(args), block=not args.allow_recrawl)
+    elif args.command == "takedowns":
+        await run_takedowns(settings, args.json)
+    elif args.command == "lift":
+        await run_lift(settings, {**_selector(args), "image_sha256": args.image_sha256})
     elif args.command == "copy":
         await run_copy(settings, args)
 

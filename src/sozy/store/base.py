@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from sozy.records import VECTOR_SIZE, FaceHit, FaceRecord, PersonHit
+
+if TYPE_CHECKING:
+    from .takedowns import Takedown
 
 # Payload fields with a keyword index: the ones filtered (takedown, per-person
 # search), grouped (name) or counted (name, model).
@@ -74,8 +77,10 @@ class FaceStore(Protocol):
     backend: str
     collection: str
 
-    async def upsert(self, records: Sequence[FaceRecord]) -> None:
-        """Insert or replace faces; ids come from ``FaceRecord.id`` so re-upserting changes nothing."""
+    async def upsert(self, records: Sequence[FaceRecord]) -> list[str]:
+        """Insert or replace faces; ids come from ``FaceRecord.id`` so re-upserting changes nothing.
+
+        Faces matching a takedown are not stored; their ids are returned (usually none)."""
 
     async def search(self, vector: np.ndarray, k: int = 10) -> list[FaceHit]:
         """The ``k`` nearest faces, by ascending L2 distance."""
@@ -94,10 +99,25 @@ class FaceStore(Protocol):
         page_url: str | None = None,
         name: str | None = None,
         source: str | None = None,
+        block: bool = True,
     ) -> list[str]:
         """Delete the faces matching every given field (at least one); returns their ids.
 
-        The ids are exactly the faces deleted, so their thumbnail files can follow."""
+        The ids are exactly the faces deleted, so their thumbnail files can follow. With
+        ``block`` (a takedown) the selector is recorded and matching faces are refused from
+        then on (see ``sozy.store.takedowns``); by ``image_url``, the photos' sha256 too."""
+
+    async def taken_down(self, payload: Mapping[str, Any]) -> bool:
+        """Whether a recorded takedown matches these payload fields (a crawler asks before fetching)."""
+
+    async def takedowns(self) -> list[Takedown]:
+        """The recorded takedowns, oldest first."""
+
+    async def add_takedowns(self, takedowns: Sequence[Takedown]) -> int:
+        """Record takedowns without deleting anything (copying a store); returns how many were new."""
+
+    async def lift(self, selector: Mapping[str, str]) -> bool:
+        """Take a takedown back (its exact selector); False when there was none. Deleted faces stay deleted."""
 
     async def count(self) -> int:
         """How many faces are stored."""
@@ -108,8 +128,8 @@ class FaceStore(Protocol):
     async def scroll_points(self, offset: str | None, limit: int) -> tuple[list[StoredPoint], str | None]:
         """A page of stored points in id order, and the offset of the next page (None at the end)."""
 
-    async def upsert_points(self, points: Sequence[StoredPoint]) -> None:
-        """Insert or replace raw points (the copy command's write path)."""
+    async def upsert_points(self, points: Sequence[StoredPoint]) -> list[str]:
+        """Insert or replace raw points (the copy command's write path); returns the ids refused by a takedown."""
 
     async def optimize(self) -> bool:
         """Build the search index for what was added; True when something was built."""

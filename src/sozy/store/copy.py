@@ -1,6 +1,6 @@
 """Copy every face from one store to another: embedded → server, server → embedded, any pair.
 
-Batched, resumable and idempotent: points are read in id order, written with their own
+The takedown list goes along. Batched, resumable and idempotent: points are read in id order, written with their own
 ids (an upsert of a point already there changes nothing), and after each written batch the
 next read offset goes to a checkpoint file. An interrupted copy run again resumes from the
 checkpoint; at worst it rewrites one batch.
@@ -81,6 +81,8 @@ async def copy_store(
     if batch < 1:
         raise ValueError("batch must be at least 1")
     offset, copied = checkpoint.load() if checkpoint else (None, 0)
+    # Takedowns first: what was taken down in the source stays down in the target.
+    await target.add_takedowns(await source.takedowns())
     total = await source.count()
     started = time.perf_counter()
     copied_now = 0

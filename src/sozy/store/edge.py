@@ -28,7 +28,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -56,6 +56,7 @@ from .base import (
     is_point_id,
     record_points,
 )
+from .takedowns import Takedown, TakedownFile, TakedownList, check_selector, refuse_taken_down, takedowns_for
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +215,8 @@ class EmbeddedStore:
         *,
         indexing_threshold_kb: int,
         optimize_every: int,
+        takedown_file: TakedownFile,
+        takedowns: TakedownList,
     ) -> None:
         self._shard: qe.EdgeShard | None = shard
         self.path = shard_dir
@@ -228,6 +231,9 @@ class EmbeddedStore:
         self._since_optimize = 0
         # Peak memory of the last index build's child process, in bytes (0: none yet).
         self.last_index_peak_bytes = 0
+        # One process per directory, so the file is read once and written on change.
+        self._takedown_file = takedown_file
+        self._takedowns = takedowns
 
     @classmethod
     async def open(
@@ -255,6 +261,8 @@ class EmbeddedStore:
         lock.acquire(shard_dir)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sozy-store")
         try:
+            takedown_file = TakedownFile(root / f"{settings.collection}.takedowns.json")
+            takedowns = takedown_file.load()
             exists = check_existing(shard_dir)
             config = edge_config(settings, indexing_threshold_kb)
             loop = asyncio.get_running_loop()
@@ -272,6 +280,8 @@ class EmbeddedStore:
             settings,
             indexing_threshold_kb=indexing_threshold_kb,
             optimize_every=optimize_every,
+            takedown_file=takedown_file,
+            takedowns=takedowns,
         )
         store._since_optimize = await store._unindexed()
         if optimize_on_open and store._since_optimize >= store._min_unindexed:
@@ -310,15 +320,18 @@ class EmbeddedStore:
 
     # -- writes -------------------------------------------------------------------------
 
-    async def upsert(self, records: Sequence[FaceRecord]) -> None:
-        """Insert or replace faces (ids from ``FaceRecord.id``: re-upserting changes nothing)."""
-        await self.upsert_points(record_points(records))
+    async def upsert(self, records: Sequence[FaceRecord]) -> list[str]:
+        """Insert or replace faces (ids from ``FaceRecord.id``: re-upserting changes nothing).
 
-    async def upsert_points(self, points: Sequence[StoredPoint]) -> None:
-        if not points:
-            return
+        Returns the ids of faces refused because a takedown matches them."""
+        return await self.upsert_points(record_points(records))
+
+    async def upsert_points(self, points: Sequence[StoredPoint]) -> list[str]:
         for point in points:
             check_vector(point.vector)
+        points, refused = refuse_taken_down(points, self._takedowns)
+        if not points:
+            return refused
 
         def write() -> None:
             shard = self._engine()
@@ -332,6 +345,7 @@ class EmbeddedStore:
         self._since_optimize += len(points)
         if self._optimize_every and self._since_optimize >= self._optimize_every:
             await self.optimize()
+        return refused
 
     async def delete(
         self,
@@ -340,29 +354,68 @@ class EmbeddedStore:
         page_url: str | None = None,
         name: str | None = None,
         source: str | None = None,
+        block: bool = True,
     ) -> list[str]:
-        """Delete the faces matching every given field; returns their ids."""
-        flt = _field_filter(delete_selector(image_url, page_url, name, source))
+        """Delete the faces matching every given field; returns their ids. ``block``: record the takedown."""
+        selector = delete_selector(image_url, page_url, name, source)
+        flt = _field_filter(selector)
+        # The photos' sha256 is needed only to block the same bytes elsewhere.
+        payload = qe.PayloadSelector.Include(["image_sha256"]) if block and image_url is not None else False
 
-        def remove() -> list[str]:
+        def remove() -> tuple[list[str], set[str]]:
             shard = self._engine()
             ids: list[str] = []
+            photos: set[str] = set()
             offset = None
             while True:
-                request = qe.ScrollRequest(offset=offset, limit=ID_PAGE, filter=flt, with_payload=False, with_vector=False)
+                request = qe.ScrollRequest(offset=offset, limit=ID_PAGE, filter=flt, with_payload=payload, with_vector=False)
                 records, offset = shard.scroll(request)
                 ids.extend(str(r.id) for r in records)
+                photos.update(str((r.payload or {}).get("image_sha256") or "") for r in records)
                 if offset is None:
                     break
+            if block:
+                # Recorded before the delete: a crash in between leaves faces that can no
+                # longer be re-added, and running the takedown again removes them.
+                self._record_takedowns(takedowns_for(selector, photos))
             if ids:
                 # By id, not by filter: what is deleted is exactly what is returned.
                 shard.update(qe.UpdateOperation.delete_points(ids))
                 # A takedown must survive a crash right after it returns.
                 shard.flush()
-            return ids
+            return ids, photos
 
         async with self._gate:
-            return await self._call(remove)
+            ids, _ = await self._call(remove)
+            return ids
+
+    def _record_takedowns(self, takedowns: Sequence[Takedown]) -> int:
+        added = sum(self._takedowns.add(t) for t in takedowns)
+        if added:
+            self._takedown_file.save(self._takedowns)
+        return added
+
+    async def taken_down(self, payload: Mapping[str, Any]) -> bool:
+        return self._takedowns.blocks(payload)
+
+    async def takedowns(self) -> list[Takedown]:
+        return list(self._takedowns)
+
+    async def add_takedowns(self, takedowns: Sequence[Takedown]) -> int:
+        async with self._gate:
+            return await self._call(self._record_takedowns, list(takedowns))
+
+    async def lift(self, selector: Mapping[str, str]) -> bool:
+        selector = check_selector(selector)
+
+        def lift() -> bool:
+            if self._takedowns.remove(selector) is None:
+                return False
+            self._takedown_file.save(self._takedowns)
+            return True
+
+        async with self._gate:
+            return await self._call(lift)
 
     async def optimize(self) -> bool:
         """Build the HNSW index for faces not yet indexed; True when something was built.

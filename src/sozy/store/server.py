@@ -18,8 +18,9 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import re
+import time
 import warnings
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -49,6 +50,14 @@ from .base import (
     merge_people,
     record_points,
 )
+from .takedowns import (
+    Takedown,
+    TakedownList,
+    check_selector,
+    refuse_taken_down,
+    takedown_point_id,
+    takedowns_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +66,8 @@ MIN_SERVER_VERSION = (1, 12)
 # With a cluster: shards per node (room to rebalance when a node is added) and copies of each shard.
 SHARDS_PER_NODE = 2
 CLUSTER_REPLICATION = 2
+# A takedown made elsewhere (the API on another host) reaches a running crawler within this.
+TAKEDOWN_REFRESH_S = 30.0
 
 
 def _connection_errors() -> tuple[type[BaseException], ...]:
@@ -139,6 +150,10 @@ class ServerStore:
         self.where = where
         self.server_version = ""
         self.nodes = 1
+        # The takedown collection, read again when older than TAKEDOWN_REFRESH_S.
+        self.takedown_collection = f"{settings.collection}_takedowns"
+        self._takedowns = TakedownList()
+        self._takedowns_read = -float("inf")
 
     @classmethod
     async def open(
@@ -264,19 +279,25 @@ class ServerStore:
 
     # -- writes -------------------------------------------------------------------------
 
-    async def upsert(self, records: Sequence[FaceRecord]) -> None:
-        """Insert or replace faces, batched, each batch applied before the next (``wait=True``)."""
-        await self.upsert_points(record_points(records))
+    async def upsert(self, records: Sequence[FaceRecord]) -> list[str]:
+        """Insert or replace faces, batched, each batch applied before the next (``wait=True``).
 
-    async def upsert_points(self, points: Sequence[StoredPoint]) -> None:
+        Returns the ids of faces refused because a takedown matches them."""
+        return await self.upsert_points(record_points(records))
+
+    async def upsert_points(self, points: Sequence[StoredPoint]) -> list[str]:
+        for point in points:  # all checked before any is written
+            check_vector(point.vector)
+        kept, refused = refuse_taken_down(points, await self._current_takedowns())
         batch = max(1, self._settings.upsert_batch)
-        for start in range(0, len(points), batch):
+        for start in range(0, len(kept), batch):
             structs = [
                 m.PointStruct(id=p.id, vector=check_vector(p.vector).tolist(), payload=p.payload)
-                for p in points[start : start + batch]
+                for p in kept[start : start + batch]
             ]
             with self._errors("writing to"):
                 await self._client.upsert(self.collection, points=structs, wait=True)
+        return refused
 
     async def delete(
         self,
@@ -285,28 +306,106 @@ class ServerStore:
         page_url: str | None = None,
         name: str | None = None,
         source: str | None = None,
+        block: bool = True,
     ) -> list[str]:
-        """Delete the faces matching every given field; returns their ids.
+        """Delete the faces matching every given field; returns their ids. ``block``: record the takedown.
 
         The ids are read first and deleted by id (wait=True, so the call returns once
         the server applied it): a face a crawler adds meanwhile is neither deleted nor
-        returned, so the ids are exactly what is gone.
+        returned, so the ids are exactly what is gone; with ``block`` the crawler's next
+        writes (within TAKEDOWN_REFRESH_S) refuse it.
         """
-        flt = _field_filter(delete_selector(image_url, page_url, name, source))
+        selector = delete_selector(image_url, page_url, name, source)
+        flt = _field_filter(selector)
+        with_payload: Any = ["image_sha256"] if block and image_url is not None else False
         ids: list[str] = []
+        photos: set[str] = set()
         offset: Any = None
         with self._errors("deleting from"):
             while True:
                 records, offset = await self._client.scroll(
-                    self.collection, scroll_filter=flt, offset=offset, limit=ID_PAGE, with_payload=False, with_vectors=False
+                    self.collection, scroll_filter=flt, offset=offset, limit=ID_PAGE, with_payload=with_payload, with_vectors=False
                 )
                 ids.extend(str(r.id) for r in records)
+                photos.update(str((r.payload or {}).get("image_sha256") or "") for r in records)
                 if offset is None:
                     break
+        if block:
+            # Recorded before the delete: a crash in between leaves faces that can no
+            # longer be re-added, and running the takedown again removes them.
+            await self._record_takedowns(takedowns_for(selector, photos))
+        with self._errors("deleting from"):
             for start in range(0, len(ids), ID_PAGE):
-                selector = m.PointIdsList(points=list(ids[start : start + ID_PAGE]))
-                await self._client.delete(self.collection, points_selector=selector, wait=True)
+                selector_ids = m.PointIdsList(points=list(ids[start : start + ID_PAGE]))
+                await self._client.delete(self.collection, points_selector=selector_ids, wait=True)
         return ids
+
+    async def _current_takedowns(self, *, fresh: bool = False) -> TakedownList:
+        now = time.monotonic()
+        if fresh or now - self._takedowns_read >= TAKEDOWN_REFRESH_S:
+            self._takedowns = await self._read_takedowns()
+            self._takedowns_read = now
+        return self._takedowns
+
+    async def _read_takedowns(self) -> TakedownList:
+        found: list[Takedown] = []
+        offset: Any = None
+        with self._errors("reading the takedowns of"):
+            if not await self._client.collection_exists(self.takedown_collection):
+                return TakedownList()
+            while True:
+                records, offset = await self._client.scroll(
+                    self.takedown_collection, offset=offset, limit=ID_PAGE, with_payload=True, with_vectors=False
+                )
+                for record in records:
+                    try:
+                        found.append(Takedown.from_dict(record.payload or {}))
+                    except ValueError as exc:
+                        raise StoreError(
+                            f"collection {self.takedown_collection!r} at {self.where} holds a malformed takedown "
+                            f"{record.id}: {exc}"
+                        ) from None
+                if offset is None:
+                    return TakedownList(found)
+
+    async def _record_takedowns(self, takedowns: Sequence[Takedown]) -> int:
+        current = await self._current_takedowns(fresh=True)
+        new = [t for t in takedowns if current.add(t)]
+        if not new:
+            return 0
+        with self._errors("recording a takedown in"):
+            if not await self._client.collection_exists(self.takedown_collection):
+                try:
+                    # A point per takedown; the one-number vector is there because a collection needs one.
+                    await self._client.create_collection(
+                        self.takedown_collection, vectors_config=m.VectorParams(size=1, distance=m.Distance.DOT)
+                    )
+                except _SERVER_ERRORS:
+                    if not await self._client.collection_exists(self.takedown_collection):
+                        raise  # not a race with another process creating it
+            points = [m.PointStruct(id=takedown_point_id(t.selector), vector=[1.0], payload=t.to_dict()) for t in new]
+            await self._client.upsert(self.takedown_collection, points=points, wait=True)
+        return len(new)
+
+    async def taken_down(self, payload: Mapping[str, Any]) -> bool:
+        return (await self._current_takedowns()).blocks(payload)
+
+    async def takedowns(self) -> list[Takedown]:
+        return list(await self._current_takedowns(fresh=True))
+
+    async def add_takedowns(self, takedowns: Sequence[Takedown]) -> int:
+        return await self._record_takedowns(takedowns)
+
+    async def lift(self, selector: Mapping[str, str]) -> bool:
+        selector = check_selector(selector)
+        current = await self._current_takedowns(fresh=True)
+        if current.remove(selector) is None:
+            return False
+        with self._errors("lifting a takedown in"):
+            await self._client.delete(
+                self.takedown_collection, points_selector=m.PointIdsList(points=[takedown_point_id(selector)]), wait=True
+            )
+        return True
 
     async def optimize(self) -> bool:
         """Nothing to do: the server builds its index in the background as points arrive."""
