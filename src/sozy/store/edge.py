@@ -392,8 +392,15 @@ class EmbeddedStore:
     def _record_takedowns(self, takedowns: Sequence[Takedown]) -> int:
         added = sum(self._takedowns.add(t) for t in takedowns)
         if added:
-            self._takedown_file.save(self._takedowns)
+            self._save_takedowns()
         return added
+
+    def _save_takedowns(self) -> None:
+        try:
+            self._takedown_file.save(self._takedowns)
+        except BaseException:
+            self._takedowns = self._takedown_file.load()  # memory must not run ahead of the file
+            raise
 
     async def taken_down(self, payload: Mapping[str, Any]) -> bool:
         return self._takedowns.blocks(payload)
@@ -411,7 +418,7 @@ class EmbeddedStore:
         def lift() -> bool:
             if self._takedowns.remove(selector) is None:
                 return False
-            self._takedown_file.save(self._takedowns)
+            self._save_takedowns()
             return True
 
         async with self._gate:

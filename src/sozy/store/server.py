@@ -373,6 +373,8 @@ class ServerStore:
         new = [t for t in takedowns if current.add(t)]
         if not new:
             return 0
+        # Until written, the cached list is ahead of the server: a failed write must not leave it so.
+        self._takedowns_read = -float("inf")
         with self._errors("recording a takedown in"):
             if not await self._client.collection_exists(self.takedown_collection):
                 try:
@@ -385,6 +387,7 @@ class ServerStore:
                         raise  # not a race with another process creating it
             points = [m.PointStruct(id=takedown_point_id(t.selector), vector=[1.0], payload=t.to_dict()) for t in new]
             await self._client.upsert(self.takedown_collection, points=points, wait=True)
+        self._takedowns_read = time.monotonic()
         return len(new)
 
     async def taken_down(self, payload: Mapping[str, Any]) -> bool:
@@ -401,10 +404,12 @@ class ServerStore:
         current = await self._current_takedowns(fresh=True)
         if current.remove(selector) is None:
             return False
+        self._takedowns_read = -float("inf")  # read again if the delete fails
         with self._errors("lifting a takedown in"):
             await self._client.delete(
                 self.takedown_collection, points_selector=m.PointIdsList(points=[takedown_point_id(selector)]), wait=True
             )
+        self._takedowns_read = time.monotonic()
         return True
 
     async def optimize(self) -> bool:
