@@ -309,9 +309,11 @@ async def measure(
 
 async def run_embedded(
     synth: Synthetic, queries, truth, root: Path, label: str, people_queries: int, index_every: int = 0,
-    warmup: np.ndarray | None = None,
+    warmup: np.ndarray | None = None, search_threads: int | None = None,
 ) -> Row:
     settings = Settings(data_dir=str(root))
+    if search_threads is not None:
+        settings = settings.replace(**{"store.search_threads": search_threads})
     # The bench builds the index itself (same call the store makes every optimize_every
     # faces), so that upserts and index building are timed apart.
     store = await open_store(settings, optimize_on_open=False, optimize_every=0)
@@ -398,6 +400,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1000,
                         help="searches (other queries) run before the timed ones, as in a serving process (default 1,000); "
                              "the p50 of the first searches after the index build is printed too")
+    parser.add_argument("--search-threads", type=int, default=0,
+                        help="store.search_threads for the big store (default 0: one per core, as Sozy's default)")
     parser.add_argument("--index-every", type=int, default=DEFAULT_OPTIMIZE_EVERY,
                         help=f"build the index every this many faces, as a crawl's store does (default {DEFAULT_OPTIMIZE_EVERY:,}); "
                              "0 = once, after all are stored")
@@ -411,7 +415,8 @@ def main() -> None:
         f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
         f"qdrant-edge-py {importlib.metadata.version('qdrant-edge-py')}, qdrant-client "
         f"{importlib.metadata.version('qdrant-client')}; load average at start {load_start[0]:.1f} "
-        "(a shared machine: compare ratios, not absolute times)"
+        f"(a shared machine: compare ratios, not absolute times); big store: store.search_threads {args.search_threads} "
+        "(0 = one per core)"
     )
 
     cal = calibrate()
@@ -435,7 +440,8 @@ def main() -> None:
     try:
         big_row = asyncio.run(
             run_embedded(big, queries, truth, root / "big", "embedded (qdrant-edge)", people_queries, args.index_every,
-                         warmup=big.queries(args.warmup, salt=1) if args.warmup else None)
+                         warmup=big.queries(args.warmup, salt=1) if args.warmup else None,
+                         search_threads=args.search_threads)
         )
         rss_self, rss_child = _rss_gb(), big_row.extra["index_peak_gb"]
         rss_serving = serving_rss_gb(root / "big", queries)

@@ -71,7 +71,7 @@ DEFAULT_OPTIMIZE_EVERY = 200_000
 # faces added since the last one: merging would rebuild one HNSW over the merged
 # segments, and that build's memory grows with them (6.9 GB for a million faces at
 # once, 2.6 GB for 400k; 1.5 GB for each new 200k). Eight segments of 200k hold
-# 1.6M faces before any merge; a search visits every segment, on several threads.
+# 1.6M faces before any merge; a search visits every segment (on store.search_threads threads).
 SEGMENTS_BEFORE_MERGE = 8
 # Points per engine update call.
 _UPDATE_CHUNK = 4096
@@ -142,7 +142,7 @@ def edge_config(settings: StoreSettings, indexing_threshold_kb: int = DEFAULT_IN
         optimizers=qe.EdgeOptimizersConfig(
             indexing_threshold=indexing_threshold_kb, default_segment_number=SEGMENTS_BEFORE_MERGE
         ),
-        # max_search_threads left to the engine: one per CPU, segments searched in parallel.
+        max_search_threads=settings.search_threads if settings.search_threads > 0 else None,  # None: one per core
     )
 
 
