@@ -372,7 +372,7 @@ class EmbeddedStore:
         # The photos' sha256 is needed only to block the same bytes elsewhere.
         payload = qe.PayloadSelector.Include(["image_sha256"]) if block and image_url is not None else False
 
-        def remove() -> tuple[list[str], set[str]]:
+        def remove() -> list[str]:
             shard = self._engine()
             ids: list[str] = []
             photos: set[str] = set()
@@ -393,11 +393,10 @@ class EmbeddedStore:
                 shard.update(qe.UpdateOperation.delete_points(ids))
                 # A takedown must survive a crash right after it returns.
                 shard.flush()
-            return ids, photos
+            return ids
 
         async with self._gate:
-            ids, _ = await self._call(remove)
-            return ids
+            return await self._call(remove)
 
     def _record_takedowns(self, takedowns: Sequence[Takedown]) -> int:
         added = sum(self._takedowns.add(t) for t in takedowns)

@@ -286,14 +286,13 @@ class ServerStore:
         return await self.upsert_points(record_points(records))
 
     async def upsert_points(self, points: Sequence[StoredPoint]) -> list[str]:
-        for point in points:  # all checked before any is written
-            check_vector(point.vector)
+        # Every vector checked before any is written; keyed by the point object itself.
+        vectors = {id(p): check_vector(p.vector).tolist() for p in points}
         kept, refused = refuse_taken_down(points, await self._current_takedowns())
         batch = max(1, self._settings.upsert_batch)
         for start in range(0, len(kept), batch):
             structs = [
-                m.PointStruct(id=p.id, vector=check_vector(p.vector).tolist(), payload=p.payload)
-                for p in kept[start : start + batch]
+                m.PointStruct(id=p.id, vector=vectors[id(p)], payload=p.payload) for p in kept[start : start + batch]
             ]
             with self._errors("writing to"):
                 await self._client.upsert(self.collection, points=structs, wait=True)

@@ -19,9 +19,10 @@ import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from sozy.records import utc_now
 
 from .base import DELETE_FIELDS, StoredPoint, StoreError
 
@@ -81,15 +82,11 @@ _TAKEDOWN_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/sozy-pr
 def takedowns_for(selector: Mapping[str, str], photo_sha256s: Iterable[str]) -> list[Takedown]:
     """What a takedown records: its selector and, when it names a photo by ``image_url``,
     the sha256 of that photo's bytes (the same bytes at another URL stay out too)."""
-    created = now_iso()
+    created = utc_now()
     found = [Takedown(check_selector(selector), created)]
     if "image_url" in selector:
         found += [Takedown({"image_sha256": sha}, created) for sha in sorted(set(photo_sha256s)) if sha]
     return found
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class TakedownList:
