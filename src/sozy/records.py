@@ -7,9 +7,12 @@ built and tested alone and nothing here imports a stage.
 from __future__ import annotations
 
 import hashlib
+import re
+import unicodedata
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -72,6 +75,14 @@ class PhotoFaces:
     model: str = ""
 
 
+class Label(StrEnum):
+    """Why a stored face carries its person (the payload's ``label``)."""
+
+    SOURCE = "source"  # the source named the photo, and the face is its subject
+    CONSENSUS = "consensus"  # matched a person's other faces (an unnamed or relabelled face)
+    NONE = "none"  # nobody: kept for takedowns and later attachment, not offered as a lookalike
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """A photo a source proposes: where it is, and what we know about who is in it."""
@@ -80,6 +91,8 @@ class Candidate:
     source: str
     page_url: str | None = None
     name: str | None = None
+    # The person's stable identity when the source knows one (a Wikidata Q-id).
+    person_id: str | None = None
     license: str | None = None
     attribution: str | None = None
     alt: str | None = None
@@ -101,6 +114,9 @@ class FaceRecord:
     model: str
     page_url: str | None = None
     name: str | None = None
+    # Identity: the Wikidata Q-id, else person_key(name); None for a face of nobody known.
+    person_id: str | None = None
+    label: str = Label.NONE.value
     license: str | None = None
     attribution: str | None = None
     thumbnail: str | None = None
@@ -160,3 +176,31 @@ def sha256_hex(data: bytes) -> str:
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+_KEY_SEPARATORS = re.compile(r"[\s\-_.\u2010-\u2015]+")
+_QID = re.compile(r"^[Qq][1-9][0-9]*$")
+
+
+def person_key(name: str) -> str:
+    """The identity key of a name, so that spellings of one person meet.
+
+    Unicode NFKC, case folded; spaces, hyphens, underscores and dots are one
+    separator; surrounding punctuation dropped. A Q-id stays a Q-id
+    (``q76`` → ``Q76``). ``"ROSE_LESLIE"`` and ``"rose-leslie"`` → ``"rose leslie"``.
+    """
+    text = unicodedata.normalize("NFKC", name).strip()
+    if _QID.match(text):
+        return text.upper()
+    words = _KEY_SEPARATORS.sub(" ", text.casefold()).split()
+    key = " ".join(words)
+    start, end = 0, len(key)
+    while start < end and _is_punctuation(key[start]):
+        start += 1
+    while end > start and _is_punctuation(key[end - 1]):
+        end -= 1
+    return key[start:end].strip()
+
+
+def _is_punctuation(char: str) -> bool:
+    return char == " " or unicodedata.category(char)[0] in "PS"
