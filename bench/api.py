@@ -58,7 +58,7 @@ from sozy.faces.engine import FaceEngine, available_cpus  # noqa: E402
 from sozy.records import FaceRecord, PhotoFaces, sha256_hex  # noqa: E402
 from sozy.store import open_store  # noqa: E402
 
-FACES_DIR = Path(os.environ.get("SOZY_TEST_FACES", REPO.parent / "shared" / "faces"))
+FACES_DIR = Path(os.environ.get("SOZY_TEST_FACES", REPO / "examples" / "faces"))
 CACHE_DIR = REPO / ".bench-cache"
 # Bump when what goes into the cached store changes.
 CACHE_FORMAT = 1

@@ -4,7 +4,7 @@
     python bench/crawl.py --quick    # × 2 (52 URLs), 1 round: under a minute
 
 A loopback HTTP server (a separate process) serves every photo of
-../shared/faces under several URLs, each copy with a different JPEG comment
+examples/faces under several URLs, each copy with a different JPEG comment
 or PNG text chunk: the pixels are the same, the bytes are not, so the
 crawler's content dedup skips none of them. In the same run:
 
@@ -50,7 +50,7 @@ sys.path.insert(0, str(REPO_ROOT / "src"))
 
 from sozy.config import Settings, load_settings  # noqa: E402
 
-FACES_DIR = Path(os.environ.get("SOZY_TEST_FACES", REPO_ROOT.parent / "shared" / "faces"))
+FACES_DIR = Path(os.environ.get("SOZY_TEST_FACES", REPO_ROOT / "examples" / "faces"))
 GOAL = 0.90
 
 

@@ -3,7 +3,7 @@
     python bench/embed.py            # the shared photos × 8 (about 200 images), a few minutes on 2 cores
     python bench/embed.py --quick    # each photo once
 
-Side by side, in one run, on ../shared/faces:
+Side by side, in one run, on examples/faces:
 
 1. single process, pure dlib (sozy's FaceAnalyzer in this process): faces/s;
 2. the FaceEngine pool with one worker per core: faces/s, and its
@@ -47,7 +47,7 @@ sys.path.insert(0, str(REPO_ROOT / "src"))
 from sozy.config import EngineSettings  # noqa: E402
 from sozy.faces.engine import FaceEngine, available_cpus  # noqa: E402
 
-FACES_DIR = Path(os.environ.get("SOZY_TEST_FACES", REPO_ROOT.parent / "shared" / "faces"))
+FACES_DIR = Path(os.environ.get("SOZY_TEST_FACES", REPO_ROOT / "examples" / "faces"))
 FAST_DLIB_DIR = REPO_ROOT / ".cache" / "dlib-fast"
 
 

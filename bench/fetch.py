@@ -1,6 +1,6 @@
 """Fetch stage alone: Sozy's Fetcher vs img2dataset vs a bare aiohttp loop.
 
-A loopback site of a few thousand ~67 KB JPEGs (made from ../shared/faces) is
+A loopback site of a few thousand ~67 KB JPEGs (made from examples/faces) is
 served by nginx when it is installed (``apt-get install nginx-light``), else by
 an aiohttp static server in a separate process. The same URL list is then
 fetched, in the same run, by:
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FACES = Path(os.environ.get("SOZY_TEST_FACES", ROOT.parent / "shared" / "faces"))
+FACES = Path(os.environ.get("SOZY_TEST_FACES", ROOT / "examples" / "faces"))
 CACHE = ROOT / ".cache" / "bench-fetch"
 BENCH_VENV = ROOT / ".cache" / "bench-venv"
 TARGET_BYTES = 67_000

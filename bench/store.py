@@ -44,7 +44,7 @@ from sozy.records import VECTOR_SIZE, Box, point_id  # noqa: E402
 from sozy.store import FaceStore, StoredPoint, open_store  # noqa: E402
 from sozy.store.edge import DEFAULT_OPTIMIZE_EVERY  # noqa: E402
 
-FACES_DIR = Path(os.environ.get("SOZY_TEST_FACES", REPO.parent / "shared" / "faces"))
+FACES_DIR = Path(os.environ.get("SOZY_TEST_FACES", REPO / "examples" / "faces"))
 PYTEST_CACHE = REPO / ".pytest_cache" / "v" / "sozy" / "shared_embeddings" / "v1"
 GOALS = {"upserts_per_s": 20_000, "top10_p50_ms": 2.0, "people_p50_ms": 10.0, "recall": 0.95, "rss_gb": 2.0}
 BOX = Box(120, 80, 320, 280)

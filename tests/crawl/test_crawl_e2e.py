@@ -3,7 +3,7 @@
 The crawl runs for real (Fetcher over HTTP, dlib face engine, embedded Qdrant
 store, SQLite state). What it stored is compared with what the servers are
 known to serve: which photo each URL is, who is in it, how many faces dlib
-finds in it (../shared/faces/manifest.csv), and how each hostile route fails.
+finds in it (examples/faces/manifest.csv), and how each hostile route fails.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ from sozy.crawl.urlkey import normalize_url
     ("http://[::1]:8080/a.jpg", "http://[::1]:8080/a.jpg"),
     ("file:///photos/ann/1.jpg", "file:///photos/ann/1.jpg"),
     ("file://localhost/photos/1.jpg", "file:///photos/1.jpg"),
+    ("file:faces/obama/obama.jpg", "file:faces/obama/obama.jpg"),  # a crawled folder's photo
+    ("FILE:faces/a%20b/1.jpg#x", "file:faces/a%20b/1.jpg"),
 ])
 def test_normalize(raw: str, key: str) -> None:
     assert normalize_url(raw) == key

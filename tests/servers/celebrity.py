@@ -1,4 +1,4 @@
-"""A local "celebrity site" built from the real face photos in ../shared/faces.
+"""A local "celebrity site" built from the real face photos in examples/faces.
 
 An index page links one page per person; each person page shows that
 person's photos the ways real sites do (``srcset`` with several widths,

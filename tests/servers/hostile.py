@@ -1,6 +1,6 @@
 """A hostile image host on 127.0.0.1, for tests of anything that fetches.
 
-It serves the real photos from ../shared/faces and every way a host can
+It serves the real photos from examples/faces and every way a host can
 misbehave, and logs every request (path, User-Agent, concurrency) so tests can
 assert retries, robots.txt fetches and User-Agent rotation.
 

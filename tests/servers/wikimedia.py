@@ -1,7 +1,7 @@
 """Fake Wikidata API, Commons API, SPARQL endpoint and image search, on 127.0.0.1.
 
 One aiohttp app, four services under their own paths, serving a small world
-built from ../shared/faces: six people with Q-ids, P18 images and P373
+built from examples/faces: six people with Q-ids, P18 images and P373
 Commons categories, Commons files whose thumbnail URLs point at this
 server's image paths (the real photos, resized to the width asked), and a
 few traps (a rose cultivar named like an actress, a deprecated P18, an SVG in
@@ -59,7 +59,7 @@ class FakeFile:
     """A Commons file: its title (without "File:") and the photo it shows."""
 
     name: str
-    photo: str | None  # path under ../shared/faces; None for non-photos (SVG)
+    photo: str | None  # path under examples/faces; None for non-photos (SVG)
     license: str = "CC BY-SA 4.0"
     artist_html: str = '<a href="//commons.wikimedia.org/wiki/User:Example" title="User:Example">Example</a>'
     mime: str | None = None  # None: from the photo's extension

@@ -18,6 +18,7 @@ from pathlib import Path
 from sozy.config import ConfigError, Settings, load_settings
 from sozy.logs import setup_logging
 from sozy.sources import UrlListError, read_url_list
+from sozy.sources.folders import read_people_file
 from sozy.sources.wikidata import occupation_ids
 
 from .pipeline import CrawlPlan
@@ -157,7 +158,9 @@ def make_plan(args: argparse.Namespace) -> CrawlPlan:
         _check_readable(path, "--urls")
     for folder in args.folders:
         if not folder.is_dir():
-            raise InputError(f"--folders: {folder} is not a directory")
+            raise InputError(f"--folders: {folder} is not a directory (give a folder of <person>/<photo>; "
+                             "the repository's sample gallery is examples/faces)")
+        read_people_file(folder)  # a PeopleFileError (a ValueError) says what to fix
     for url in args.pages:
         if normalize_url(url) is None or not url.strip().lower().startswith(("http://", "https://")):
             raise InputError(f"--pages: not an http(s) URL: {url!r}")

@@ -317,6 +317,8 @@ class Crawler:
     # --- discovery (the feeder) --------------------------------------------------------
 
     async def _feed(self) -> None:
+        # Photos of folders crawled in earlier runs may still be pending or failed.
+        self.fetcher.local_roots.update(await self._db(self.state.folder_roots))
         try:
             if self.plan.retry_failed:
                 await self._feed_from_state(FAILED)
@@ -413,9 +415,12 @@ class Crawler:
 
     async def _discover_folder(self, root: Path) -> None:
         unnamed = self.settings.crawl.unnamed_folders
+        root = Path(root).resolve()
+        root_name = await self._db(self.state.name_folder, root)
+        self.fetcher.local_roots[root_name] = root
 
         async def stream() -> AsyncIterator[Candidate]:
-            photos = read_folders(root, unnamed=unnamed)
+            photos = read_folders(root, unnamed=unnamed, root_name=root_name)
             while True:
                 # Folder listing is blocking I/O: done in a thread, a chunk at a time.
                 chunk = await asyncio.to_thread(lambda: list(itertools.islice(photos, DISCOVERY_CHUNK)))
@@ -424,7 +429,6 @@ class Crawler:
                 for cand in chunk:
                     yield cand
 
-        root = Path(root).resolve()
         await self._stream_unit(FOLDER, str(root), str(root), stream())
 
     async def _discover_url_list(self, path: Path) -> None:

@@ -249,6 +249,25 @@ class CrawlState:
             (key, value),
         )
 
+    def folder_roots(self) -> dict[str, Path]:
+        """The crawled folders by the name their photos' URLs carry (``file:<name>/…``)."""
+        rows = self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'folder:%'").fetchall()
+        return {str(row["key"])[len("folder:"):]: Path(row["value"]) for row in rows}
+
+    def name_folder(self, root: Path) -> str:
+        """The name ``root``'s photo URLs carry: its own name, made unique among the crawled folders."""
+        known = self.folder_roots()
+        for name, path in known.items():
+            if path == root:
+                return name
+        base = root.name or "folder"
+        name, n = base, 1
+        while name in known:
+            n += 1
+            name = f"{base}-{n}"
+        self.set_meta(f"folder:{name}", str(root))
+        return name
+
     # --- urls -------------------------------------------------------------------
 
     def add_jobs(self, candidates: Iterable[tuple[str, Candidate]]) -> list[Job]:

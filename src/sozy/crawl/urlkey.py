@@ -26,6 +26,8 @@ def normalize_url(url: str) -> str | None:
     if scheme == "file":
         if parts.netloc not in ("", "localhost") or not parts.path:
             return None
+        if not parts.path.startswith("/"):  # file:<folder>/<path>, a photo of a crawled folder
+            return "file:" + parts.path + (f"?{parts.query}" if parts.query else "")
         return urlunsplit(("file", "", parts.path, parts.query, ""))
     if scheme not in _DEFAULT_PORTS or not parts.hostname:
         return None

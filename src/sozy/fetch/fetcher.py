@@ -18,6 +18,7 @@ import random
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -89,6 +90,8 @@ class Fetcher:
         self.settings = settings
         self.respect_robots = settings.respect_robots if robots is None else robots
         self.counters: Counter[str] = Counter()
+        # Crawled folders by name, for file:<folder>/<path> URLs (see .local).
+        self.local_roots: dict[str, Path] = {}
         self._rng = rng or random.Random()
         self.agents = UserAgentPool(settings.api_user_agent, rotate=settings.rotate_user_agents, rng=self._rng)
         self.limiter = HostLimiter(settings.per_host, settings.per_host_rate)
@@ -148,15 +151,15 @@ class Fetcher:
     async def image(self, url: str, *, referer: str | None = None) -> Fetched:
         """An image: sniffed from its bytes, at most ``max_image_bytes``, robots honoured.
 
-        ``file://`` URLs read local files (same cap and sniffing), unless the
+        ``file:`` URLs read local files (same cap and sniffing), unless the
         referer is a web page: a page on the internet cannot point us at local files.
         """
         self.counters["image"] += 1
         try:
             if is_file_url(url):
                 if referer is not None and not is_file_url(referer):
-                    raise FetchError(errors.BAD_URL, url, "file:// URL from a web page")
-                result = await read_local_image(url, self.settings.max_image_bytes)
+                    raise FetchError(errors.BAD_URL, url, "file: URL from a web page")
+                result = await read_local_image(url, self.settings.max_image_bytes, self.local_roots)
                 self.counters["file"] += 1
                 return result
             return await self._fetch(url, self._image, referer=referer)

@@ -1,10 +1,19 @@
-"""file:// URLs: photos in local folders, read with the same size cap and sniffing."""
+"""Local photos, read with the same size cap and sniffing as downloads.
+
+Two forms of URL: ``file:///abs/path`` (a URL list may name any local file)
+and ``file:<folder>/<path>``, a photo under a crawled folder known by its
+name only (``file:faces/obama/obama.jpg``), so what is stored and published
+says where the photo came from without revealing the machine's paths. The
+fetcher resolves the second form through its ``local_roots`` (folder name →
+absolute path), which the crawl fills from ``--folders`` and its state.
+"""
 
 from __future__ import annotations
 
 import stat
-from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote, unquote, urlsplit
 
 import aiofiles
 import aiofiles.os
@@ -14,19 +23,35 @@ from .errors import BAD_URL, EMPTY_BODY, FILE_NOT_FOUND, FILE_UNREADABLE, TOO_LA
 from .fetched import Fetched
 
 
-def file_url_path(url: str) -> Path:
-    """The local path of a ``file://`` URL (host must be empty or localhost)."""
+def folder_url(root_name: str, relative: PurePosixPath) -> str:
+    """The URL of a photo at ``relative`` under the crawled folder named ``root_name``."""
+    return "file:" + quote(f"{root_name}/{relative.as_posix()}")
+
+
+def file_url_path(url: str, roots: Mapping[str, Path] | None = None) -> Path:
+    """The local path of a ``file:///abs`` URL (host empty or localhost) or of a
+    ``file:<folder>/<path>`` URL, resolved through ``roots``."""
     parts = urlsplit(url)
-    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
-        raise FetchError(BAD_URL, url, "only file:///path or file://localhost/path")
+    if parts.scheme.lower() != "file" or parts.netloc not in ("", "localhost"):
+        raise FetchError(BAD_URL, url, "only file:///path, file://localhost/path or file:<folder>/<path>")
     if not parts.path:
         raise FetchError(BAD_URL, url, "no path")
-    return Path(unquote(parts.path))
+    path = unquote(parts.path)
+    if path.startswith("/"):
+        return Path(path)
+    root_name, _, rest = path.partition("/")
+    relative = PurePosixPath(rest)
+    if not rest or relative.is_absolute() or ".." in relative.parts:
+        raise FetchError(BAD_URL, url, "not a photo under a crawled folder")
+    root = (roots or {}).get(root_name)
+    if root is None:
+        raise FetchError(FILE_NOT_FOUND, url, f"no crawled folder named {root_name!r} (crawl it with --folders)")
+    return root.joinpath(*relative.parts)
 
 
-async def read_local_image(url: str, max_bytes: int) -> Fetched:
+async def read_local_image(url: str, max_bytes: int, roots: Mapping[str, Path] | None = None) -> Fetched:
     """Read a local photo; the result looks like an HTTP 200 fetch of it."""
-    path = file_url_path(url)
+    path = file_url_path(url, roots)
     try:
         info = await aiofiles.os.stat(path)
     except FileNotFoundError:
@@ -61,6 +86,6 @@ async def read_local_image(url: str, max_bytes: int) -> Fetched:
 
 
 def is_file_url(url: str) -> bool:
-    return url[:7].lower() == "file://"
+    return url[:5].lower() == "file:"
 
 
