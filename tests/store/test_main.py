@@ -82,7 +82,8 @@ def test_takedowns_are_listed_and_lifted(tmp_path, capsys):
     assert [t["selector"] for t in listed] == [{"name": "p3", "source": "pages"}]
     assert main([*base, "takedowns"]) == 0
     out, err = capsys.readouterr()
-    assert out.split(None, 1)[1].strip() == "--name p3 --source pages" and "1 takedowns" in err
+    listing, count = out.splitlines()
+    assert listing.split(None, 1)[1].strip() == "--name p3 --source pages" and count == "1 takedowns" and err == ""
 
     assert main([*base, "lift", "--name", "p3"]) == 1  # not that exact selector
     assert "no takedown has exactly these fields" in capsys.readouterr().err
@@ -112,9 +113,6 @@ def test_copy_to_a_server_and_back(tmp_path, capsys):
     ("args", "reason"),
     [
         (["stats"], "there is no face store at"),
-        (["delete"], "delete needs at least one of"),
-        (["--url", "http://127.0.0.1:9", "optimize"], "optimize is for the embedded store"),
-        (["copy", "--from", "x", "--to", "x"], "are the same store"),
         (["copy", "--from", "nowhere", "--to", "local::memory:"], "there is no face store at"),
     ],
 )
@@ -124,7 +122,41 @@ def test_commands_that_cannot_start_exit_1_with_one_line(tmp_path, capsys, args,
     assert len(err) == 1 and err[0].startswith("python -m sozy.store: ") and reason in err[0]
 
 
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["delete"], "delete needs at least one of"),
+        (["lift"], "lift needs the fields of a takedown"),
+        (["--qdrant-url", "http://127.0.0.1:9", "optimize"], "optimize is for the embedded store"),
+        (["copy", "--from", "x", "--to", "x"], "are the same store"),
+        (["copy", "--from", "x", "--to", "y", "--batch", "0"], "--batch must be at least 1"),
+    ],
+)
+def test_usage_errors_exit_2_as_argparse_does(tmp_path, capsys, args, reason):
+    assert main(["--data-dir", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("python -m sozy.store: error: ") and reason in err[0]
+
+
 def test_a_bad_command_line_exits_2():
     with pytest.raises(SystemExit) as exit_:
         main(["copy", "--from", "x"])
     assert exit_.value.code == 2
+
+
+def test_the_server_flag_is_qdrant_url_as_elsewhere_and_url_still_works(tmp_path, capsys):
+    parser = build_parser()
+    assert parser.parse_args(["--qdrant-url", "http://q:6333", "stats"]).qdrant_url == "http://q:6333"
+    assert parser.parse_args(["--url", "http://q:6333", "stats"]).qdrant_url == "http://q:6333"
+    usage = parser.format_help()
+    assert "--qdrant-url" in usage and "--url " not in usage and "exit codes:" in usage
+    # The old spelling reaches the server setting: optimize refuses a server either way.
+    assert main(["--data-dir", str(tmp_path), "--url", "http://127.0.0.1:9", "optimize"]) == 2
+    assert "optimize is for the embedded store" in capsys.readouterr().err
+
+
+def test_stats_after_a_small_crawl_explain_why_nothing_is_indexed(tmp_path, capsys):
+    _make_store(tmp_path)  # closed as a crawl closes it: 40 faces, far below the index threshold
+    assert main(["--data-dir", str(tmp_path), "stats"]) == 0
+    indexed = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("indexed:"))
+    assert "0 of 40 faces in the search index; the other 40 are searched exactly" in indexed

@@ -1,7 +1,9 @@
 """``python -m sozy.store``: inspect, index, take down from (and lift takedowns) and copy face stores.
 
-Exit status: 0 done, 1 could not do it (one line on stderr says why), 2 bad command line,
-130 interrupted (a copy resumes where it stopped when run again).
+Exit status: 0 done, 1 could not do it (one line on stderr says why), 2 bad command line
+(argparse's usage errors and the commands' own, such as ``delete`` without a field),
+130 interrupted (a copy resumes where it stopped when run again). Listings and
+results go to stdout; progress and errors to stderr.
 """
 
 from __future__ import annotations
@@ -37,8 +39,19 @@ A LOCATION is one of:
 """
 
 
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES = "exit codes: 0 done, 1 could not do it (one line on stderr says why), 2 bad command line, 130 interrupted"
+
+
 class CommandError(Exception):
     """The command cannot start or finish; the message is the one line printed."""
+
+
+class UsageError(CommandError):
+    """The command line asks for something that cannot be done (exit 2, as argparse's own errors)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,14 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Inspect, index, take down from and copy Sozy face stores.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
-            "The store is the embedded one in DATA_DIR/store unless store.url (--url, SOZY_STORE_URL) names "
-            "a Qdrant server.\nThe embedded store serves one process at a time: stop the crawler or the API "
-            "before using these commands on it.\n\n" + LOCATIONS
+            "The store is the embedded one in DATA_DIR/store unless store.url (--qdrant-url, SOZY_STORE_URL) "
+            "names a Qdrant server.\nThe embedded store serves one process at a time: stop the crawler or the "
+            "API before using these commands on it.\n\n" + LOCATIONS + "\n" + EXIT_CODES
         ),
     )
     parser.add_argument("--config", metavar="FILE", help="TOML settings file (default: $SOZY_CONFIG or config/sozy.toml)")
     parser.add_argument("--data-dir", metavar="DIR", help="data directory; the embedded store is DIR/store (setting data_dir)")
-    parser.add_argument("--url", metavar="URL", help="use the Qdrant server at URL instead of the embedded store (store.url)")
+    parser.add_argument("--qdrant-url", metavar="URL",
+                        help="use the Qdrant server at URL instead of the embedded store (store.url)")
+    # The old spelling, kept working; --qdrant-url is the one the crawler and the API take too.
+    parser.add_argument("--url", dest="qdrant_url", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--api-key", metavar="KEY", help="API key of that server (store.api_key)")
     parser.add_argument("--collection", metavar="NAME", help="collection name (store.collection, default 'faces')")
     parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING (default: log_level setting)")
@@ -160,7 +176,19 @@ def _print_stats(store: FaceStore, stats: Any, as_json: bool) -> None:
     print(f"people:     {stats.people:,} distinct names")
     print(f"models:     {', '.join(stats.models) or '-'}")
     if stats.indexed is not None:
-        print(f"indexed:    {stats.indexed:,} of {stats.faces:,} faces in the search index")
+        print(f"indexed:    {stats.indexed:,} of {stats.faces:,} faces in the search index{_index_note(store, stats)}")
+
+
+def _index_note(store: FaceStore, stats: Any) -> str:
+    """Why faces are not in the index, when the engine leaves them out on purpose."""
+    threshold = getattr(store, "index_threshold", None)
+    unindexed = stats.faces - (stats.indexed or 0)
+    if threshold is None or unindexed <= 0:
+        return ""
+    if unindexed < threshold:
+        return (f"; the other {unindexed:,} are searched exactly, which is as fast at this size "
+                f"(the engine indexes {threshold:,} or more new faces, when a crawl closes or on `optimize`)")
+    return f"; {unindexed:,} wait for an index build (`{PROG} optimize`, or the next crawl's close)"
 
 
 async def run_stats(settings: Settings, as_json: bool) -> None:
@@ -173,7 +201,7 @@ async def run_stats(settings: Settings, as_json: bool) -> None:
 
 async def run_optimize(settings: Settings) -> None:
     if settings.store.url:
-        raise CommandError("optimize is for the embedded store: a Qdrant server indexes in the background by itself")
+        raise UsageError("optimize is for the embedded store: a Qdrant server indexes in the background by itself")
     store = await open_store(settings, create=False, optimize_on_open=False, optimize_every=0)
     try:
         started = time.perf_counter()
@@ -187,7 +215,7 @@ async def run_optimize(settings: Settings) -> None:
 
 async def run_delete(settings: Settings, fields: dict[str, str | None], block: bool) -> None:
     if not any(fields.values()):
-        raise CommandError("delete needs at least one of --image-url, --page-url, --name, --source")
+        raise UsageError("delete needs at least one of --image-url, --page-url, --name, --source")
     store = await open_store(settings, create=False, optimize_on_open=False, optimize_every=0)
     try:
         ids = await store.delete(**fields, block=block)
@@ -212,13 +240,13 @@ async def run_takedowns(settings: Settings, as_json: bool) -> None:
             fields = " ".join(f"--{field.replace('_', '-')} {shlex.quote(value)}" for field, value in takedown.selector.items())
             print(f"{takedown.created_at}  {fields}")
     if not as_json:
-        print(f"{len(takedowns):,} takedowns", file=sys.stderr)
+        print(f"{len(takedowns):,} takedowns")
 
 
 async def run_lift(settings: Settings, selector: dict[str, str | None]) -> None:
     given = {field: value for field, value in selector.items() if value is not None}
     if not given:
-        raise CommandError("lift needs the fields of a takedown, as `takedowns` lists them")
+        raise UsageError("lift needs the fields of a takedown, as `takedowns` lists them")
     store = await open_store(settings, create=False, optimize_on_open=False, optimize_every=0)
     try:
         lifted = await store.lift(given)
@@ -256,9 +284,9 @@ async def run_copy(settings: Settings, args: argparse.Namespace) -> None:
     source = location_settings(settings, args.source, source_collection, args.from_api_key)
     target = location_settings(settings, args.target, args.to_collection or source_collection, args.to_api_key)
     if describe(source) == describe(target):
-        raise CommandError(f"--from and --to are the same store ({describe(source)})")
+        raise UsageError(f"--from and --to are the same store ({describe(source)})")
     if args.batch < 1:
-        raise CommandError("--batch must be at least 1")
+        raise UsageError("--batch must be at least 1")
     key = hashlib.sha256(f"{describe(source)}\n{describe(target)}".encode()).hexdigest()[:12]
     checkpoint_path = Path(args.checkpoint) if args.checkpoint else settings.data_path / f"store-copy-{key}.json"
     checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
@@ -289,7 +317,7 @@ async def run(args: argparse.Namespace) -> None:
     overrides = {
         "data_dir": args.data_dir,
         "log_level": args.log_level,
-        "store.url": args.url,
+        "store.url": args.qdrant_url,
         "store.api_key": args.api_key,
         "store.collection": args.collection,
     }
@@ -316,10 +344,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         hint = "; run the same command again to resume" if args.command == "copy" else ""
         print(f"{PROG}: interrupted{hint}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (CommandError, StoreError, ConfigError, ValueError, OSError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     return 0
 
 

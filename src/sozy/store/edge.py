@@ -455,6 +455,11 @@ class EmbeddedStore:
             )
             return built
 
+    @property
+    def index_threshold(self) -> int:
+        """Unindexed faces below this many are searched exactly: the engine builds no index for them."""
+        return self._min_unindexed
+
     def _close_shard(self) -> None:
         shard = self._engine()
         shard.flush()
