@@ -139,25 +139,33 @@ class FaceRecord:
         return cls(vector=np.asarray(vector, dtype=np.float32), **data)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class FaceHit:
-    """A stored face near a query: its id, L2 distance and payload."""
+    """A stored face near a query: its id, L2 distance and payload (and its vector, when asked for)."""
 
     id: str
     distance: float
     payload: dict[str, Any]
+    vector: np.ndarray | None = None
 
     @property
     def name(self) -> str | None:
         return self.payload.get("name")
 
+    @property
+    def person_id(self) -> str | None:
+        return self.payload.get("person_id") or None
+
 
 @dataclass(frozen=True, slots=True)
 class PersonHit:
-    """One distinct person near a query, with their nearest faces (best first)."""
+    """One distinct person near a query, with their nearest faces (best first).
+
+    ``person_id`` None: an unnamed face (nobody known), offered only when asked for."""
 
     name: str | None
     faces: list[FaceHit]
+    person_id: str | None = None
 
     @property
     def distance(self) -> float:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sozy.records import SAME_PERSON_DISTANCE, FaceRecord, PhotoFaces, sha256_hex
+from sozy.records import SAME_PERSON_DISTANCE, FaceRecord, Label, PhotoFaces, person_key, sha256_hex
 
 # Not stored, so searching it proves a match is found, not the same photo looked up.
 # (Its nearest stored Obama photo is 0.34 away; obama.jpg and its resized copies are closer to each other.)
@@ -49,12 +49,14 @@ def shared_records(
             continue
         sha = sha256_hex((faces_dir / rel).read_bytes())
         for face in photo.faces:
+            label = Label.SOURCE
             if len(people[rel]) == 1 and len(photo.faces) == 1:
                 name: str | None = people[rel][0]
             else:
                 distances = np.linalg.norm(vectors - face.vector, axis=1)
                 best = int(np.argmin(distances))
                 name = names[best] if distances[best] < SAME_PERSON_DISTANCE else None
+                label = Label.CONSENSUS if name else Label.NONE
             records.append(
                 FaceRecord(
                     vector=face.vector,
@@ -68,6 +70,8 @@ def shared_records(
                     source="folder",
                     model=photo.model,
                     name=name,
+                    person_id=person_key(name) if name else None,
+                    label=label.value,
                     license=LICENSE,
                     attribution=ATTRIBUTION,
                 )

@@ -109,7 +109,9 @@ def test_a_photo_shows_named_cards_with_distances(page, live_server, faces_dir):
     wait_for_cards(page, 1)
     (shown,) = cards(page)
     expected = search_json(live_server, photo)["faces"][0]["matches"]
-    assert [c["name"].lower() for c in shown] == [(m["name"] or "Unnamed face").replace("_", " ").lower() for m in expected]
+    assert [c["name"].lower() for c in shown] == [m["name"].replace("_", " ").lower() for m in expected]
+    assert page.locator(".face-title").first.text_content() == "You look most like Obama"
+    assert page.locator(".face-sub").first.text_content() == "Same person: this face is very likely Obama."
     assert [c["distance"] for c in shown] == [m["distance"] for m in expected]
     assert shown[0]["name"].lower() == "obama"
     assert re.fullmatch(r"\d+% similar", shown[0]["pct"])
@@ -126,6 +128,9 @@ def test_a_group_photo_gives_one_list_per_face(page, faces_dir):
     assert page.locator("#boxes .box").count() == 3
     names = {face[0]["name"].lower() for face in shown}
     assert {"obama", "biden"} <= names
+    # The bystander in the photo is nobody known: no card anywhere offers an unnamed face.
+    assert all(card["name"] != "Unnamed face" for face in shown for card in face)
+    assert page.locator("#faces .card.unnamed").count() == 0
 
 
 def test_a_file_that_is_not_a_photo_gives_an_inline_error(page, faces_dir):

@@ -10,7 +10,7 @@ import pytest
 from .index import HELD_OUT
 
 MATCH_KEYS = {
-    "name", "distance", "similarity", "same_person", "face_id", "image_url",
+    "name", "person_id", "unnamed", "label", "distance", "similarity", "same_person", "face_id", "image_url",
     "page_url", "box", "thumbnail_url", "license", "attribution",
 }
 
@@ -33,8 +33,11 @@ async def test_held_out_obama_finds_obama_first(api_client, faces_dir, index_rec
     assert len(matches) == 5
     assert all(set(m) == MATCH_KEYS for m in matches)
     first = matches[0]
-    assert first["name"] == "obama"
+    assert first["name"] == "obama" and first["person_id"] == "obama"
     assert first["same_person"] is True
+    # Every match is a named person, each once (the group photos' Obama is Obama, not another match).
+    assert all(m["person_id"] and m["name"] and m["unnamed"] is False for m in matches)
+    assert len({m["person_id"] for m in matches}) == len(matches)
     assert first["distance"] < 0.6 and first["similarity"] > 50
     # Distinct people, nearest first, and nobody else is the same person.
     names = [m["name"] for m in matches]
@@ -44,6 +47,25 @@ async def test_held_out_obama_finds_obama_first(api_client, faces_dir, index_rec
     assert [m["similarity"] for m in matches] == sorted((m["similarity"] for m in matches), reverse=True)
     assert first["image_url"].startswith("https://photos.example.org/photos/") and "obama" in first["image_url"]
     assert first["license"] == "MIT" and first["attribution"]
+
+
+async def test_a_bystander_is_offered_only_when_asked_for_and_marked(api_client, faces_dir, index_records):
+    rel = "group/obama-biden-and-one-more.jpg"
+    stranger = next(r for r in index_records if r.image_url.endswith(rel) and r.person_id is None)
+    async with api_client() as client:
+        default = await client.post("/v1/search", files={"image": ("g.jpg", jpeg(faces_dir, rel), "image/jpeg")})
+        asked = await client.post(
+            "/v1/search", params={"unnamed": "true"}, files={"image": ("g.jpg", jpeg(faces_dir, rel), "image/jpeg")}
+        )
+        bad = await client.post("/v1/search", params={"unnamed": "yes"}, files={"image": ("g.jpg", b"x", "image/jpeg")})
+    assert default.status_code == asked.status_code == 200
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_parameter"
+    default_matches = [m for f in default.json()["faces"] for m in f["matches"]]
+    assert all(not m["unnamed"] and m["person_id"] for m in default_matches)
+    assert stranger.id not in {m["face_id"] for m in default_matches}
+    found = [m for f in asked.json()["faces"] for m in f["matches"] if m["face_id"] == stranger.id]
+    assert found and found[0]["unnamed"] is True and found[0]["name"] is None and found[0]["person_id"] is None
+    assert found[0]["label"] == "none" and min(m["distance"] for m in found) < 0.05
 
 
 @pytest.mark.parametrize(

@@ -34,3 +34,21 @@ def test_no_name_or_no_faces() -> None:
     assert face_names(None, [box(50)]) == [None]
     assert face_names("", [box(50)]) == [None]
     assert face_names("Ann", []) == []
+
+
+def test_the_subject_gets_the_sources_person_and_the_rest_nobody():
+    from sozy.crawl.naming import face_people
+    from sozy.records import Candidate
+
+    boxes = [Box(0, 0, 100, 100), Box(200, 0, 240, 40)]
+    folder = face_people(Candidate("file:///a.jpg", "folder", name="Lin-Manuel Miranda"), boxes)
+    assert [(p.name, p.person_id, p.label) for p in folder] == [
+        ("Lin-Manuel Miranda", "lin manuel miranda", "source"),
+        (None, None, "none"),
+    ]
+    # A Q-id from the source is the identity; the source's label shows it.
+    wikidata = face_people(Candidate("https://x/a.jpg", "wikidata", name="Barack Obama", person_id="Q76"), boxes[:1])
+    assert [(p.name, p.person_id, p.label) for p in wikidata] == [("Barack Obama", "Q76", "source")]
+    # No name, or one that is only punctuation: nobody.
+    assert face_people(Candidate("https://x/b.jpg", "urls", name=" -- "), boxes[:1])[0].person_id is None
+    assert face_people(Candidate("https://x/b.jpg", "urls"), boxes[:1])[0].label == "none"

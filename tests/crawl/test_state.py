@@ -204,3 +204,24 @@ def test_copies_always_point_at_the_final_owner(state: CrawlState) -> None:
     state.record([Outcome(d.url, SKIPPED, "duplicate_content", sha256="ee", duplicate_of=b.url)])
     assert {u: state.url(u).duplicate_of for u in (b.url, c.url, d.url)} == dict.fromkeys((b.url, c.url, d.url), a.url)
     assert state.url(a.url).duplicate_of is None  # type: ignore[union-attr]
+
+
+def test_a_candidates_person_id_survives_a_restart_and_old_states_gain_the_column(tmp_path):
+    import sqlite3
+
+    from sozy.records import Candidate
+
+    path = tmp_path / "crawl.sqlite"
+    with CrawlState(path) as state:
+        state.add_jobs([("https://x/a.jpg", Candidate("https://x/a.jpg", "wikidata", name="Barack Obama", person_id="Q76"))])
+    with CrawlState(path) as state:
+        (job,) = state.jobs("pending", after_seq=0, upto_seq=10, limit=10)
+    assert job.candidate.person_id == "Q76" and job.candidate.name == "Barack Obama"
+    # A state written before identities has no person_id column: opening it adds one.
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE urls DROP COLUMN person_id")
+    db.commit()
+    db.close()
+    with CrawlState(path) as state:
+        (job,) = state.jobs("pending", after_seq=0, upto_seq=10, limit=10)
+    assert job.candidate.person_id is None and job.candidate.name == "Barack Obama"

@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from sozy.config import Settings
-from sozy.records import Box, FaceRecord
+from sozy.records import Box, FaceRecord, Label, person_key
 from sozy.store import FaceStore, open_store
 
 BACKENDS = ("embedded", "server")
@@ -65,6 +65,7 @@ def make_record(
     index: int,
     *,
     name: str | None = None,
+    person_id: str | None = None,
     image_url: str | None = None,
     page_url: str | None = None,
     source: str = "urls",
@@ -83,6 +84,8 @@ def make_record(
         source=source,
         model=model,
         name=name,
+        person_id=(person_id or person_key(name)) if name else person_id,
+        label=(Label.SOURCE if name or person_id else Label.NONE).value,
         license="CC BY-SA 4.0",
         attribution=f"photographer {index}",
         crawled_at="2025-01-02T03:04:05Z",
@@ -107,19 +110,21 @@ def exact_nearest(vectors: np.ndarray, query: np.ndarray, k: int) -> tuple[np.nd
 
 
 def exact_people(
-    records: Sequence[FaceRecord], query: np.ndarray, k: int, per_person: int
+    records: Sequence[FaceRecord], query: np.ndarray, k: int, per_person: int, *, unnamed: bool = False
 ) -> list[tuple[str | None, list[str]]]:
-    """Exact grouping by numpy: the k nearest distinct people (a nameless face is its own
-    person) with their per_person nearest face ids."""
+    """Exact grouping by numpy: the k nearest distinct people (by person_id; a face of nobody
+    known is its own person with ``unnamed``, else left out) with their per_person nearest face ids."""
     vectors = np.stack([r.vector for r in records])
     order, _ = exact_nearest(vectors, query, len(records))
     people: dict[object, list[str]] = {}
     names: dict[object, str | None] = {}
     for i in order:
         record = records[int(i)]
-        key = record.name if record.name is not None else ("id", record.id)
+        if record.person_id is None and not unnamed:
+            continue
+        key = record.person_id if record.person_id is not None else ("id", record.id)
         people.setdefault(key, []).append(record.id)
-        names[key] = record.name
+        names.setdefault(key, record.name)
     return [(names[key], ids[:per_person]) for key, ids in list(people.items())[:k]]
 
 

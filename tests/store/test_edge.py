@@ -172,5 +172,5 @@ async def test_url_and_sha256_indexes_live_on_disk_the_searched_ones_in_ram(tmp_
         await store.close()
     assert placement == {
         "image_url": Memory.Cold, "page_url": Memory.Cold, "image_sha256": Memory.Cold,
-        "name": None, "source": None, "model": None,  # the engine's default: in RAM
+        "name": None, "source": None, "model": None, "person_id": None, "label": None,  # in RAM (default)
     }

@@ -63,11 +63,26 @@ def _schemas(settings: Settings) -> dict[str, Any]:
         "Match": {
             "type": "object",
             "required": [
-                "name", "distance", "similarity", "same_person", "face_id", "image_url",
-                "page_url", "box", "thumbnail_url", "license", "attribution",
+                "name", "person_id", "unnamed", "label", "distance", "similarity", "same_person", "face_id",
+                "image_url", "page_url", "box", "thumbnail_url", "license", "attribution",
             ],
             "properties": {
                 "name": _nullable({"type": "string", "description": "Who this is; null for an unnamed face."}),
+                "person_id": _nullable({
+                    "type": "string",
+                    "description": "The person's identity: a Wikidata Q-id, else the key of their name "
+                    "(case folded, separators alike). Null for an unnamed face.",
+                }),
+                "unnamed": {
+                    "type": "boolean",
+                    "description": "A face of nobody known (only with unnamed=true): not a person to look like.",
+                },
+                "label": {
+                    "type": "string",
+                    "enum": ["source", "consensus", "none"],
+                    "description": "Why the face carries its person: the source named it, it matched the "
+                    "person's other faces (consensus), or nobody (none).",
+                },
                 "distance": {"type": "number", "minimum": 0, "description": "L2 distance between the descriptors."},
                 "similarity": {
                     "type": "number", "minimum": 0, "maximum": 100, "description": SIMILARITY_FORMULA,
@@ -114,6 +129,8 @@ def _schemas(settings: Settings) -> dict[str, Any]:
             "properties": {
                 "id": {"type": "string"},
                 "name": _nullable({"type": "string"}),
+                "person_id": _nullable({"type": "string"}),
+                "label": _nullable({"type": "string", "description": "source, consensus or none (see Match)."}),
                 "image_url": _nullable({"type": "string"}),
                 "page_url": _nullable({"type": "string"}),
                 "box": _nullable({"$ref": "#/components/schemas/Box"}),
@@ -171,7 +188,8 @@ def _search_operation(settings: Settings) -> dict[str, Any]:
             "(a data: URL prefix is accepted) or `{\"image_url\": ...}`, or as the raw body with an image/* "
             f"Content-Type. Photos over {api.max_upload_bytes} bytes are refused (413) while the body streams in. "
             "The photo is never stored or logged. Each face found (largest first, at most "
-            f"{MAX_FACES}) gets the nearest distinct people; a face without a name counts as its own person. "
+            f"{MAX_FACES}) gets the nearest distinct people, each once (by person_id), every one a named "
+            "person; faces of nobody known (bystanders in group photos) are left out unless unnamed=true. "
             "Matches are grouped by person, people ordered by their nearest face. " + SIMILARITY_FORMULA
         ),
         "parameters": [
@@ -186,6 +204,11 @@ def _search_operation(settings: Settings) -> dict[str, Any]:
             {
                 "name": "faces", "in": "query", "description": "Search every face, or only the largest.",
                 "schema": {"type": "string", "enum": ["all", "largest"], "default": "all"},
+            },
+            {
+                "name": "unnamed", "in": "query",
+                "description": "Also offer faces of nobody known, each as its own match, marked unnamed: true.",
+                "schema": {"type": "string", "enum": ["true", "false"], "default": "false"},
             },
         ],
         "requestBody": {

@@ -56,8 +56,13 @@ def thumbnail_url(value: Any) -> str | None:
 
 def match_json(hit: FaceHit, threshold: float) -> dict[str, Any]:
     payload = hit.payload
+    person_id = hit.person_id
     return {
-        "name": payload.get("name"),
+        "name": payload.get("name") if person_id else None,
+        "person_id": person_id,
+        # A face of nobody known (only with ?unnamed=true): not a person to look like.
+        "unnamed": person_id is None,
+        "label": payload.get("label") or ("source" if person_id else "none"),
         "distance": round(float(hit.distance), 4),
         "similarity": similarity(hit.distance, threshold),
         "same_person": bool(hit.distance < threshold),
@@ -83,6 +88,8 @@ def record_json(face_id: str, record: FaceRecord) -> dict[str, Any]:
     return {
         "id": face_id,
         "name": payload.get("name"),
+        "person_id": payload.get("person_id"),
+        "label": payload.get("label"),
         "image_url": payload.get("image_url"),
         "page_url": payload.get("page_url"),
         "box": payload.get("box"),

@@ -30,6 +30,7 @@ MAX_PER_PERSON = 10
 # Faces of one uploaded photo that are searched (largest first); a crowd photo stops here.
 MAX_FACES = 20
 FACE_MODES = ("all", "largest")
+BOOLEANS = ("true", "false")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,8 @@ class SearchParams:
     k: int = DEFAULT_K
     per_person: int = DEFAULT_PER_PERSON
     faces: str = "all"
+    # Offer faces of nobody known too (each its own "person", marked unnamed).
+    unnamed: bool = False
 
     @classmethod
     def from_query(cls, query: QueryParams) -> SearchParams:
@@ -44,6 +47,7 @@ class SearchParams:
             k=_int_param(query, "k", DEFAULT_K, 1, MAX_K),
             per_person=_int_param(query, "per_person", DEFAULT_PER_PERSON, 1, MAX_PER_PERSON),
             faces=_choice_param(query, "faces", "all", FACE_MODES),
+            unnamed=_choice_param(query, "unnamed", "false", BOOLEANS) == "true",
         )
 
 
@@ -129,6 +133,6 @@ async def _embed(ctx: ApiContext, engine: FaceEngine, image: bytes) -> PhotoFace
 async def _nearest(ctx: ApiContext, store: FaceStore, face: Face, params: SearchParams) -> list[PersonHit]:
     started = time.perf_counter()
     try:
-        return await store.search_people(face.vector, k=params.k, per_person=params.per_person)
+        return await store.search_people(face.vector, k=params.k, per_person=params.per_person, unnamed=params.unnamed)
     finally:
         ctx.metrics.store.labels("search_people").observe(time.perf_counter() - started)

@@ -10,8 +10,9 @@ of equals says nothing about who is who.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sozy.records import Box
+from sozy.records import Box, Candidate, Label, person_key
 
 # The largest face must have this many times the area of the next one.
 SUBJECT_AREA_RATIO = 2.0
@@ -29,3 +30,35 @@ def face_names(name: str | None, boxes: Sequence[Box]) -> list[str | None]:
     if largest > 0 and largest >= SUBJECT_AREA_RATIO * second:
         names[order[0]] = name
     return names
+
+
+@dataclass(frozen=True, slots=True)
+class FacePerson:
+    """Who a face is, as the source claims it: the display name, the identity and why."""
+
+    name: str | None
+    person_id: str | None
+    label: str
+
+
+NOBODY = FacePerson(None, None, Label.NONE.value)
+
+
+def candidate_person(candidate: Candidate) -> FacePerson:
+    """The person a source names: its Q-id when it knows one, else the key of the name.
+
+    The display name is the source's spelling (for Wikidata, the item's label); a name
+    whose key is empty (only punctuation) names nobody."""
+    name = (candidate.name or "").strip() or None
+    person_id = candidate.person_id or (person_key(name) if name else None)
+    if not person_id:
+        return NOBODY
+    return FacePerson(name or person_id, person_id, Label.SOURCE.value)
+
+
+def face_people(candidate: Candidate, boxes: Sequence[Box]) -> list[FacePerson]:
+    """One claim per box: the photo's subject (see ``face_names``) gets the source's person,
+    every other face nobody (consensus may attach it later)."""
+    person = candidate_person(candidate)
+    subject = face_names(person.person_id, boxes)
+    return [person if who is not None else NOBODY for who in subject]

@@ -47,7 +47,7 @@ from sozy.records import Candidate, FaceRecord, PhotoFaces, utc_now
 from sozy.sources import ImageSearch, PageSource, SourceError, UrlListReport, WikidataNames, read_folders, read_url_list
 from sozy.thumbnails import remove_thumbnails
 
-from .naming import face_names
+from .naming import face_people
 from .shard import Shard, name_key
 from .state import DONE, FAILED, PENDING, SKIPPED, ContentOwner, CrawlState, Job, Outcome, Unit, content_rank
 from .stats import CrawlStats
@@ -670,17 +670,18 @@ class Crawler:
 
     def _face_records(self, job: Job, sha: str, found: PhotoFaces) -> list[FaceRecord]:
         cand = job.candidate
-        names = face_names(cand.name, [f.box for f in found.faces])
+        people = face_people(cand, [f.box for f in found.faces])
         now = utc_now()
         model = found.model or self.engine.model_id
         return [
             FaceRecord(
                 vector=face.vector, image_url=job.url, box=face.box, image_width=found.width,
                 image_height=found.height, image_sha256=sha, faces_in_image=len(found.faces),
-                source=cand.source, model=model, page_url=cand.page_url, name=name,
-                license=cand.license, attribution=cand.attribution, crawled_at=now,
+                source=cand.source, model=model, page_url=cand.page_url, name=person.name,
+                person_id=person.person_id, label=person.label, license=cand.license,
+                attribution=cand.attribution, crawled_at=now,
             )
-            for face, name in zip(found.faces, names, strict=True)
+            for face, person in zip(found.faces, people, strict=True)
         ]
 
     async def _with_thumbnails(self, photo: _Photo, records: list[FaceRecord]) -> list[FaceRecord]:
@@ -777,7 +778,7 @@ class Crawler:
                                         named=bool(job.candidate.name)))
                 self.stats.mark("done")
                 self.stats.mark("stored", len(stored))
-                self.stats.people.update(r.name for r in stored if r.name)
+                self.stats.people.update(r.person_id for r in stored if r.person_id)
             else:
                 outcomes.append(Outcome(job.url, SKIPPED, "taken_down", sha256=item.sha256))
                 self.stats.skip("taken_down")

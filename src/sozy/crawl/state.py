@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS urls (
     source TEXT NOT NULL,
     page_url TEXT,
     name TEXT,
+    person_id TEXT,
     license TEXT,
     attribution TEXT,
     alt TEXT,
@@ -93,7 +94,7 @@ CREATE TABLE IF NOT EXISTS units (
 CREATE INDEX IF NOT EXISTS units_by_status ON units (status, id);
 """
 
-_CANDIDATE_COLUMNS = ("source", "page_url", "name", "license", "attribution", "alt", "page_title")
+_CANDIDATE_COLUMNS = ("source", "page_url", "name", "person_id", "license", "attribution", "alt", "page_title")
 
 
 class StateError(Exception):
@@ -212,6 +213,9 @@ class CrawlState:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=10000")
         db.executescript(_SCHEMA)
+        # States written before identities: the column is added, NULL for the photos already there.
+        if "person_id" not in {row[1] for row in db.execute("PRAGMA table_info(urls)")}:
+            db.execute("ALTER TABLE urls ADD COLUMN person_id TEXT")
         version = self.get_meta("schema")
         if version is None:
             self.set_meta("schema", SCHEMA_VERSION)
@@ -284,9 +288,9 @@ class CrawlState:
         new: list[Job] = []
         for url, cand in candidates:
             row = self._db.execute(
-                "INSERT INTO urls (url, source, page_url, name, license, attribution, alt, page_title, discovered_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (url) DO NOTHING RETURNING seq",
-                (url, cand.source, cand.page_url, cand.name, cand.license, cand.attribution,
+                "INSERT INTO urls (url, source, page_url, name, person_id, license, attribution, alt, page_title,"
+                " discovered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (url) DO NOTHING RETURNING seq",
+                (url, cand.source, cand.page_url, cand.name, cand.person_id, cand.license, cand.attribution,
                  cand.alt, cand.page_title, now),
             ).fetchone()
             if row is not None:

@@ -16,22 +16,25 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from sozy.records import VECTOR_SIZE, FaceHit, FaceRecord, PersonHit
+from sozy.records import VECTOR_SIZE, FaceHit, FaceRecord, Label, PersonHit, person_key
 
 if TYPE_CHECKING:
     from .takedowns import Takedown
 
 # Payload fields with a keyword index: the ones filtered (takedown, per-person
-# search), grouped (name) or counted (name, model).
-KEYWORD_FIELDS: tuple[str, ...] = ("name", "image_url", "page_url", "source", "image_sha256", "model")
+# search, consensus), grouped (person_id) or counted (person_id, model).
+KEYWORD_FIELDS: tuple[str, ...] = (
+    "person_id", "name", "label", "image_url", "page_url", "source", "image_sha256", "model",
+)
 # Keyword indexes kept on disk (memory-mapped): nearly one distinct value per photo, so
 # in RAM they were the largest part of a face's memory (about 1 KB of its 2), and they
 # serve takedowns and dedup lookups, never a search.
 ON_DISK_INDEX_FIELDS: frozenset[str] = frozenset({"image_url", "page_url", "image_sha256"})
 # Fields a takedown may select on.
-DELETE_FIELDS: tuple[str, ...] = ("image_url", "page_url", "name", "source")
-# The payload field that names a person.
+DELETE_FIELDS: tuple[str, ...] = ("image_url", "page_url", "name", "source", "person_id")
+# The payload field that shows a person's name, and the one that is the person (grouped, counted).
 NAME_FIELD = "name"
+PERSON_FIELD = "person_id"
 
 
 class StoreError(Exception):
@@ -51,7 +54,7 @@ class StoreStats:
     """What a store holds."""
 
     faces: int
-    # Distinct person names; faces with no name are not counted here.
+    # Distinct people (person_id); faces of nobody known are not counted here.
     people: int
     # Encoder + detector ids present (vectors of different models don't mix).
     models: list[str]
@@ -85,9 +88,12 @@ class FaceStore(Protocol):
     async def search(self, vector: np.ndarray, k: int = 10) -> list[FaceHit]:
         """The ``k`` nearest faces, by ascending L2 distance."""
 
-    async def search_people(self, vector: np.ndarray, k: int = 5, per_person: int = 1) -> list[PersonHit]:
-        """The ``k`` nearest distinct people (by payload ``name``; a face with no name is its own person),
-        each with up to ``per_person`` of their nearest faces."""
+    async def search_people(
+        self, vector: np.ndarray, k: int = 5, per_person: int = 1, *, unnamed: bool = False
+    ) -> list[PersonHit]:
+        """The ``k`` nearest distinct people (by payload ``person_id``), each with up to ``per_person``
+        of their nearest faces. Faces of nobody known (no ``person_id``) are left out unless
+        ``unnamed``; then each is a person of its own (``PersonHit.person_id`` None)."""
 
     async def get(self, point_id: str) -> FaceRecord | None:
         """The face with this id, or None."""
@@ -164,15 +170,33 @@ def is_point_id(value: str) -> bool:
 
 
 def record_points(records: Iterable[FaceRecord]) -> list[StoredPoint]:
-    """FaceRecords as points, each vector checked (a bad one names its photo)."""
+    """FaceRecords as points, each vector checked (a bad one names its photo) and each
+    payload given its identity (see ``identity_payload``)."""
     points = []
     for record in records:
         try:
             vector = check_vector(record.vector)
         except ValueError as exc:
             raise ValueError(f"face in {record.image_url}: {exc}") from None
-        points.append(StoredPoint(record.id, vector, record.payload()))
+        points.append(StoredPoint(record.id, vector, identity_payload(record.payload())))
     return points
+
+
+def identity_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """A payload whose ``person_id`` and ``label`` agree with its ``name``: a named face with no
+    ``person_id`` (a writer that knows only names, a store written before identities) gets
+    ``person_key(name)`` and, unless it says otherwise, the label ``source``; a face with no
+    person has no name and the label ``none``."""
+    name = payload.get(NAME_FIELD)
+    person = payload.get(PERSON_FIELD) or (person_key(name) if isinstance(name, str) else "")
+    if person:
+        payload[PERSON_FIELD] = person
+        if payload.get("label") in (None, Label.NONE.value):
+            payload["label"] = Label.SOURCE.value
+    else:
+        payload[PERSON_FIELD] = None
+        payload["label"] = Label.NONE.value
+    return payload
 
 
 def delete_selector(
@@ -204,38 +228,39 @@ def finite_distance(score: float) -> float:
 
 # -- people grouping -----------------------------------------------------------------------
 
-# nearest(limit, exclude_names, exclude_ids, only_name) -> nearest faces, ascending distance.
+# nearest(limit, exclude_people, exclude_ids, only_person) -> nearest faces, ascending distance.
+# The caller's search decides whether faces of nobody known take part.
 NearestFaces = Callable[[int, Collection[str], Collection[str], "str | None"], Awaitable[list[FaceHit]]]
 
 
-def _person_key(hit: FaceHit) -> str | tuple[str, str]:
-    # A face with no name is its own person: key it by its point id.
-    return hit.name if hit.name is not None else ("id", hit.id)
+def _person_of(hit: FaceHit) -> str | tuple[str, str]:
+    # A face of nobody known is its own person: key it by its point id.
+    return hit.person_id if hit.person_id is not None else ("id", hit.id)
 
 
 async def group_people(nearest: NearestFaces, k: int, per_person: int, first_limit: int) -> list[PersonHit]:
-    """The ``k`` nearest distinct people, each with up to ``per_person`` nearest faces, from a
-    plain nearest-faces search (for engines without server-side group-by).
+    """The ``k`` nearest distinct people (by ``person_id``), each with up to ``per_person`` nearest
+    faces, from a plain nearest-faces search (for engines without server-side group-by).
 
     Round one asks for ``first_limit`` faces. Faces come best first, so the people met in that
     list, in order, are the nearest people. When there are fewer than ``k`` of them (one person
     owns many near faces), the next round excludes everyone already found, so it can only
     return new people: no round is wasted on the same crowd, and the loop ends after at most
     ``k`` rounds. People short of ``per_person`` faces get them from a search filtered on their
-    name.
+    ``person_id``.
     """
     check_k(k)
     check_k(per_person, "per_person")
     people: dict[str | tuple[str, str], list[FaceHit]] = {}
-    exclude_names: set[str] = set()
+    exclude_people: set[str] = set()
     exclude_ids: set[str] = set()
     limit = max(first_limit, k * per_person)
     saw_everything = False
     first_round = True
     while len(people) < k:
-        hits = await nearest(limit, exclude_names, exclude_ids, None)
+        hits = await nearest(limit, exclude_people, exclude_ids, None)
         for hit in hits:
-            people.setdefault(_person_key(hit), []).append(hit)
+            people.setdefault(_person_of(hit), []).append(hit)
         if len(hits) < limit:
             # The search ran out of faces: every face not excluded was seen.
             saw_everything = first_round
@@ -244,7 +269,7 @@ async def group_people(nearest: NearestFaces, k: int, per_person: int, first_lim
             if isinstance(key, tuple):
                 exclude_ids.add(key[1])
             else:
-                exclude_names.add(key)
+                exclude_people.add(key)
         first_round = False
         limit = min(limit * 2, max(limit, 1024))
     chosen = sorted(list(people.items())[:k], key=lambda item: item[1][0].distance)
@@ -252,13 +277,18 @@ async def group_people(nearest: NearestFaces, k: int, per_person: int, first_lim
     for key, faces in chosen:
         if isinstance(key, str) and len(faces) < per_person and not saw_everything:
             faces = await nearest(per_person, (), (), key)
-        result.append(PersonHit(name=faces[0].name, faces=faces[:per_person]))
+        result.append(person_hit(faces[:per_person]))
     return result
 
 
+def person_hit(faces: Sequence[FaceHit]) -> PersonHit:
+    """A person from their nearest faces (best first): the nearest face's name shows them."""
+    return PersonHit(name=faces[0].name if faces[0].person_id else None, faces=list(faces), person_id=faces[0].person_id)
+
+
 def merge_people(named: Sequence[PersonHit], unnamed: Sequence[FaceHit], k: int) -> list[PersonHit]:
-    """Named people (from a server-side group-by, which skips faces without a name) merged with
+    """People (from a server-side group-by, which skips faces without a ``person_id``) merged with
     unnamed faces (each its own person), nearest first, ``k`` in all."""
-    people = list(named) + [PersonHit(name=None, faces=[hit]) for hit in unnamed]
+    people = list(named) + [PersonHit(name=None, faces=[hit], person_id=None) for hit in unnamed]
     people.sort(key=lambda person: person.distance)
     return people[:k]

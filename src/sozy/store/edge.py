@@ -42,8 +42,8 @@ from sozy.records import VECTOR_SIZE, FaceHit, FaceRecord, PersonHit
 from .base import (
     ID_PAGE,
     KEYWORD_FIELDS,
-    NAME_FIELD,
     ON_DISK_INDEX_FIELDS,
+    PERSON_FIELD,
     StoredPoint,
     StoreError,
     StoreInUse,
@@ -188,13 +188,17 @@ def _field_filter(selector: dict[str, str]) -> qe.Filter:
     return qe.Filter(must=[qe.FieldCondition(field, match=qe.MatchValue(value)) for field, value in selector.items()])
 
 
-def _nearest_filter(exclude_names: Collection[str], exclude_ids: Collection[str], only_name: str | None) -> qe.Filter | None:
+def _nearest_filter(
+    exclude_people: Collection[str], exclude_ids: Collection[str], only_person: str | None, unnamed: bool
+) -> qe.Filter | None:
     must: list[Any] = []
     must_not: list[Any] = []
-    if only_name is not None:
-        must.append(qe.FieldCondition(NAME_FIELD, match=qe.MatchValue(only_name)))
-    if exclude_names:
-        must_not.append(qe.FieldCondition(NAME_FIELD, match=qe.MatchAny(list(exclude_names))))
+    if only_person is not None:
+        must.append(qe.FieldCondition(PERSON_FIELD, match=qe.MatchValue(only_person)))
+    elif not unnamed:
+        must_not.append(qe.IsEmptyCondition(PERSON_FIELD))
+    if exclude_people:
+        must_not.append(qe.FieldCondition(PERSON_FIELD, match=qe.MatchAny(list(exclude_people))))
     if exclude_ids:
         must_not.append(qe.HasIdCondition(set(exclude_ids)))
     if not must and not must_not:
@@ -203,7 +207,8 @@ def _nearest_filter(exclude_names: Collection[str], exclude_ids: Collection[str]
 
 
 def _hit(point: Any) -> FaceHit:
-    return FaceHit(id=str(point.id), distance=float(point.score), payload=dict(point.payload or {}))
+    vector = None if point.vector is None else np.asarray(point.vector, dtype=np.float32)
+    return FaceHit(id=str(point.id), distance=float(point.score), payload=dict(point.payload or {}), vector=vector)
 
 
 def _stored(record: Any) -> StoredPoint:
@@ -486,15 +491,16 @@ class EmbeddedStore:
         self,
         vector: np.ndarray,
         limit: int,
-        exclude_names: Collection[str] = (),
-        exclude_ids: Collection[str] = (),
-        only_name: str | None = None,
+        flt: qe.Filter | None = None,
+        *,
+        with_vector: bool = False,
     ) -> list[FaceHit]:
         request = qe.QueryRequest(
             limit=limit,
             query=qe.Query.Nearest(vector.tolist()),
-            filter=_nearest_filter(exclude_names, exclude_ids, only_name),
+            filter=flt,
             with_payload=True,
+            with_vector=with_vector,
             params=self._search_params(limit),
         )
         async with self._gate:
@@ -505,13 +511,15 @@ class EmbeddedStore:
         """The ``k`` nearest faces, by ascending L2 distance."""
         return await self._nearest(check_vector(vector), check_k(k))
 
-    async def search_people(self, vector: np.ndarray, k: int = 5, per_person: int = 1) -> list[PersonHit]:
+    async def search_people(
+        self, vector: np.ndarray, k: int = 5, per_person: int = 1, *, unnamed: bool = False
+    ) -> list[PersonHit]:
         """The ``k`` nearest distinct people with up to ``per_person`` faces each (grouping emulated:
-        qdrant-edge has no group-by)."""
+        qdrant-edge has no group-by); faces of nobody known only with ``unnamed``."""
         query = check_vector(vector)
 
-        async def nearest(limit: int, names: Collection[str], ids: Collection[str], only: str | None) -> list[FaceHit]:
-            return await self._nearest(query, limit, names, ids, only)
+        async def nearest(limit: int, people: Collection[str], ids: Collection[str], only: str | None) -> list[FaceHit]:
+            return await self._nearest(query, limit, _nearest_filter(people, ids, only, unnamed))
 
         first = max(_PEOPLE_FIRST_LIMIT, 4 * check_k(k) * check_k(per_person, "per_person"))
         return await group_people(nearest, k, per_person, first)
@@ -536,8 +544,13 @@ class EmbeddedStore:
             shard = self._engine()
             faces = shard.count(qe.CountRequest(exact=True))
             limit = max(faces, 1)  # distinct values can't outnumber faces: an exact, bounded facet
-            people = len(shard.facet(qe.FacetRequest(key=NAME_FIELD, limit=limit, exact=True)).hits)
-            models = sorted(str(h.value) for h in shard.facet(qe.FacetRequest(key="model", limit=limit, exact=True)).hits)
+            # Exact facets may list a value whose faces were all deleted, with count 0.
+            people = sum(
+                1 for h in shard.facet(qe.FacetRequest(key=PERSON_FIELD, limit=limit, exact=True)).hits if h.count > 0
+            )
+            models = sorted(
+                str(h.value) for h in shard.facet(qe.FacetRequest(key="model", limit=limit, exact=True)).hits if h.count > 0
+            )
             info = shard.info()
             return StoreStats(
                 faces=faces,

@@ -36,8 +36,8 @@ from sozy.records import VECTOR_SIZE, FaceHit, FaceRecord, PersonHit
 from .base import (
     ID_PAGE,
     KEYWORD_FIELDS,
-    NAME_FIELD,
     ON_DISK_INDEX_FIELDS,
+    PERSON_FIELD,
     StoredPoint,
     StoreError,
     StoreInUse,
@@ -48,6 +48,7 @@ from .base import (
     delete_selector,
     is_point_id,
     merge_people,
+    person_hit,
     record_points,
 )
 from .takedowns import (
@@ -429,7 +430,9 @@ class ServerStore:
             quantization=m.QuantizationSearchParams(rescore=True),
         )
 
-    async def _nearest(self, vector: np.ndarray, limit: int, flt: m.Filter | None = None) -> list[FaceHit]:
+    async def _nearest(
+        self, vector: np.ndarray, limit: int, flt: m.Filter | None = None, *, with_vector: bool = False
+    ) -> list[FaceHit]:
         with self._errors("searching"):
             response = await self._client.query_points(
                 self.collection,
@@ -437,20 +440,24 @@ class ServerStore:
                 query_filter=flt,
                 limit=limit,
                 with_payload=True,
+                with_vectors=with_vector,
                 search_params=self._search_params(limit),
             )
-        return [FaceHit(id=str(p.id), distance=float(p.score), payload=dict(p.payload or {})) for p in response.points]
+        return [_hit(p) for p in response.points]
 
     async def search(self, vector: np.ndarray, k: int = 10) -> list[FaceHit]:
         """The ``k`` nearest faces, by ascending L2 distance."""
         return await self._nearest(check_vector(vector), check_k(k))
 
-    async def search_people(self, vector: np.ndarray, k: int = 5, per_person: int = 1) -> list[PersonHit]:
-        """The ``k`` nearest distinct people, grouped by the server (``query_points_groups``).
+    async def search_people(
+        self, vector: np.ndarray, k: int = 5, per_person: int = 1, *, unnamed: bool = False
+    ) -> list[PersonHit]:
+        """The ``k`` nearest distinct people, grouped by the server (``query_points_groups`` on
+        ``person_id``).
 
-        Qdrant's group-by skips points without the field, and a face with no name is a
-        person of its own, so the nearest unnamed faces come from a second query and the
-        two lists are merged by distance.
+        Qdrant's group-by skips points without the field, which is what a default search
+        wants: faces of nobody known are not offered. With ``unnamed`` they are, each a
+        person of its own: the nearest come from a second query, merged by distance.
         """
         query = check_vector(vector)
         check_k(k)
@@ -459,23 +466,17 @@ class ServerStore:
             groups = await self._client.query_points_groups(
                 self.collection,
                 query=query.tolist(),
-                group_by=NAME_FIELD,
+                group_by=PERSON_FIELD,
                 limit=k,
                 group_size=per_person,
                 with_payload=True,
                 search_params=self._search_params(k * per_person),
             )
-        named = [
-            PersonHit(
-                name=str(group.id),
-                faces=[FaceHit(id=str(p.id), distance=float(p.score), payload=dict(p.payload or {})) for p in group.hits],
-            )
-            for group in groups.groups
-            if group.hits
-        ]
-        unnamed_filter = m.Filter(must=[m.IsEmptyCondition(is_empty=m.PayloadField(key=NAME_FIELD))])
-        unnamed = await self._nearest(query, k, unnamed_filter)
-        return merge_people(named, unnamed, k)
+        people = [person_hit([_hit(p) for p in group.hits]) for group in groups.groups if group.hits]
+        if not unnamed:
+            return people
+        unnamed_filter = m.Filter(must=[m.IsEmptyCondition(is_empty=m.PayloadField(key=PERSON_FIELD))])
+        return merge_people(people, await self._nearest(query, k, unnamed_filter), k)
 
     async def get(self, point_id: str) -> FaceRecord | None:
         """The face with this id, or None."""
@@ -495,13 +496,13 @@ class ServerStore:
         with self._errors("reading"):
             faces = (await self._client.count(self.collection, exact=True)).count
             limit = max(faces, 1)  # distinct values can't outnumber faces: an exact, bounded facet
-            people = await self._client.facet(self.collection, key=NAME_FIELD, limit=limit, exact=True)
+            people = await self._client.facet(self.collection, key=PERSON_FIELD, limit=limit, exact=True)
             models = await self._client.facet(self.collection, key="model", limit=limit, exact=True)
             info = await self._client.get_collection(self.collection)
         return StoreStats(
             faces=faces,
-            people=len(people.hits),
-            models=sorted(str(h.value) for h in models.hits),
+            people=sum(1 for h in people.hits if h.count > 0),
+            models=sorted(str(h.value) for h in models.hits if h.count > 0),
             backend=self.backend,
             collection=self.collection,
             indexed=info.indexed_vectors_count if self.remote else None,
@@ -515,6 +516,11 @@ class ServerStore:
             )
         points = [StoredPoint(str(r.id), np.asarray(r.vector, dtype=np.float32), dict(r.payload or {})) for r in records]
         return points, (None if next_offset is None else str(next_offset))
+
+
+def _hit(point: Any) -> FaceHit:
+    vector = None if point.vector is None else np.asarray(point.vector, dtype=np.float32)
+    return FaceHit(id=str(point.id), distance=float(point.score), payload=dict(point.payload or {}), vector=vector)
 
 
 async def _cluster_nodes(client: AsyncQdrantClient) -> int:

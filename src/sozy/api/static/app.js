@@ -204,12 +204,20 @@ function faceSection(face, index, color, count, photo) {
   section.style.setProperty("--c", color);
   const you = section.querySelector(".you");
   drawCrop(you, photo, face.box);
-  section.querySelector(".face-title").textContent = count > 1 ? `Face ${index + 1}` : "Your lookalikes";
   const best = face.matches[0];
+  const who = count > 1 ? `Face ${index + 1} looks` : "You look";
+  const title = section.querySelector(".face-title");
   const sub = section.querySelector(".face-sub");
-  if (!best) sub.textContent = "Nobody in the index yet.";
-  else if (best.same_person) sub.textContent = `This looks like ${displayName(best.name)} themself.`;
-  else sub.textContent = `Closest match: ${displayName(best.name)}, ${Math.round(best.similarity)}% similar.`;
+  if (!best) {
+    title.textContent = count > 1 ? `Face ${index + 1}` : "No lookalike yet";
+    sub.textContent = "Nobody in the index yet.";
+  } else {
+    title.textContent = `${who} most like ${displayName(best.name)}`;
+    // Below the same-person threshold a lookalike is more likely the person themselves: say so.
+    sub.textContent = best.same_person
+      ? `Same person: this face is very likely ${displayName(best.name)}.`
+      : `${Math.round(best.similarity)}% similar.`;
+  }
   const list = section.querySelector(".cards");
   face.matches.forEach((match) => list.append(card(match)));
   return section;
@@ -226,6 +234,7 @@ function card(match) {
   li.querySelector(".meter").setAttribute("aria-label", `${pct}% similar`);
   li.querySelector(".pct").textContent = `${Math.round(pct)}% similar`;
   li.querySelector(".badge").hidden = !match.same_person;
+  if (match.unnamed) li.classList.add("unnamed");
   // The raw figure behind the score, for the curious (hover) and for tests.
   li.dataset.distance = String(match.distance);
   li.querySelector(".score").title = `L2 distance ${Number(match.distance).toFixed(3)}`;
