@@ -119,6 +119,9 @@ class CrawlSettings:
     thumbnail_px: int = 160
     state_file: str = "crawl.sqlite"
     queue_size: int = 256
+    # --ray: photos a node fetches and embeds per unit of work (the unit a lost node's
+    # successor redoes; smaller units even out nodes of unequal speed at the end of a crawl).
+    cluster_batch: int = 16
 
 
 @dataclass(frozen=True)

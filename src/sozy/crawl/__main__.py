@@ -14,6 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sozy.config import ConfigError, Settings, load_settings
 from sozy.logs import setup_logging
@@ -25,6 +26,9 @@ from .pipeline import CrawlPlan
 from .runner import EXIT_USAGE, CrawlStartError, run_crawl
 from .shard import Shard
 from .urlkey import normalize_url
+
+if TYPE_CHECKING:
+    from .cluster import RayCluster
 
 log = logging.getLogger("sozy.crawl")
 
@@ -44,6 +48,7 @@ examples:
   python -m sozy.crawl --pages https://example.org/people/ --thumbnails
   python -m sozy.crawl --folders ~/Pictures/celebrities
   python -m sozy.crawl --names names.txt --shard 2/8 --qdrant-url http://qdrant:6333
+  python -m sozy.crawl --urls photos.csv --ray auto
   python -m sozy.crawl --retry-failed
 
 exit codes: 0 finished (per-photo failures are in the summary), 130 interrupted
@@ -92,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--shard", metavar="I/N",
                      help="crawl only part I of N (1-based) of the input, split by a hash of each name or "
                           "photo URL; run N crawlers with 1/N … N/N to share the work with no overlap")
+    run.add_argument("--ray", metavar="ADDRESS", nargs="?", const="auto",
+                     help="fetch and embed on the Ray cluster at ADDRESS (HOST:PORT of its head, ray://HOST:PORT, "
+                          "or auto, the default: $RAY_ADDRESS, else the cluster this machine joined); this machine "
+                          "keeps the state and writes the store; needs pip install 'sozy[ray]'")
     run.add_argument("--summary", metavar="PATH", type=Path,
                      help="where to write the JSON summary (default: DATA_DIR/crawl-summary.json)")
     run.add_argument("--no-progress", action="store_true",
@@ -167,6 +176,8 @@ def make_plan(args: argparse.Namespace) -> CrawlPlan:
     shard = None
     if args.shard is not None:
         shard = Shard.parse(args.shard)
+        if args.ray is not None:
+            raise InputError("--shard and --ray: a --ray crawl spreads the whole input over the cluster; give one")
     plan = CrawlPlan(
         names_file=args.names,
         top=args.top or 0,
@@ -204,14 +215,29 @@ async def _check_url_lists(paths: Sequence[Path]) -> None:
             raise InputError(f"--urls: {exc}") from None
 
 
-async def _main(args: argparse.Namespace, settings: Settings, plan: CrawlPlan) -> int:
+async def _main(args: argparse.Namespace, settings: Settings, plan: CrawlPlan, cluster: RayCluster | None) -> int:
     await _check_url_lists(plan.url_lists)
     if not settings.crawl.respect_robots:
         log.warning("--no-robots: robots.txt and X-Robots-Tag are IGNORED; crawl only sites that allow it")
     if plan.retry_failed and plan.has_sources:
         log.warning("--retry-failed: the sources given are not read in this run, only earlier failures retried")
-    result = await run_crawl(settings, plan, summary_path=args.summary, progress=not args.no_progress)
+    result = await run_crawl(settings, plan, summary_path=args.summary, progress=not args.no_progress,
+                             cluster=cluster)
     return result.exit_code
+
+
+def _cluster(address: str | None) -> RayCluster | None:
+    """The cluster ``--ray`` names, checked (and ``ray`` imported) only when it is given."""
+    if address is None:
+        return None
+    from .cluster import ClusterAddressError, RayCluster, ray_available, resolve_address
+
+    if not ray_available():
+        raise InputError("--ray needs Ray: pip install 'sozy[ray]'")
+    try:
+        return RayCluster(resolve_address(address))
+    except ClusterAddressError as exc:
+        raise InputError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -220,12 +246,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load(args)
         plan = make_plan(args)
+        cluster = _cluster(args.ray)
     except (ConfigError, ValueError) as exc:  # InputError is a ValueError
         print(f"sozy.crawl: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     setup_logging(settings.log_level)
     try:
-        return asyncio.run(_main(args, settings, plan))
+        return asyncio.run(_main(args, settings, plan, cluster))
     except InputError as exc:
         print(f"sozy.crawl: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 
 from sozy.config import Settings
 from sozy.faces.errors import EngineClosed, FaceEngineError, ImageError
-from sozy.fetch import FetchError, Fetcher
+from sozy.fetch import FetchError, Fetched, Fetcher
 from sozy.records import Candidate, FaceRecord, PhotoFaces, utc_now
 from sozy.sources import ImageSearch, PageSource, SourceError, UrlListReport, WikidataNames, read_folders, read_url_list
 from sozy.thumbnails import remove_thumbnails
@@ -595,7 +595,7 @@ class Crawler:
         if await self._taken_down(job):
             return None
         try:
-            fetched = await self.fetcher.image(job.url, referer=job.candidate.page_url)
+            fetched = await fetch_job(self.fetcher, job)
         except asyncio.CancelledError:
             raise
         except FetchError as exc:
@@ -827,6 +827,11 @@ class Crawler:
     def _record_error(self, job: Job, reason: str, error: str, *, sha256: str | None = None) -> None:
         status = SKIPPED if reason in SKIP_REASONS else FAILED
         self._record(Outcome(job.url, status, reason, error=error[:500], sha256=sha256))
+
+
+async def fetch_job(fetcher: Fetcher, job: Job) -> Fetched:
+    """Fetch one job's photo as every crawl does (this machine's, or a cluster node's)."""
+    return await fetcher.image(job.url, referer=job.candidate.page_url)
 
 
 def _rank(job: Job) -> tuple[int, int]:

@@ -40,6 +40,8 @@ def render_lines(stats: CrawlStats, rates: dict[str, float]) -> list[str]:
         lines.append(f"{stage:<10} {bar} {count:>8}  {rates.get(stage, 0.0):7.1f}/s  {note}".rstrip())
     lines.append(f"{'skipped':<10} {' ' * (BAR_WIDTH + 2)} {sum(stats.skipped.values()):>8}  {_top(stats.skipped)}")
     lines.append(f"{'failed':<10} {' ' * (BAR_WIDTH + 2)} {sum(stats.failed.values()):>8}  {_top(stats.failed)}")
+    if stats.nodes:
+        lines.append(f"{'nodes':<10} {' ' * (BAR_WIDTH + 2)} {len(stats.nodes):>8}  {_per_node(stats)}")
     return [line.rstrip() for line in lines]
 
 
@@ -50,7 +52,13 @@ def render_log_line(stats: CrawlStats, rates: dict[str, float]) -> str:
         f"embedded {stats.embedded} ({rates.get('embedded', 0.0):.1f}/s, {stats.faces_found} faces), "
         f"stored {stats.stored} faces / {stats.done} photos ({rates.get('stored', 0.0):.1f}/s), "
         f"skipped {sum(stats.skipped.values())}, failed {sum(stats.failed.values())}"
+        + (f"; embedded per node: {_per_node(stats)}" if stats.nodes else "")
     )
+
+
+def _per_node(stats: CrawlStats) -> str:
+    """Photos embedded on each cluster node (``--ray``)."""
+    return ", ".join(f"{name} {counts['photos']}" for name, counts in sorted(stats.nodes.items()))
 
 
 class _RateMeter:

@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sozy.config import Settings
 from sozy.faces import FaceEngine, FaceEngineError
@@ -31,6 +31,9 @@ from .progress import Progress
 from .state import CrawlState, StateError
 from .stats import CrawlStats
 from .summary import build_summary, format_summary, write_summary
+
+if TYPE_CHECKING:
+    from .cluster import RayCluster
 
 log = logging.getLogger("sozy.crawl")
 
@@ -82,22 +85,25 @@ async def run_crawl(
     progress: bool = True,
     print_summary: bool = True,
     handle_signals: bool = True,
+    cluster: RayCluster | None = None,
 ) -> CrawlResult:
     """Crawl ``plan`` with ``settings``; raises ``CrawlStartError`` if it cannot start.
 
     With ``handle_signals``, the first SIGINT/SIGTERM stops gracefully (exit
     code 130 with a summary) and a second one exits the process at once;
-    what was written stays consistent either way.
+    what was written stays consistent either way. With ``cluster`` the photos
+    are fetched and embedded on a Ray cluster's nodes (``sozy.crawl.cluster``).
     """
     started_at = utc_now()
     stats = CrawlStats()
     summary_path = summary_path or default_summary_path(settings, plan)
-    async with _opened(settings, plan) as res:
+    async with _opened(settings, plan, cluster) as res:
         state, store, engine, fetcher = res.state, res.store, res.engine, res.fetcher
         # Rates count from here: opening the store and starting the engine is startup.
         startup_s = stats.elapsed
         stats.started = time.monotonic()
-        crawler = Crawler(settings, plan, state=state, fetcher=fetcher, engine=engine, store=store, stats=stats)
+        make_crawler = cluster.crawler if cluster is not None else Crawler
+        crawler = make_crawler(settings, plan, state=state, fetcher=fetcher, engine=engine, store=store, stats=stats)
         display = Progress(stats) if progress else None
         interrupted = False
 
@@ -170,13 +176,13 @@ async def run_crawl(
 class _Resources:
     state: CrawlState
     store: Any
-    engine: FaceEngine
+    engine: Any  # FaceEngine, or a cluster's ClusterEngine
     fetcher: Fetcher
     optimize_on_close: bool = True
 
 
 @contextlib.asynccontextmanager
-async def _opened(settings: Settings, plan: CrawlPlan) -> AsyncIterator[_Resources]:
+async def _opened(settings: Settings, plan: CrawlPlan, cluster: RayCluster | None) -> AsyncIterator[_Resources]:
     try:
         state = CrawlState(state_path(settings, plan))
     except StateError as exc:
@@ -193,7 +199,7 @@ async def _opened(settings: Settings, plan: CrawlPlan) -> AsyncIterator[_Resourc
         _check_store_pairing(state, settings)
         res: _Resources | None = None
         try:
-            engine = FaceEngine(settings.engine)
+            engine = cluster.engine(settings) if cluster is not None else FaceEngine(settings.engine)
             try:
                 await engine.start()
             except (FaceEngineError, ValueError, OSError) as exc:

@@ -33,6 +33,8 @@ class CrawlStats:
     units_failed: Counter[str] = field(default_factory=Counter)
     # Distinct names given to stored faces this run.
     people: set[str] = field(default_factory=set)
+    # Per cluster node (``--ray``): photos embedded, faces found, photos failed there.
+    nodes: dict[str, Counter[str]] = field(default_factory=dict)
     # When each stage first and last did something (monotonic), for per-stage rates.
     first: dict[str, float] = field(default_factory=dict)
     last: dict[str, float] = field(default_factory=dict)
@@ -43,6 +45,13 @@ class CrawlStats:
         self.first.setdefault(stage, now)
         self.last[stage] = now
         setattr(self, stage, getattr(self, stage) + count)
+
+    def node(self, name: str) -> Counter[str]:
+        """The counts of cluster node ``name``."""
+        counts = self.nodes.get(name)
+        if counts is None:
+            counts = self.nodes[name] = Counter()
+        return counts
 
     def fail(self, reason: str) -> None:
         self.failed[reason] += 1

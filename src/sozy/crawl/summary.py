@@ -26,6 +26,7 @@ The JSON (``--summary PATH``, default ``<data_dir>/crawl-summary.json``)::
       },
       "store": {"faces": N, "people": N, "backend": "...", "collection": "..."} | null,
       "engine": {"workers": N, "device": "cpu", "model": "..."} | null,
+      "nodes": {"10.0.0.7/3f2a9c": {"photos": N, "faces": N, "failed": N}, ...} | null,   # --ray: per node
       "discovery": {"url_list_bad_lines": N, "page_failed_http_404": N, "other_shard": N, ...},
       "fetch": {"image": N, "page": N, "retries": N, "robots_txt": N, ...}   # the fetcher's counters
     }
@@ -110,6 +111,7 @@ def build_summary(
         "state": state,
         "store": dict(store) if store is not None else None,
         "engine": dict(engine) if engine is not None else None,
+        "nodes": {name: dict(sorted(c.items())) for name, c in sorted(stats.nodes.items())} or None,
         "discovery": _sorted(discovery or {}),
         "fetch": _sorted(fetch or {}),
     }
@@ -150,6 +152,11 @@ def format_summary(summary: Mapping[str, Any]) -> str:
             f"  state:  {state.get('done', 0)} done, {state.get('pending', 0)} pending, "
             f"{state.get('failed', 0)} failed, {state.get('skipped', 0)} skipped (all runs)"
         )
+    nodes = summary.get("nodes")
+    if nodes:
+        lines.append("  nodes:  " + ", ".join(
+            f"{name} {c.get('photos', 0)} photos" + (f" ({c['failed']} failed)" if c.get("failed") else "")
+            for name, c in nodes.items()))
     store = summary.get("store")
     if store:
         lines.append(f"  store:  {store.get('faces')} faces of {store.get('people')} people ({store.get('backend')})")

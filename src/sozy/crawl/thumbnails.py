@@ -58,10 +58,15 @@ async def write_thumbnails(
 ) -> list[str]:
     """Write a thumbnail per ``(point id, box)``; returns their relative paths, in order."""
     crops = await asyncio.to_thread(crop_faces, data, [box for _, box in items], size, max_pixels)
+    return await save_thumbnails(data_dir, [(point_id, jpeg) for (point_id, _), jpeg in zip(items, crops, strict=True)])
+
+
+async def save_thumbnails(data_dir: Path, crops: Sequence[tuple[str, bytes]]) -> list[str]:
+    """Write ``(point id, JPEG bytes)`` crops (cut here or on a cluster node); returns their relative paths."""
     folder = data_dir / THUMBNAIL_DIR
     await aiofiles.os.makedirs(folder, exist_ok=True)
     paths = []
-    for (point_id, _), jpeg in zip(items, crops, strict=True):
+    for point_id, jpeg in crops:
         rel = thumbnail_path(point_id)
         target = data_dir / rel
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")

@@ -33,7 +33,7 @@ from .agents import UserAgentPool
 from .body import read_body
 from .errors import FetchError, http_reason
 from .fetched import Fetched
-from .limits import HostLimiter
+from .limits import HostLimiter, Limiter
 from .local import is_file_url, read_local_image
 from .retry import is_retryable_status, retry_after_seconds, retry_delay
 from .robots import MAX_ROBOTS_BYTES, RobotsCache, x_robots_block
@@ -83,7 +83,12 @@ class Fetcher:
     """
 
     def __init__(
-        self, settings: CrawlSettings, *, robots: bool | None = None, rng: random.Random | None = None
+        self,
+        settings: CrawlSettings,
+        *,
+        robots: bool | None = None,
+        rng: random.Random | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         if settings.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {settings.concurrency}")
@@ -94,7 +99,8 @@ class Fetcher:
         self.local_roots: dict[str, Path] = {}
         self._rng = rng or random.Random()
         self.agents = UserAgentPool(settings.api_user_agent, rotate=settings.rotate_user_agents, rng=self._rng)
-        self.limiter = HostLimiter(settings.per_host, settings.per_host_rate)
+        # ``limiter``: per-host limits held elsewhere (a cluster's, shared by every node).
+        self.limiter: Limiter = limiter or HostLimiter(settings.per_host, settings.per_host_rate)
         self.robots = RobotsCache(self._load_robots)
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._token = settings.robots_token

@@ -11,7 +11,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
+from typing import Protocol
+
+
+class Limiter(Protocol):
+    """What the fetcher asks of its per-host limits: ``HostLimiter`` on one machine,
+    ``sozy.crawl.cluster.slots.SharedHostLimiter`` (the same limiter, held for a whole cluster)."""
+
+    def slot(self, origin: str, min_interval: float = 0.0) -> AbstractAsyncContextManager[None]: ...
+
+    def hold(self, origin: str, seconds: float) -> None: ...
 
 
 class _Host:

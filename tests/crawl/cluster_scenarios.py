@@ -1,0 +1,123 @@
+"""The cluster crawls ``test_cluster.py`` asserts on, run in a loopback-only network namespace.
+
+Ray binds to the machine's network address, never only to loopback; in a
+namespace of its own (``unshare -n``, then ``ip link set lo up``) it falls back
+to 127.0.0.1 and nothing leaves the machine. ``test_cluster.py`` runs this
+script there; it writes what it saw as JSON::
+
+    python tests/crawl/cluster_scenarios.py OUT.json WORKDIR FACES_DIR
+
+1. ``local``: the URL list crawled on this machine (no Ray): the reference.
+2. ``ray``: the same list crawled with ``--ray`` on a 3-node ``ray.cluster_utils.Cluster``
+   (one CPU each), ``--per-host 2``; the image host counts its peak requests at once.
+3. ``loss``: the same again into a fresh data dir, and one worker node removed as soon
+   as it has finished a batch and holds another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from sozy.config import Settings, load_settings
+from sozy.crawl.cluster import ClusterEngine, RayCluster
+from sozy.crawl.pipeline import CrawlPlan
+from sozy.crawl.runner import run_crawl
+from sozy.crawl.state import CrawlState
+from tests.crawl.conftest import QUICK, stored_points
+from tests.servers.gallery import Gallery, gallery
+
+PER_HOST = 2
+NODES = 3
+
+
+def settings_for(data_dir: Path) -> Settings:
+    return load_settings(environ={}, overrides={
+        **QUICK, "data_dir": str(data_dir), "engine.workers": 0, "crawl.per_host": PER_HOST,
+        "crawl.cluster_batch": 2, "crawl.total_timeout_s": 30.0, "crawl.read_timeout_s": 20.0,
+    })
+
+
+class _Recording(RayCluster):
+    """A RayCluster that keeps the engine it made, so the scenario can watch its nodes."""
+
+    engines: list[ClusterEngine] = []
+
+    def engine(self, settings: Settings) -> ClusterEngine:
+        engine = super().engine(settings)
+        self.engines.append(engine)
+        return engine
+
+
+async def crawl(settings: Settings, urls: Path, cluster: RayCluster | None) -> dict[str, Any]:
+    result = await run_crawl(settings, CrawlPlan(url_lists=(urls,)), progress=False, print_summary=False,
+                             handle_signals=False, cluster=cluster)
+    points = await stored_points(settings)
+    with CrawlState(settings.data_path / settings.crawl.state_file) as state:
+        rows = state.urls()
+    return {
+        "exit_code": result.exit_code,
+        "summary": result.summary,
+        "points": {p.id: {k: p.payload.get(k) for k in ("name", "person_id", "label", "image_sha256")}
+                   for p in points},
+        "statuses": {r.url: r.status for r in rows},
+        "attempts": {r.url: r.attempts for r in rows},
+    }
+
+
+async def remove_when_busy(cluster: Any, victim: Any, recorder: type[_Recording]) -> str:
+    """Remove ``victim`` once it has finished a batch and holds another; returns its node name."""
+    while not recorder.engines:
+        await asyncio.sleep(0.05)
+    engine = recorder.engines[-1]
+    name = ""
+    while not name:
+        name = next((n for n in engine.nodes if n.endswith(victim.node_id[:6])), "")
+        await asyncio.sleep(0.05)
+    while not (engine.batches[name] >= 1 and engine.in_flight[name] >= 1):
+        await asyncio.sleep(0.05)
+    await asyncio.to_thread(cluster.remove_node, victim)
+    return name
+
+
+async def main(out: Path, work: Path, faces_dir: Path) -> None:
+    from ray.cluster_utils import Cluster
+
+    logging.basicConfig(level=logging.WARNING)
+    report: dict[str, Any] = {}
+    async with gallery(faces_dir) as host:
+        urls = host.url_list(work / "photos.csv")
+        report["photos"] = len(host.photos)
+        report["local"] = await crawl(settings_for(work / "local"), urls, None)
+
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+        workers = [cluster.add_node(num_cpus=1) for _ in range(NODES - 1)]
+        cluster.wait_for_nodes()
+        try:
+            host.peak = host.requests = 0
+            report["ray"] = await crawl(settings_for(work / "ray"), urls, RayCluster(cluster.address))
+            report["ray"]["peak"] = host.peak
+            report["ray"]["requests"] = host.requests
+
+            _Recording.engines = []
+            loss = asyncio.ensure_future(crawl(settings_for(work / "loss"), urls, _Recording(cluster.address)))
+            remover = asyncio.ensure_future(remove_when_busy(cluster, workers[-1], _Recording))
+            done, _ = await asyncio.wait([loss, remover], return_when=asyncio.FIRST_COMPLETED)
+            report["loss"] = await loss
+            report["loss"]["removed"] = await remover if remover in done else None
+            if not remover.done():
+                remover.cancel()
+            engine = _Recording.engines[-1]
+            report["loss"]["lost"] = engine.lost
+            report["loss"]["redone"] = engine.redone
+        finally:
+            cluster.shutdown()
+    out.write_text(json.dumps(report, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])))
