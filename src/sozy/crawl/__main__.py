@@ -3,7 +3,8 @@
 Exit codes: 0 the crawl ran to its end (per-photo failures are in the
 summary), 130 stopped by Ctrl-C (state saved, summary written), 1 a stage
 broke mid-crawl, 2 bad arguments / config / input, 3 the state or store
-could not be opened (e.g. in use), 4 the face engine could not start.
+could not be opened (e.g. in use), 4 the face engine could not start, 5 every
+lookup failed (offline, or a dead endpoint; what was not tried stays pending).
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ examples:
 
 exit codes: 0 finished (per-photo failures are in the summary), 130 interrupted
 (state saved), 1 a stage broke mid-crawl, 2 bad arguments/config/input,
-3 state or store cannot be opened (in use?), 4 the face engine cannot start.
+3 state or store cannot be opened (in use?), 4 the face engine cannot start,
+5 every name/search lookup failed: the host is unreachable (check the network,
+or crawl.wikidata_api / crawl.commons_api / crawl.sparql_url); lookups not
+made stay pending, so the same command resumes them.
 """
 
 

@@ -39,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from sozy.config import Settings
 from sozy.faces.errors import EngineClosed, FaceEngineError, ImageError
@@ -48,6 +49,7 @@ from sozy.sources import ImageSearch, PageSource, SourceError, UrlListReport, Wi
 from sozy.thumbnails import remove_thumbnails
 
 from .naming import face_people
+from .outage import FoldedWarnings, HostDown, Outages, unreachable_host
 from .shard import Shard, name_key
 from .state import DONE, FAILED, PENDING, SKIPPED, ContentOwner, CrawlState, Job, Outcome, Unit, content_rank
 from .stats import CrawlStats
@@ -211,6 +213,10 @@ class Crawler:
         self._data_dir = settings.data_path
         self._wikidata: WikidataNames | None = None
         self._search: ImageSearch | None = None
+        # Lookups (names, image search, top people) by outcome, and the kinds stopped by a host down.
+        self.lookups: Counter[str] = Counter()
+        self.outages = Outages()
+        self._lookup_warnings = FoldedWarnings()
 
     # --- control ---------------------------------------------------------------------
 
@@ -339,6 +345,35 @@ class Crawler:
                 await self._lookup_units(self.plan.lookup_kinds, PENDING)
         except _LimitReached:
             log.info("--limit %d reached: the rest stays for the next run", self.plan.limit)
+        finally:
+            self._lookup_warnings.flush()
+
+    @property
+    def every_lookup_failed(self) -> bool:
+        """Lookups were made this run and none succeeded (offline, or a dead endpoint)."""
+        return self.lookups["failed"] > 0 and self.lookups["done"] == 0
+
+    @property
+    def sources_down(self) -> dict[str, HostDown]:
+        return dict(self.outages.down)
+
+    def _lookup_failed(self, kind: str, label: str, exc: Exception) -> None:
+        """Count a failed lookup; fold repeated warnings; stop its kind when its host is down."""
+        self.lookups["failed"] += 1
+        reason = _reason_of(exc)
+        self._lookup_warnings.warn(kind, reason, "%s lookup %r failed: %s", kind, label, exc)
+        outage = self.outages.failure(kind, exc)
+        if outage is not None:
+            log.error("%s", outage.message(self._setting_hint(outage.host)))
+
+    def _setting_hint(self, host: str) -> str:
+        """Which setting names ``host``, for the line that says what to check."""
+        crawl = self.settings.crawl
+        for key in ("wikidata_api", "commons_api", "sparql_url", "search_url"):
+            url = getattr(crawl, key)
+            if urlsplit(url).netloc == host:
+                return f"crawl.{key} ({url})"
+        return "the source's URL settings (crawl.wikidata_api, crawl.commons_api, crawl.sparql_url)"
 
     async def _emit(self, jobs: Iterable[Job]) -> None:
         for job in jobs:
@@ -508,10 +543,12 @@ class Crawler:
             raise
         except Exception as exc:
             reason = _reason_of(exc)
-            log.warning("%s failed: %s", label, exc)
+            self._lookup_failed(TOP, label, exc)
             await self._db(self.state.fail_unit, TOP, key, reason, str(exc), label=label)
             self.stats.units_failed[f"{TOP}:{reason}"] += 1
             return
+        self.lookups["done"] += 1
+        self.outages.success(TOP)
         await self._db(self.state.finish_unit, TOP, key, label=label)
         self.stats.units_done += 1
 
@@ -526,6 +563,9 @@ class Crawler:
                     break
                 after = units[-1].id
                 for unit in units:
+                    if self.outages.stopped(unit.kind):
+                        self.lookups["not_tried"] += 1  # stays pending for the next run
+                        continue
                     self._check_limit()
                     window.append((unit, asyncio.ensure_future(self._lookup(unit))))
                     if len(window) >= LOOKUP_CONCURRENCY:
@@ -550,11 +590,16 @@ class Crawler:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if self.outages.stopped(unit.kind) and unreachable_host(exc) is not None:
+                self.lookups["not_tried"] += 1  # in flight when its host was found down: stays pending
+                return
             reason = _reason_of(exc)
-            log.warning("%s lookup %r failed: %s", unit.kind, unit.label, exc)
+            self._lookup_failed(unit.kind, unit.label, exc)
             await self._db(self.state.fail_unit, unit.kind, unit.key, reason, str(exc))
             self.stats.units_failed[f"{unit.kind}:{reason}"] += 1
             return
+        self.lookups["done"] += 1
+        self.outages.success(unit.kind)
         # Photos found through a name belong to the name's shard: no URL split here.
         jobs = await self._db(self.state.finish_unit, unit.kind, unit.key,
                               self._keyed(candidates, shard_by_url=False))

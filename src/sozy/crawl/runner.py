@@ -42,6 +42,7 @@ EXIT_FAILED = 1  # the crawl started but a stage broke (e.g. the state file beca
 EXIT_USAGE = 2  # bad arguments, config or input files
 EXIT_STORE = 3  # the state or the store could not be opened (in use, unreachable, mismatched)
 EXIT_ENGINE = 4  # the face engine could not start
+EXIT_LOOKUPS_FAILED = 5  # every lookup failed (offline, or a dead endpoint): nothing could be discovered
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
 SUMMARY_FILE = "crawl-summary.json"
@@ -144,10 +145,12 @@ async def run_crawl(
             exit_code = EXIT_INTERRUPTED
             # Building the search index can take minutes: the next run (or search) does it.
             res.optimize_on_close = False
+        elif exit_code == EXIT_OK and crawler.every_lookup_failed:
+            exit_code = EXIT_LOOKUPS_FAILED
         store_stats = await _store_stats(store)
         summary = build_summary(
             stats,
-            status="interrupted" if interrupted else ("failed" if exit_code == EXIT_FAILED else "finished"),
+            status=_status(exit_code),
             exit_code=exit_code,
             started_at=started_at,
             state_counts=state.url_counts(),
@@ -159,6 +162,8 @@ async def run_crawl(
             discovery=dict(crawler.discovery),
             fetch={k: v for k, v in fetcher.counters.items() if v},
             startup_s=startup_s,
+            lookups=dict(crawler.lookups),
+            sources_down={kind: down.to_dict() for kind, down in crawler.sources_down.items()},
         )
         written: Path | None = None
         try:
@@ -170,6 +175,11 @@ async def run_crawl(
             if written is not None:
                 print(f"  summary: {written}")
     return CrawlResult(exit_code, summary, written)
+
+
+def _status(exit_code: int) -> str:
+    return {EXIT_OK: "finished", EXIT_INTERRUPTED: "interrupted", EXIT_LOOKUPS_FAILED: "incomplete"}.get(
+        exit_code, "failed")
 
 
 @dataclass

@@ -4,8 +4,8 @@ The JSON (``--summary PATH``, default ``<data_dir>/crawl-summary.json``)::
 
     {
       "version": 1,
-      "status": "finished" | "interrupted",
-      "exit_code": 0 | 130,
+      "status": "finished" | "interrupted" | "incomplete" | "failed",
+      "exit_code": 0 | 130 | 5 | 1,  # 5: every lookup failed (see sozy.crawl --help)
       "started_at": "...Z", "finished_at": "...Z",
       "duration_s": 12.3,           # crawling, after startup_s spent opening the store and engine
       "startup_s": 3.1,
@@ -16,8 +16,10 @@ The JSON (``--summary PATH``, default ``<data_dir>/crawl-summary.json``)::
         "failed": N, "skipped": N,
         "failed_by_reason": {"http_404": 3, ...}, "skipped_by_reason": {"robots_txt": 2, ...},
         "people": N,                # distinct names given to stored faces
-        "units_done": N, "units_failed_by_reason": {...}
+        "units_done": N, "units_failed_by_reason": {...},
+        "lookups": {"done": N, "failed": N, "not_tried": N}   # names, image search, top people
       },
+      "sources_down": {"name": {"host": "...", "reason": "connection", "error": "...", "failures": 8}},
       "rates": {"<stage>": {"count": N, "per_s": x, "active_s": x}},   # discovered, fetched, embedded, stored
       "state": {                    # every URL the state file knows, all runs together
         "pending": N, "done": N, "failed": N, "skipped": N,
@@ -63,6 +65,8 @@ def build_summary(
     discovery: Mapping[str, int] | None = None,
     fetch: Mapping[str, int] | None = None,
     startup_s: float = 0.0,
+    lookups: Mapping[str, int] | None = None,
+    sources_down: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The summary as a JSON-ready dict (see the module docstring)."""
     duration = stats.elapsed
@@ -81,6 +85,7 @@ def build_summary(
         "people": len(stats.people),
         "units_done": stats.units_done,
         "units_failed_by_reason": _sorted(stats.units_failed),
+        "lookups": _sorted(lookups or {}),
     }
     rates = {
         stage: {
@@ -107,6 +112,7 @@ def build_summary(
         "shard": shard,
         "sources": list(sources),
         "run": run,
+        "sources_down": {k: dict(v) for k, v in (sources_down or {}).items()},
         "rates": rates,
         "state": state,
         "store": dict(store) if store is not None else None,
@@ -143,6 +149,10 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         lines.append("  failed:  " + _reasons(run["failed_by_reason"]))
     if run["units_failed_by_reason"]:
         lines.append("  lookups failed: " + _reasons(run["units_failed_by_reason"]))
+    if run.get("lookups", {}).get("not_tried"):
+        lines.append(f"  lookups not tried: {run['lookups']['not_tried']} (pending for the next run)")
+    for kind, down in (summary.get("sources_down") or {}).items():
+        lines.append(f"  stopped: {kind} lookups, {down['host']} unreachable ({down['reason']}: {down['error']})")
     rates = summary["rates"]
     active = [f"{stage} {rates[stage]['per_s']:.1f}/s" for stage in STAGES if rates[stage]["count"]]
     lines.append("  rates:  " + (", ".join(active) if active else "nothing processed"))
