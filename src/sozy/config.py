@@ -51,6 +51,12 @@ class EngineSettings:
     min_face_px: int = 20
     # Photos are downscaled to this longest side for detection only.
     max_side: int = 1024
+    # Photos are shrunk to this longest side as they are decoded (landmarks and descriptors
+    # use this copy, boxes are given in original pixels); bounds a worker's memory.
+    max_decode_side: int = 4096
+    # Faces described (landmarks and descriptor) per photo, largest first; the others are
+    # only counted. The API asks for fewer per search (20, or 1 with faces=largest).
+    max_faces: int = 50
     # Decompression-bomb guard: photos with more pixels are refused.
     max_pixels: int = 60_000_000
     # A task running longer fails with task_timeout (its worker is replaced); 0 = no limit.
@@ -135,6 +141,24 @@ class ApiSettings:
     rate_limit_per_minute: int = 60
     # Searches waiting for the engine beyond this are answered 503.
     queue_limit: int = 32
+    # Request bodies being read at once; more uploads are answered 503 before any byte is read.
+    max_uploads: int = 8
+    # A body must arrive within body_timeout_s, with no pause longer than body_idle_timeout_s (else 408).
+    body_timeout_s: float = 60.0
+    body_idle_timeout_s: float = 10.0
+    # With this many connections open (or requests in progress), uvicorn answers 503.
+    max_connections: int = 512
+    # Idle keep-alive connections are closed after this many seconds.
+    keep_alive_s: float = 5.0
+    # Largest request line plus headers, in bytes (h11's limit).
+    max_header_bytes: int = 16384
+    # image_url fetches one client may have running at once (the pool holds 64 connections).
+    fetches_per_client: int = 4
+    # Addresses of reverse proxies whose X-Forwarded-For/-Proto are believed ("*" = any).
+    # Empty: forwarded headers are ignored and the client is the TCP peer.
+    forwarded_allow_ips: tuple[str, ...] = ()
+    # Set: /metrics asks for Authorization: Bearer <metrics_key>. Empty: /metrics is open.
+    metrics_key: str = ""
     cors_origins: tuple[str, ...] = ()
     same_person_threshold: float = 0.6
     fetch_timeout_s: float = 10.0

@@ -73,6 +73,8 @@ class PhotoFaces:
     faces: list[Face]
     # Encoder + detector id, stored with each vector (vectors from different models don't mix).
     model: str = ""
+    # Faces detected in the photo; ``faces`` holds only the largest of them when a cap applied.
+    faces_in_image: int = 0
 
 
 class Label(StrEnum):

@@ -27,6 +27,7 @@ from sozy.store import open_store
 from .index import shared_records
 
 ADMIN_KEY = "test-admin-key-6f1d9a3e"
+METRICS_KEY = "test-metrics-key-0b7c2e91"
 API_TESTS = Path(__file__).resolve().parent
 ApiClient = Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
 
@@ -109,4 +110,28 @@ def live_server(tmp_path_factory, shared_embeddings, face_photos, faces_dir):
     with LiveServer(
         settings, faces_dir, lambda base: shared_records(shared_embeddings, people, faces_dir, base), remote
     ) as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
+def guarded_server(tmp_path_factory, shared_embeddings, face_photos, faces_dir):
+    """uvicorn on 127.0.0.1 with tight limits, for hostile clients: one upload read at a time,
+    bodies that pause 1 s or take 4 s refused, two image_url fetches per client, /metrics keyed."""
+    from .live import LiveServer
+
+    people = {str(p.path.relative_to(faces_dir)): p.people for p in face_photos}
+    settings = base_settings(
+        str(tmp_path_factory.mktemp("guarded")),
+        **{
+            "api.admin_key": ADMIN_KEY,
+            "api.metrics_key": METRICS_KEY,
+            "api.max_uploads": 1,
+            "api.body_idle_timeout_s": 1.0,
+            "api.body_timeout_s": 4.0,
+            "api.fetches_per_client": 2,
+            "api.fetch_timeout_s": 5.0,
+            "api.allow_private_urls": True,
+        },
+    )
+    with LiveServer(settings, faces_dir, lambda base: shared_records(shared_embeddings, people, faces_dir, base)) as live:
         yield live

@@ -13,9 +13,11 @@ from pathlib import Path
 from types import TracebackType
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from sozy.api import create_app
 from sozy.api.remote import RemoteImages
+from sozy.api.server import server_config
 from sozy.config import Settings
 from sozy.records import FaceRecord
 from sozy.store import open_store
@@ -78,7 +80,7 @@ class LiveServer:
             await store.upsert(list(self.records_for(photos.url)))
             await store.close()
             app = create_app(self.settings, remote=self.remote() if self.remote else None)
-            config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+            config = server_config(app, self.settings.replace(**{"api.host": "127.0.0.1"}), port=0)
             self._server = uvicorn.Server(config)
             serving = asyncio.create_task(self._server.serve())
             while not self._server.started:
@@ -90,3 +92,29 @@ class LiveServer:
             self.url = f"http://127.0.0.1:{port}"
             self._ready.set()
             await serving
+
+
+class AppServer:
+    """Any ASGI app behind uvicorn as ``server_config`` sets it up: ``with AppServer(app, settings) as s: s.url``."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.config = server_config(app, settings.replace(**{"api.host": "127.0.0.1"}), port=0)
+        self.server = uvicorn.Server(self.config)
+        self.url = ""
+        self._thread = threading.Thread(target=self.server.run, name="sozy-app-server", daemon=True)
+
+    def __enter__(self) -> AppServer:
+        self._thread.start()
+        for _ in range(int(START_TIMEOUT_S / 0.02)):
+            if self.server.started or not self._thread.is_alive():
+                break
+            self._thread.join(0.02)
+        if not self.server.started:
+            raise RuntimeError("uvicorn did not start")
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.should_exit = True
+        self._thread.join(30)

@@ -95,3 +95,31 @@ async def test_takedown_deletes_by_image_url_page_url_and_name(api_client, small
     names = [m["name"] for m in search.json()["faces"][0]["matches"]]
     assert "obama" not in names
     assert await small_store.count() == len(index_records) - by_name - 2
+
+
+def test_faces_and_stats_say_how_they_may_be_cached(guarded_server, faces_dir):
+    import httpx
+
+    url = guarded_server.url
+    photo = (faces_dir / HELD_OUT).read_bytes()
+    found = httpx.post(f"{url}/v1/search", content=photo, headers={"Content-Type": "image/jpeg"}, timeout=60)
+    assert found.headers["cache-control"] == "no-store"
+    face_id = found.json()["faces"][0]["matches"][0]["face_id"]
+    face = httpx.get(f"{url}/v1/faces/{face_id}", timeout=60)
+    assert face.status_code == 200
+    assert face.headers["cache-control"] == "public, max-age=60"
+    stats = httpx.get(f"{url}/v1/stats", timeout=60)
+    assert stats.headers["cache-control"] == "public, max-age=10"
+
+
+def test_metrics_need_the_metrics_key_when_one_is_set(guarded_server):
+    import httpx
+
+    from .conftest import METRICS_KEY
+
+    url = guarded_server.url
+    assert httpx.get(f"{url}/metrics", timeout=60).status_code == 401
+    assert httpx.get(f"{url}/metrics", headers={"Authorization": "Bearer wrong"}, timeout=60).status_code == 401
+    keyed = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {METRICS_KEY}"}, timeout=60)
+    assert keyed.status_code == 200
+    assert "sozy_uploads_reading" in keyed.text

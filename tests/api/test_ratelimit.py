@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sozy.api.admission import EngineGate
+from sozy.api.admission import engine_gate
 from sozy.api.errors import ApiError
 from sozy.api.ratelimit import RateLimiter
 
@@ -46,7 +46,7 @@ def test_memory_is_bounded():
 
 
 def test_gate_refuses_beyond_its_limit_and_frees_slots():
-    gate = EngineGate(limit=2, workers=1)
+    gate = engine_gate(limit=2, workers=1)
     gate.observe(2.0)
     with gate.slot(), gate.slot():
         assert gate.pending == 2

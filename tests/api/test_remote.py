@@ -13,7 +13,7 @@ from sozy.api.errors import ApiError
 from sozy.api.remote import AddressPolicy, BlockedAddress, RemoteImages, check_url, guarded_socket_factory
 
 from .dns import MapResolver
-from .index import HELD_OUT
+from .index import HELD_OUT, photo_url
 from .servers import PhotoServer
 
 
@@ -251,3 +251,40 @@ def test_check_url_refuses_other_schemes(url):
     with pytest.raises(ApiError) as caught:
         check_url(url, AddressPolicy())
     assert caught.value.code == "bad_url"
+
+
+def test_each_client_gets_a_share_of_the_fetch_pool(guarded_server):
+    """api.fetches_per_client = 2: a client holding two slow fetches is refused a third
+    (429, Retry-After), while another client's fetch goes ahead."""
+    import threading
+
+    import httpx
+
+    from .rawhttp import wait_for
+
+    url = guarded_server.url
+    photos = guarded_server.photos
+    slow = {"image_url": f"{photos.url}/slow"}
+    held: list[int] = []
+
+    def hold() -> None:
+        held.append(httpx.post(f"{url}/v1/search", json=slow, timeout=60).status_code)
+
+    threads = [threading.Thread(target=hold) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_for(lambda: photos.hits.count("/slow") >= 2, "two slow fetches to reach the image host")
+        third = httpx.post(f"{url}/v1/search", json=slow, timeout=60)
+        assert third.status_code == 429, third.text
+        assert third.json()["error"]["code"] == "too_many_fetches"
+        assert int(third.headers["Retry-After"]) >= 1
+        assert photos.hits.count("/slow") == 2  # refused before connecting
+        other = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=60)
+        with other:
+            served = other.post(f"{url}/v1/search", json={"image_url": photo_url(photos.url, HELD_OUT)})
+        assert served.status_code == 200, served.text
+    finally:
+        for thread in threads:
+            thread.join(60)
+    assert held == [400, 400]  # each ran into api.fetch_timeout_s

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
+import httpx
 import pytest
 
 from .index import HELD_OUT
@@ -144,3 +145,20 @@ async def test_image_url_from_a_local_server(api_client, faces_dir):
     assert response.json()["faces"][0]["matches"][0]["name"] == "obama"
     assert server.hits == [f"/redirect?to=/photos/{HELD_OUT}", f"/photos/{HELD_OUT}"]
 
+
+
+@pytest.mark.parametrize("value", ["²", "١", "５", "٣", "1²", "0x5", "-1", "+3", "1e1", " ", "9" * 30])
+def test_numeric_parameters_take_ascii_digits_only(guarded_server, faces_dir, value):
+    """str.isdigit() also says yes to superscripts (which int() refuses: a 500 once) and to
+    other scripts' digits; every such value is a clean 400, over a real socket."""
+    photo = (faces_dir / HELD_OUT).read_bytes()
+    for name in ("k", "per_person"):
+        response = httpx.post(
+            f"{guarded_server.url}/v1/search",
+            params={name: value},
+            content=photo,
+            headers={"Content-Type": "image/jpeg"},
+            timeout=60,
+        )
+        assert response.status_code == 400, (name, value, response.text)
+        assert response.json()["error"]["code"] == "bad_parameter"

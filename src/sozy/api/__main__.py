@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import uvicorn
 
 from sozy.api.app import create_app
+from sozy.api.server import server_config
 from sozy.config import ConfigError, load_settings
 from sozy.logs import setup_logging
 
@@ -48,17 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     setup_logging(settings.log_level)
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.api.host,
-        port=settings.api.port,
-        log_config=None,  # keep sozy's logging set-up
-        log_level=settings.log_level.lower(),
-        lifespan="on",
-        proxy_headers=True,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    config = server_config(app, settings)
     server = uvicorn.Server(config)
     server.run()
     # uvicorn reports a failed startup (e.g. the store is in use) by not starting.

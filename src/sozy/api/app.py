@@ -15,9 +15,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from sozy.api import faces, health, pages, search, thumbnails
-from sozy.api.admission import EngineGate
+from sozy.api.accesslog import AccessLog
+from sozy.api.admission import engine_gate, upload_gate
 from sozy.api.context import ApiContext
 from sozy.api.errors import exception_handlers
+from sozy.api.framing import FramingGuard
 from sozy.api.metrics import MetricsMiddleware
 from sozy.api.openapi import openapi_schema
 from sozy.api.ratelimit import Endpoint, RateLimiter, rate_limited
@@ -47,13 +49,15 @@ def create_app(
     api = settings.api
     ctx = ApiContext(
         settings=settings,
-        gate=EngineGate(api.queue_limit, workers=max(1, settings.engine.workers)),
+        gate=engine_gate(api.queue_limit, workers=max(1, settings.engine.workers)),
+        uploads=upload_gate(api.max_uploads),
         limiter=RateLimiter(api.rate_limit_per_minute),
         remote=remote
         or RemoteImages(
             max_bytes=api.max_upload_bytes,
             timeout_s=api.fetch_timeout_s,
             policy=AddressPolicy(allow_private=api.allow_private_urls),
+            per_client=api.fetches_per_client,
         ),
         engine=engine,
         store=store,
@@ -72,7 +76,7 @@ def create_app(
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz_endpoint(ctx), methods=["GET"]),
-        Route("/metrics", ctx.metrics.endpoint, methods=["GET"]),
+        Route("/metrics", ctx.metrics.endpoint(api.metrics_key), methods=["GET"]),
         Route("/v1/search", limited(search.search_endpoint(ctx)), methods=["POST"]),
         Route("/v1/stats", limited(faces.stats_endpoint(ctx)), methods=["GET"]),
         Route("/v1/faces/{id}", limited(faces.face_endpoint(ctx)), methods=["GET"]),
@@ -81,7 +85,11 @@ def create_app(
         Route("/thumbnails/{id}.jpg", thumbnails.thumbnail_endpoint(settings.data_path), methods=["GET"]),
         Mount("/static", app=pages.Static(), name="static"),
     ]
-    middleware = [Middleware(MetricsMiddleware, metrics=ctx.metrics)]
+    middleware = [
+        Middleware(FramingGuard),
+        Middleware(AccessLog),
+        Middleware(MetricsMiddleware, metrics=ctx.metrics),
+    ]
     if api.cors_origins:
         middleware.append(
             Middleware(
@@ -101,7 +109,7 @@ def create_app(
                 ctx.engine = await _open_engine(settings, stack)
             if ctx.store is None:
                 ctx.store = await _open_store(settings, stack)
-            ctx.gate.workers = max(1, int(getattr(ctx.engine, "workers", 1) or 1))
+            ctx.gate.servers = max(1, int(getattr(ctx.engine, "workers", 1) or 1))
             await ctx.remote.start()
             stack.push_async_callback(ctx.remote.close)
             log.info(

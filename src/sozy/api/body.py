@@ -5,7 +5,9 @@ field ``image``; JSON ``{"image_base64": ...}`` or ``{"image_url": ...}``; or
 the raw photo with an ``image/*`` (or ``application/octet-stream``) type.
 
 The cap is enforced while the body streams in, whatever ``Content-Length``
-says (or when there is none, as with chunked uploads). Multipart is parsed
+says (or when there is none, as with chunked uploads), and so are two clocks
+(:class:`BodyTimeouts`): a body that pauses too long, or takes too long as a
+whole, is answered 408. Multipart is parsed
 with python-multipart's low-level streaming parser straight into a
 ``bytearray``: Starlette's ``request.form()`` would spool large files to a
 temporary file, and an uploaded photo must never touch the disk.
@@ -13,10 +15,12 @@ temporary file, and an uploaded photo must never touch the disk.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -36,6 +40,14 @@ _BASE64_WHITESPACE = re.compile(rb"[\s]+")
 
 
 @dataclass(frozen=True, slots=True)
+class BodyTimeouts:
+    """How long a body may take in all (``total_s``), and pause between chunks (``idle_s``)."""
+
+    total_s: float = 60.0
+    idle_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class SearchInput:
     """What the client sent: the photo's bytes, or a URL to fetch it from."""
 
@@ -47,7 +59,9 @@ def too_large(limit: int) -> ApiError:
     return ApiError(413, "too_large", f"the photo is larger than the limit of {limit} bytes")
 
 
-async def read_search_input(request: Request, max_image_bytes: int) -> SearchInput:
+async def read_search_input(
+    request: Request, max_image_bytes: int, timeouts: BodyTimeouts = BodyTimeouts()
+) -> SearchInput:
     """Parse the body by its Content-Type; raise :class:`ApiError` for anything unusable."""
     media_type, params = parse_options_header(request.headers.get("content-type"))
     kind = media_type.decode("latin-1")
@@ -55,13 +69,13 @@ async def read_search_input(request: Request, max_image_bytes: int) -> SearchInp
         boundary = params.get(b"boundary")
         if not boundary:
             raise ApiError(400, "bad_multipart", "multipart/form-data without a boundary")
-        return SearchInput(image=await _read_multipart(request, boundary, max_image_bytes))
+        return SearchInput(image=await _read_multipart(request, boundary, max_image_bytes, timeouts))
     if kind == "application/json" or kind.endswith("+json"):
         # Base64 inflates by 4/3; the decoded photo is checked against the real limit below.
-        body = await read_body(request, (max_image_bytes + 2) // 3 * 4 + FRAMING_ALLOWANCE, max_image_bytes)
+        body = await read_body(request, (max_image_bytes + 2) // 3 * 4 + FRAMING_ALLOWANCE, max_image_bytes, timeouts)
         return _parse_json(body, max_image_bytes)
     if kind.startswith("image/") or kind == "application/octet-stream":
-        return SearchInput(image=await read_body(request, max_image_bytes, max_image_bytes))
+        return SearchInput(image=await read_body(request, max_image_bytes, max_image_bytes, timeouts))
     shown = kind or "none"
     raise ApiError(
         415,
@@ -70,11 +84,13 @@ async def read_search_input(request: Request, max_image_bytes: int) -> SearchInp
     )
 
 
-async def read_body(request: Request, limit: int, reported_limit: int) -> bytes:
+async def read_body(
+    request: Request, limit: int, reported_limit: int, timeouts: BodyTimeouts = BodyTimeouts()
+) -> bytes:
     """The whole body, refusing with 413 as soon as more than ``limit`` bytes arrive."""
     _check_content_length(request, limit, reported_limit)
     body = bytearray()
-    async for chunk in _stream(request):
+    async for chunk in _stream(request, timeouts):
         if len(body) + len(chunk) > limit:
             raise too_large(reported_limit)
         body += chunk
@@ -85,19 +101,39 @@ def _check_content_length(request: Request, limit: int, reported_limit: int) -> 
     declared = request.headers.get("content-length")
     if declared is None:
         return
-    if not declared.isdigit():
+    if not (declared.isascii() and declared.isdigit()):
         raise ApiError(400, "bad_content_length", "Content-Length is not a number")
     if int(declared) > limit:
         raise too_large(reported_limit)
 
 
-async def _stream(request: Request) -> AsyncIterator[bytes]:
+async def _stream(request: Request, timeouts: BodyTimeouts) -> AsyncIterator[bytes]:
+    deadline = time.monotonic() + timeouts.total_s
+    chunks = request.stream()
     try:
-        async for chunk in request.stream():
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                async with asyncio.timeout(max(0.0, min(timeouts.idle_s, left))):
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise _body_timeout(timeouts, idle=left > timeouts.idle_s) from None
             if chunk:
                 yield chunk
     except ClientDisconnect:
         raise ApiError(400, "client_disconnected", "the client went away before the body was read") from None
+    finally:
+        await chunks.aclose()
+
+
+def _body_timeout(timeouts: BodyTimeouts, *, idle: bool) -> ApiError:
+    if idle:
+        message = f"the body stopped arriving for {timeouts.idle_s:g} s"
+    else:
+        message = f"the body took longer than {timeouts.total_s:g} s to arrive"
+    return ApiError(408, "body_timeout", message)
 
 
 class _Silent:
@@ -187,7 +223,7 @@ class _ImagePartCollector:
         self.finished = True
 
 
-async def _read_multipart(request: Request, boundary: bytes, max_image_bytes: int) -> bytes:
+async def _read_multipart(request: Request, boundary: bytes, max_image_bytes: int, timeouts: BodyTimeouts) -> bytes:
     limit = max_image_bytes + FRAMING_ALLOWANCE
     _check_content_length(request, limit, max_image_bytes)
     collector = _ImagePartCollector(max_image_bytes)
@@ -197,7 +233,7 @@ async def _read_multipart(request: Request, boundary: bytes, max_image_bytes: in
     except (FormParserError, ValueError) as exc:
         raise ApiError(400, "bad_multipart", f"unusable multipart boundary: {exc}") from None
     received = 0
-    async for chunk in _stream(request):
+    async for chunk in _stream(request, timeouts):
         received += len(chunk)
         if received > limit:
             raise too_large(max_image_bytes)

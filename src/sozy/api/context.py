@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sozy.api.admission import EngineGate
+from sozy.api.admission import Gate
 from sozy.api.errors import ApiError
 from sozy.api.metrics import ApiMetrics
 from sozy.api.ratelimit import RateLimiter
@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 @dataclass
 class ApiContext:
     settings: Settings
-    gate: EngineGate
+    gate: Gate  # searches at the face engine
+    uploads: Gate  # request bodies being read
     limiter: RateLimiter
     remote: RemoteImages
     metrics: ApiMetrics = field(init=False)
@@ -40,6 +41,7 @@ class ApiContext:
         self.metrics = ApiMetrics(
             queue_depth=lambda: float(self.gate.pending),
             engine_in_flight=lambda: float(getattr(self.engine, "in_flight", 0) or 0),
+            uploads_reading=lambda: float(self.uploads.pending),
         )
 
     def require_engine(self) -> FaceEngine:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -12,6 +11,7 @@ from dataclasses import asdict
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from sozy.api.auth import require_bearer
 from sozy.api.context import ApiContext
 from sozy.api.errors import ApiError
 from sozy.api.results import record_json
@@ -21,6 +21,9 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 # What a takedown may select by (the store's delete() filters).
 TAKEDOWN_FIELDS = ("image_url", "page_url", "name", "source")
 STATS_TTL_S = 10.0
+# A stored face changes only by a takedown, which caches then see within a minute.
+FACE_CACHE_CONTROL = "public, max-age=60"
+STATS_CACHE_CONTROL = f"public, max-age={STATS_TTL_S:.0f}"
 
 
 def face_endpoint(ctx: ApiContext) -> Endpoint:
@@ -36,7 +39,7 @@ def face_endpoint(ctx: ApiContext) -> Endpoint:
             ctx.metrics.store.labels("get").observe(time.perf_counter() - started)
         if record is None:
             raise ApiError(404, "not_found", "no stored face has this id")
-        return JSONResponse(record_json(face_id, record))
+        return JSONResponse(record_json(face_id, record), headers={"Cache-Control": FACE_CACHE_CONTROL})
 
     return get_face
 
@@ -55,7 +58,7 @@ def takedown_endpoint(ctx: ApiContext) -> Endpoint:
         if not admin_key:
             # Without a configured key the route does not exist, as far as clients can tell.
             raise ApiError(404, "not_found", "not found")
-        _authorize(request, admin_key)
+        require_bearer(request, admin_key, "admin key")
         selectors = {}
         for name in TAKEDOWN_FIELDS:
             value = request.query_params.get(name)
@@ -74,25 +77,16 @@ def takedown_endpoint(ctx: ApiContext) -> Endpoint:
             ctx.metrics.store.labels("delete").observe(time.perf_counter() - started)
         ctx.stats_cache = None
         await asyncio.to_thread(remove_thumbnails, ctx.settings.data_path, ids)
-        return JSONResponse({"deleted": len(ids)})
+        return JSONResponse({"deleted": len(ids)}, headers={"Cache-Control": "no-store"})
 
     return delete_faces
-
-
-def _authorize(request: Request, admin_key: str) -> None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    # compare_digest on bytes: constant time, and no TypeError for non-ASCII input.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), admin_key.encode()):
-        raise ApiError(
-            401, "unauthorized", "a valid admin key is needed: Authorization: Bearer <key>", {"WWW-Authenticate": "Bearer"}
-        )
 
 
 def stats_endpoint(ctx: ApiContext) -> Endpoint:
     async def stats(request: Request) -> Response:
         now = time.monotonic()
         if ctx.stats_cache is not None and now - ctx.stats_cache[0] < STATS_TTL_S:
-            return JSONResponse(ctx.stats_cache[1])
+            return JSONResponse(ctx.stats_cache[1], headers={"Cache-Control": STATS_CACHE_CONTROL})
         store = ctx.require_store()
         engine = ctx.require_engine()
         started = time.perf_counter()
@@ -111,6 +105,6 @@ def stats_endpoint(ctx: ApiContext) -> Endpoint:
             "engine": {"workers": int(engine.workers), "device": str(engine.device)},
         }
         ctx.stats_cache = (now, body)
-        return JSONResponse(body)
+        return JSONResponse(body, headers={"Cache-Control": STATS_CACHE_CONTROL})
 
     return stats

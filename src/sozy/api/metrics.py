@@ -8,13 +8,15 @@ shows exactly one app's numbers. Requests are labelled by route *template*
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sozy.api.auth import require_bearer
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 UNMATCHED_ROUTE = "<unmatched>"
@@ -25,7 +27,12 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 class ApiMetrics:
     """The app's metrics: HTTP traffic, engine and store time, the engine queue."""
 
-    def __init__(self, queue_depth: Callable[[], float], engine_in_flight: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        queue_depth: Callable[[], float],
+        engine_in_flight: Callable[[], float],
+        uploads_reading: Callable[[], float] = lambda: 0.0,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "sozy_http_requests",
@@ -71,12 +78,30 @@ class ApiMetrics:
             registry=self.registry,
         )
         self.engine_in_flight.set_function(engine_in_flight)
+        self.uploads_reading = Gauge(
+            "sozy_uploads_reading",
+            "Request bodies being read right now (bounded by api.max_uploads).",
+            registry=self.registry,
+        )
+        self.uploads_reading.set_function(uploads_reading)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
-    async def endpoint(self, request: Request) -> Response:
-        return Response(self.render(), media_type=CONTENT_TYPE_LATEST)
+    def endpoint(self, key: str = "") -> Callable[[Request], Awaitable[Response]]:
+        """``GET /metrics``; with a ``key``, only for ``Authorization: Bearer <key>``."""
+
+        async def metrics(request: Request) -> Response:
+            if key:
+                require_bearer(request, key)
+            return Response(self.render(), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
+
+        return metrics
+
+
+def method_label(method: str) -> str:
+    """The method, or ``OTHER`` for one a client invented (bounded label and log values)."""
+    return method if method in _METHODS else "OTHER"
 
 
 class MetricsMiddleware:
@@ -104,7 +129,6 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or UNMATCHED_ROUTE
-            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            labels = (method, template, str(status))
+            labels = (method_label(scope["method"]), template, str(status))
             self.metrics.requests.labels(*labels).inc()
             self.metrics.latency.labels(*labels).observe(time.perf_counter() - started)

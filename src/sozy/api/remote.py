@@ -17,7 +17,10 @@ classic server-side request forgery (SSRF) hole. The policy here:
 - redirects are followed by hand, at most ``MAX_REDIRECTS``, each target
   checked like the first URL;
 - the body is capped in bytes while it streams in, and the whole fetch in time;
-- no cookies, no proxies from the environment.
+- no cookies, no proxies from the environment;
+- each client gets a small share of the connection pool (``per_client``
+  fetches at once, beyond that 429), so one client's slow hosts cannot queue
+  everyone else's fetches.
 
 ``api.allow_private_urls`` lifts the private-address rule for tests and
 private deployments; cloud metadata addresses stay refused even then.
@@ -26,7 +29,9 @@ private deployments; cloud metadata addresses stay refused even then.
 from __future__ import annotations
 
 import asyncio
+import collections
 import ipaddress
+import math
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -43,6 +48,8 @@ from sozy.api.errors import ApiError
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_REDIRECTS = 5
+# Connections to image hosts shared by all clients' fetches.
+POOL_CONNECTIONS = 64
 USER_AGENT = "SozyBot/0.1 (lookalike search; fetches one photo a user asked for)"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Instance metadata services: never reachable, whatever the settings say.
@@ -169,8 +176,12 @@ class RemoteImages:
         policy: AddressPolicy | None = None,
         resolver: AbstractResolver | None = None,
         max_redirects: int = MAX_REDIRECTS,
+        per_client: int = 4,
     ) -> None:
         self.max_bytes = max_bytes
+        # One client's share of the pool: its fetches beyond this are refused (429).
+        self.per_client = max(1, per_client)
+        self._fetching: collections.Counter[str] = collections.Counter()
         self.timeout_s = timeout_s
         self.policy = policy or AddressPolicy()
         self.max_redirects = max_redirects
@@ -184,7 +195,7 @@ class RemoteImages:
             resolver=GuardedResolver(self.policy, self._inner_resolver),
             socket_factory=guarded_socket_factory(self.policy),
             use_dns_cache=False,
-            limit=64,
+            limit=POOL_CONNECTIONS,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -208,13 +219,31 @@ class RemoteImages:
     ) -> None:
         await self.close()
 
-    async def fetch(self, url: str) -> bytes:
-        """The photo at ``url``; raises :class:`ApiError` (400/413) for anything refused or failed."""
+    async def fetch(self, url: str, client: str = "") -> bytes:
+        """The photo at ``url``; raises :class:`ApiError` (400/413) for anything refused or failed,
+        429 when ``client`` already has its share of fetches running."""
         if self._session is None:
             raise RuntimeError("RemoteImages.start() was not called")
+        if self._fetching[client] >= self.per_client:
+            retry_after = str(max(1, math.ceil(self.timeout_s)))
+            raise ApiError(
+                429,
+                "too_many_fetches",
+                f"{self.per_client} image_url fetches of yours are still running; try again in {retry_after} s",
+                {"Retry-After": retry_after},
+            )
+        self._fetching[client] += 1
+        try:
+            return await self._fetch(self._session, url)
+        finally:
+            self._fetching[client] -= 1
+            if not self._fetching[client]:
+                del self._fetching[client]
+
+    async def _fetch(self, session: aiohttp.ClientSession, url: str) -> bytes:
         try:
             async with asyncio.timeout(self.timeout_s):
-                return await self._follow(self._session, url)
+                return await self._follow(session, url)
         except TimeoutError:
             raise ApiError(400, "fetch_timeout", f"fetching image_url took longer than {self.timeout_s:g} s") from None
 

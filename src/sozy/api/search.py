@@ -12,7 +12,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from sozy.api.body import read_search_input
+from sozy.api.body import BodyTimeouts, read_search_input
 from sozy.api.context import ApiContext
 from sozy.api.errors import ApiError
 from sozy.api.results import face_json
@@ -41,6 +41,11 @@ class SearchParams:
     # Offer faces of nobody known too (each its own "person", marked unnamed).
     unnamed: bool = False
 
+    @property
+    def max_faces(self) -> int:
+        """Faces of the photo described and searched, largest first."""
+        return 1 if self.faces == "largest" else MAX_FACES
+
     @classmethod
     def from_query(cls, query: QueryParams) -> SearchParams:
         return cls(
@@ -56,7 +61,8 @@ def _int_param(query: QueryParams, name: str, default: int, low: int, high: int)
     if raw is None:
         return default
     text = raw.strip()
-    if not text.isdigit() or len(text) > 6 or not low <= int(text) <= high:
+    # ASCII only: str.isdigit() also accepts "²" (which int() refuses) and other scripts' digits.
+    if not (text.isascii() and text.isdigit()) or len(text) > 6 or not low <= int(text) <= high:
         raise ApiError(400, "bad_parameter", f"{name} must be a whole number from {low} to {high}")
     return int(text)
 
@@ -87,20 +93,14 @@ def search_endpoint(ctx: ApiContext) -> Callable[[Request], Awaitable[Response]]
         params = SearchParams.from_query(request.query_params)
         engine = ctx.require_engine()
         store = ctx.require_store()
-        ctx.gate.check()  # refuse before reading a body we could not process anyway
-        source = await read_search_input(request, api.max_upload_bytes)
-        image = source.image
-        if source.image_url is not None:
-            fetch_started = time.perf_counter()
-            try:
-                image = await ctx.remote.fetch(source.image_url)
-            finally:
-                ctx.metrics.fetch.observe(time.perf_counter() - fetch_started)
-        if not image:
-            raise ApiError(400, "empty_image", "the photo is empty (0 bytes)")
-        photo = await _embed(ctx, engine, image)
-        del image, source  # the photo's bytes are not needed (nor kept) past this point
-        faces = photo.faces[:1] if params.faces == "largest" else photo.faces[:MAX_FACES]
+        client = request.client.host if request.client else "unknown"
+        # The engine slot is reserved before a byte of the body is read, and uploads being
+        # read are bounded on their own: a refusal costs neither memory nor a worker.
+        with ctx.gate.slot():
+            image = await _receive(ctx, request, client)
+            photo = await _embed(ctx, engine, image, params.max_faces)
+        del image  # the photo's bytes are not needed (nor kept) past this point
+        faces = photo.faces[: params.max_faces]
         if not faces:
             raise ApiError(422, "no_face", "no face was found in the photo")
         people = await asyncio.gather(*(_nearest(ctx, store, face, params) for face in faces))
@@ -113,21 +113,42 @@ def search_endpoint(ctx: ApiContext) -> Callable[[Request], Awaitable[Response]]
     return search
 
 
-async def _embed(ctx: ApiContext, engine: FaceEngine, image: bytes) -> PhotoFaces:
-    with ctx.gate.slot():
-        started = time.perf_counter()
+async def _receive(ctx: ApiContext, request: Request, client: str) -> bytes:
+    """The photo's bytes: the body, read under an upload slot, or what image_url points to."""
+    api = ctx.settings.api
+    with ctx.uploads.slot():
+        read_started = time.perf_counter()
+        source = await read_search_input(
+            request, api.max_upload_bytes, BodyTimeouts(total_s=api.body_timeout_s, idle_s=api.body_idle_timeout_s)
+        )
+        ctx.uploads.observe(time.perf_counter() - read_started)
+    image = source.image
+    if source.image_url is not None:
+        fetch_started = time.perf_counter()
         try:
-            return await engine.embed(image)
-        except ImageError as exc:
-            raise image_error(exc) from None
-        except (TaskFailed, EngineClosed) as exc:
-            raise ApiError(
-                503, exc.code, "the face engine could not process the photo right now; try again", {"Retry-After": "5"}
-            ) from None
+            image = await ctx.remote.fetch(source.image_url, client)
         finally:
-            elapsed = time.perf_counter() - started
-            ctx.gate.observe(elapsed)
-            ctx.metrics.embed.observe(elapsed)
+            ctx.metrics.fetch.observe(time.perf_counter() - fetch_started)
+    if not image:
+        raise ApiError(400, "empty_image", "the photo is empty (0 bytes)")
+    return image
+
+
+async def _embed(ctx: ApiContext, engine: FaceEngine, image: bytes, max_faces: int) -> PhotoFaces:
+    position = engine.in_flight + 1  # where this photo joins the engine's queue
+    started = time.perf_counter()
+    try:
+        return await engine.embed(image, max_faces=max_faces)
+    except ImageError as exc:
+        raise image_error(exc) from None
+    except (TaskFailed, EngineClosed) as exc:
+        raise ApiError(
+            503, exc.code, "the face engine could not process the photo right now; try again", {"Retry-After": "5"}
+        ) from None
+    finally:
+        elapsed = time.perf_counter() - started
+        ctx.gate.observe(elapsed, position)
+        ctx.metrics.embed.observe(elapsed)
 
 
 async def _nearest(ctx: ApiContext, store: FaceStore, face: Face, params: SearchParams) -> list[PersonHit]:

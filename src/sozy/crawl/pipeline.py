@@ -721,7 +721,7 @@ class Crawler:
         return [
             FaceRecord(
                 vector=face.vector, image_url=job.url, box=face.box, image_width=found.width,
-                image_height=found.height, image_sha256=sha, faces_in_image=len(found.faces),
+                image_height=found.height, image_sha256=sha, faces_in_image=max(found.faces_in_image, len(found.faces)),
                 source=cand.source, model=model, page_url=cand.page_url, name=person.name,
                 person_id=person.person_id, label=person.label, license=cand.license,
                 attribution=cand.attribution, crawled_at=now,

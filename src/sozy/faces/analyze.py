@@ -75,21 +75,27 @@ class FaceAnalyzer:
 
     # -- public API -----------------------------------------------------------------
 
-    def analyze(self, data: bytes) -> PhotoFaces:
-        """Decode photo bytes and return every face, largest first. Raises ImageError."""
-        return self.analyze_array(decode_image(data, self.settings.max_pixels))
+    def analyze(self, data: bytes, max_faces: int | None = None) -> PhotoFaces:
+        """Decode photo bytes and return its largest faces, largest first. Raises ImageError."""
+        return self.analyze_array(decode_image(data, self.settings.max_pixels), max_faces)
 
-    def analyze_array(self, rgb: np.ndarray) -> PhotoFaces:
-        """Every face in an ``H×W×3`` uint8 RGB array, largest first, boxes in its pixels."""
+    def analyze_array(self, rgb: np.ndarray, max_faces: int | None = None) -> PhotoFaces:
+        """The largest faces in an ``H×W×3`` uint8 RGB array, largest first, boxes in its pixels.
+
+        Every face is detected and counted (``faces_in_image``); only the largest
+        ``max_faces`` (default ``engine.max_faces``) get landmarks and a descriptor.
+        """
         rgb = _check_rgb(rgb)
         height, width = rgb.shape[:2]
         small_w, small_h = detection_size(width, height, self.settings.max_side)
         small = rgb if (small_w, small_h) == (width, height) else _resize(rgb, small_w, small_h)
         raw = self._detect_many([small])[0]
         detections = _map_back(raw, width / small_w, height / small_h)
-        return self._encode(rgb, detections)
+        return self._encode_many([rgb], [detections], [max_faces])[0]
 
-    def analyze_batch(self, items: Sequence[bytes]) -> list[PhotoFaces | ImageError]:
+    def analyze_batch(
+        self, items: Sequence[bytes], max_faces: Sequence[int | None] | None = None
+    ) -> list[PhotoFaces | ImageError]:
         """Several photos through one batched CNN call, as a GPU worker runs them.
 
         dlib's batched detector needs images of one size: each photo is shrunk
@@ -100,19 +106,21 @@ class FaceAnalyzer:
         """
         results: list[PhotoFaces | ImageError | None] = [None] * len(items)
         photos: list[tuple[int, np.ndarray]] = []
+        limits = list(max_faces) if max_faces is not None else [None] * len(items)
         for i, data in enumerate(items):
             try:
                 photos.append((i, decode_image(data, self.settings.max_pixels)))
             except ImageError as exc:
                 results[i] = exc
         if photos:
-            for (i, _), faces in zip(photos, self._batch_faces([rgb for _, rgb in photos])):
+            chosen = self._batch_faces([rgb for _, rgb in photos], [limits[i] for i, _ in photos])
+            for (i, _), faces in zip(photos, chosen):
                 results[i] = faces
         return [r for r in results if r is not None]
 
     # -- internals ------------------------------------------------------------------
 
-    def _batch_faces(self, images: list[np.ndarray]) -> list[PhotoFaces]:
+    def _batch_faces(self, images: list[np.ndarray], max_faces: list[int | None]) -> list[PhotoFaces]:
         sizes = [detection_size(im.shape[1], im.shape[0], self.settings.max_side) for im in images]
         canvas_w = max(w for w, _ in sizes)
         canvas_h = max(h for _, h in sizes)
@@ -126,7 +134,7 @@ class FaceAnalyzer:
             _map_back(raw, im.shape[1] / w, im.shape[0] / h)
             for raw, im, (w, h) in zip(raw_per_image, images, sizes)
         ]
-        return self._encode_many(images, detections)
+        return self._encode_many(images, detections, max_faces)
 
     def _detect_many(self, images: list[np.ndarray]) -> list[list[_Hit]]:
         """Detector hits per image (detection pixels), coarse to fine."""
@@ -158,17 +166,20 @@ class FaceAnalyzer:
             hits.append(list(zip(rects, (float(s) for s in scores))))
         return hits
 
-    def _encode(self, rgb: np.ndarray, detections: list[_Detection]) -> PhotoFaces:
-        return self._encode_many([rgb], [detections])[0]
-
-    def _encode_many(self, images: list[np.ndarray], detections: list[list[_Detection]]) -> list[PhotoFaces]:
-        """Landmarks on the full-resolution photos, then all descriptors in one dlib call."""
+    def _encode_many(
+        self, images: list[np.ndarray], detections: list[list[_Detection]], max_faces: Sequence[int | None]
+    ) -> list[PhotoFaces]:
+        """Landmarks on the full-resolution photos for the largest faces, then all descriptors in one dlib call."""
         kept: list[list[_Detection]] = []
+        counts: list[int] = []
         shapes: list[dlib.full_object_detections] = []
-        for rgb, dets in zip(images, detections):
+        for rgb, dets, limit in zip(images, detections, max_faces, strict=True):
             height, width = rgb.shape[:2]
             dets = [d for d in dets if self._big_enough(d) and _clip(d, width, height).area > 0]
             dets.sort(key=lambda d: (-_clip(d, width, height).area, d.left, d.top))
+            counts.append(len(dets))
+            # Chosen before describing: a crowd photo costs a detection, not a descriptor per face.
+            dets = dets[: self._face_limit(limit)]
             found = dlib.full_object_detections()
             for d in dets:
                 found.append(self._landmarks(rgb, _dlib_rect(d)))
@@ -191,8 +202,15 @@ class FaceAnalyzer:
                 Face(box=_clip(d, width, height), vector=np.asarray(v, dtype=np.float32), score=d.score)
                 for d, v in zip(dets, vectors.get(i, []))
             ]
-            photos.append(PhotoFaces(width=width, height=height, faces=faces, model=self.model_id))
+            photos.append(
+                PhotoFaces(width=width, height=height, faces=faces, model=self.model_id, faces_in_image=counts[i])
+            )
         return photos
+
+    def _face_limit(self, requested: int | None) -> int | None:
+        """Faces to describe: as asked, else ``engine.max_faces``; ``None`` (0 in settings) = all."""
+        limit = self.settings.max_faces if requested is None else requested
+        return limit if limit > 0 else None
 
     def _big_enough(self, d: _Detection) -> bool:
         return min(d.right - d.left, d.bottom - d.top) >= self.settings.min_face_px

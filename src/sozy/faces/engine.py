@@ -414,14 +414,17 @@ class FaceEngine:
 
     # -- submitting work ---------------------------------------------------------------------
 
-    async def embed(self, data: bytes) -> PhotoFaces:
-        """Every face in one photo (largest first, boxes in the photo's pixels).
+    async def embed(self, data: bytes, max_faces: int | None = None) -> PhotoFaces:
+        """The largest faces in one photo (largest first, boxes in the photo's pixels).
+
+        ``max_faces`` (default ``engine.max_faces``) are described; every face is
+        counted in ``faces_in_image``.
 
         Waits for a free slot when ``capacity`` tasks are already in flight.
         Raises :class:`ImageError`, :class:`TaskFailed` or :class:`EngineClosed`.
         """
         kind = EMBED_BATCH if self.batch > 1 else EMBED
-        result = await self._submit(kind, bytes(data))
+        result = await self._submit(kind, (bytes(data), max_faces))
         return result
 
     async def embed_many(self, items: Sequence[bytes]) -> list[PhotoFaces | FaceEngineError]:

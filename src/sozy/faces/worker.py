@@ -6,7 +6,8 @@ first on ``PYTHONPATH``) before the interpreter starts, and nothing of the
 caller's ``__main__`` is re-imported. It talks to the engine over one socket
 (inherited as file descriptor FD) in length-prefixed pickle frames:
 
-- engine → worker: first a :class:`WorkerConfig`, then ``(token, kind, payload)``;
+- engine → worker: first a :class:`WorkerConfig`, then ``(token, kind, payload)``
+  (an embed payload is ``(photo bytes, max_faces)``, a batch a list of those);
 - worker → engine: ``("ready", info)`` or ``("init_failed", message)``, then
   ``(token, "ok", result)`` or ``(token, "error", FaceEngineError)``.
 
@@ -131,9 +132,10 @@ def _extension_file() -> str:
 
 def _run(analyzer: Any, kind: str, payload: Any, test_hooks: bool) -> Any:
     if kind == EMBED:
-        return analyzer.analyze(payload)
+        data, max_faces = payload
+        return analyzer.analyze(data, max_faces)
     if kind == EMBED_BATCH:
-        return analyzer.analyze_batch(payload)
+        return analyzer.analyze_batch([data for data, _ in payload], [cap for _, cap in payload])
     if test_hooks and kind == TEST_EXIT:
         os._exit(int(payload))
     if test_hooks and kind == TEST_SLEEP:
