@@ -388,3 +388,26 @@ def test_parity_with_face_recognition(always_upsampled: FaceAnalyzer, photo_byte
     vectors = fr.face_encodings(image, known_face_locations=theirs, model="small")
     for face, vector in zip(ours.faces, vectors):
         assert distance(face.vector, vector) < 1e-4
+
+
+# -- how many faces are described --------------------------------------------------------------
+
+
+def test_only_the_largest_faces_are_described_and_every_face_is_counted(analyzer: FaceAnalyzer, photo_bytes) -> None:
+    data = photo_bytes("group/obama-biden-and-one-more.jpg")
+    every = analyzer.analyze(data, max_faces=0)  # 0 = no cap
+    assert len(every.faces) == every.faces_in_image == 3
+    for cap in (1, 2):
+        chosen = analyzer.analyze(data, max_faces=cap)
+        assert chosen.faces_in_image == 3
+        assert [f.box for f in chosen.faces] == [f.box for f in every.faces[:cap]]
+        for a, b in zip(chosen.faces, every.faces):
+            assert distance(a.vector, b.vector) < 1e-6
+
+
+def test_engine_max_faces_is_the_default_cap(photo_bytes) -> None:
+    capped = FaceAnalyzer(EngineSettings(max_faces=2))
+    found = capped.analyze(photo_bytes("group/obama-biden-and-one-more.jpg"))
+    assert (len(found.faces), found.faces_in_image) == (2, 3)
+    batched = capped.analyze_batch([photo_bytes("group/obama-biden-and-one-more.jpg")] * 2, [1, None])
+    assert [(len(r.faces), r.faces_in_image) for r in batched] == [(1, 3), (2, 3)]  # type: ignore[union-attr]
