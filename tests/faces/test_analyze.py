@@ -57,6 +57,16 @@ def test_installed_package_loads_the_models_and_encodes_a_real_face(photo_bytes)
     assert second == "False False"
 
 
+def test_onnx_and_dlib_descriptors_give_the_same_faces(analyzer: FaceAnalyzer, photo_bytes, model_cache) -> None:
+    """The default (ONNX Runtime) and dlib's own descriptor: same faces, same vectors, same model id."""
+    with_dlib = FaceAnalyzer(EngineSettings(descriptor="dlib"))
+    for rel in ("group/obama-biden-and-one-more.jpg", "obama/obama-240p.jpg"):
+        ours, theirs = analyzer.analyze(photo_bytes(rel)), with_dlib.analyze(photo_bytes(rel))
+        assert ours.model == theirs.model and [f.box for f in ours.faces] == [f.box for f in theirs.faces]
+        assert max(distance(a.vector, b.vector) for a, b in zip(ours.faces, theirs.faces)) <= 0.001
+    assert list(model_cache.glob("dlib_resnet_v1-*.onnx"))  # converted once, into the cache
+
+
 def test_model_files_are_found_on_disk() -> None:
     files = find_model_files()
     for path in (files.encoder, files.landmarks, files.cnn_detector):

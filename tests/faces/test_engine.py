@@ -96,6 +96,40 @@ def test_plan_refuses_cuda_that_is_not_there() -> None:
         plan_workers(EngineSettings(device="tpu"), cpu_count=2, cuda_build=False, gpu_count=0)
 
 
+def test_plan_with_onnxruntime_gpu_keeps_detection_on_every_core() -> None:
+    plan = plan_workers(EngineSettings(), cpu_count=4, cuda_build=False, gpu_count=2, onnx_cuda=True)
+    assert (plan.device, plan.workers, plan.batch, plan.detector) == ("cuda", 4, 16, "hog")
+    assert (plan.dlib_device, plan.descriptor, plan.descriptor_device) == ("cpu", "onnx", "cuda")
+    assert plan.gpus == (0, 1, 0, 1)
+    assert plan.model_id == "dlib_resnet_v1+5pt/hog-up0..1"  # same vectors, same id
+    both = plan_workers(EngineSettings(), cpu_count=4, cuda_build=True, gpu_count=1, onnx_cuda=True)
+    assert (both.workers, both.detector, both.dlib_device, both.descriptor_device) == (1, "cnn", "cuda", "cuda")
+    cpu = plan_workers(EngineSettings(device="cpu"), cpu_count=4, cuda_build=False, gpu_count=2, onnx_cuda=True)
+    assert (cpu.device, cpu.descriptor_device, cpu.gpus) == ("cpu", "cpu", (None,) * 4)
+
+
+def test_plan_descriptor_backends() -> None:
+    plan = plan_workers(EngineSettings(), cpu_count=2, cuda_build=False, gpu_count=0)
+    assert (plan.descriptor, plan.descriptor_device) == ("onnx", "cpu")
+    # a CUDA dlib without onnxruntime-gpu: dlib's descriptor on the GPU beats ONNX on a CPU
+    dlib_gpu = plan_workers(EngineSettings(), cpu_count=8, cuda_build=True, gpu_count=1)
+    assert (dlib_gpu.descriptor, dlib_gpu.descriptor_device) == ("dlib", "cuda")
+    # descriptor = dlib asks nothing of onnxruntime, even when it could use the GPU
+    no_dlib_gpu = plan_workers(
+        EngineSettings(descriptor="dlib"), cpu_count=2, cuda_build=False, gpu_count=1, onnx_cuda=True
+    )
+    assert (no_dlib_gpu.device, no_dlib_gpu.descriptor) == ("cpu", "dlib")
+    with pytest.raises(ValueError, match="engine.descriptor"):
+        plan_workers(EngineSettings(descriptor="tf"), cpu_count=2, cuda_build=False, gpu_count=0)
+
+
+def test_plan_refuses_cuda_without_onnxruntime_gpu_or_a_gpu() -> None:
+    with pytest.raises(FaceEngineError, match=r"onnxruntime-gpu \(pip install 'sozy\[gpu\]'"):
+        plan_workers(EngineSettings(device="cuda"), cpu_count=2, cuda_build=False, gpu_count=1)
+    with pytest.raises(FaceEngineError, match="no GPU"):
+        plan_workers(EngineSettings(device="cuda"), cpu_count=2, cuda_build=False, gpu_count=0, onnx_cuda=True)
+
+
 def test_plan_overrides() -> None:
     plan = plan_workers(
         EngineSettings(workers=3, max_in_flight=5, detector="cnn", upsample=0),

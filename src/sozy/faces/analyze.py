@@ -11,12 +11,16 @@ matter for speed and for large photos:
   with it only when that finds no face or only small ones (``upsample_below_px``);
 - landmarks and descriptors are computed on the full-resolution photo from
   those mapped boxes, so the vectors do not depend on the detection scale.
+
+Descriptors come from ``sozy.faces.descriptor``: by default dlib's own ResNet
+weights run by ONNX Runtime, the same vectors as dlib's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import dlib
 import numpy as np
@@ -24,6 +28,7 @@ from PIL import Image
 
 from sozy.config import EngineSettings
 from sozy.faces.decode import decode_image
+from sozy.faces.descriptor import load_descriptor
 from sozy.faces.errors import ImageError
 from sozy.faces.models import find_model_files, model_id_for, resolve_detector
 from sozy.records import Box, Face, PhotoFaces
@@ -58,7 +63,9 @@ class _Detection:
 class FaceAnalyzer:
     """Loads the dlib models once; then turns photos into :class:`PhotoFaces`."""
 
-    def __init__(self, settings: EngineSettings, device: str = "cpu") -> None:
+    def __init__(self, settings: EngineSettings, device: str = "cpu", descriptor_device: str = "cpu") -> None:
+        """``device``: where dlib runs (CUDA: the CNN detector); ``descriptor_device``:
+        where ONNX Runtime computes descriptors (``engine.descriptor = "onnx"``)."""
         self.settings = settings
         self.device = device
         self.detector = resolve_detector(settings.detector, device)
@@ -67,7 +74,8 @@ class FaceAnalyzer:
         self.model_id = model_id_for(self.detector, self.upsample, self.upsample_below_px)
         files = find_model_files()
         self._landmarks = dlib.shape_predictor(str(files.landmarks))
-        self._encoder = dlib.face_recognition_model_v1(str(files.encoder))
+        cache_dir = Path(settings.model_cache_dir) if settings.model_cache_dir else None
+        self._descriptor = load_descriptor(settings.descriptor, descriptor_device, files.encoder, cache_dir)
         if self.detector == "cnn":
             self._cnn = dlib.cnn_face_detection_model_v1(str(files.cnn_detector))
         else:
@@ -169,7 +177,7 @@ class FaceAnalyzer:
     def _encode_many(
         self, images: list[np.ndarray], detections: list[list[_Detection]], max_faces: Sequence[int | None]
     ) -> list[PhotoFaces]:
-        """Landmarks on the full-resolution photos for the largest faces, then all descriptors in one dlib call."""
+        """Landmarks on the full-resolution photos for the largest faces, then all descriptors in one call."""
         kept: list[list[_Detection]] = []
         counts: list[int] = []
         shapes: list[dlib.full_object_detections] = []
@@ -186,15 +194,8 @@ class FaceAnalyzer:
             kept.append(dets)
             shapes.append(found)
         with_faces = [i for i, found in enumerate(shapes) if len(found)]
-        vectors: dict[int, list] = {}
-        if len(with_faces) == 1:
-            i = with_faces[0]
-            vectors[i] = list(self._encoder.compute_face_descriptor(images[i], shapes[i]))
-        elif with_faces:
-            batch = self._encoder.compute_face_descriptor(
-                [images[i] for i in with_faces], [shapes[i] for i in with_faces]
-            )
-            vectors.update(zip(with_faces, (list(v) for v in batch)))
+        described = self._descriptor.describe_photos([images[i] for i in with_faces], [shapes[i] for i in with_faces])
+        vectors = dict(zip(with_faces, described))
         photos = []
         for i, (rgb, dets) in enumerate(zip(images, kept)):
             height, width = rgb.shape[:2]

@@ -19,8 +19,8 @@ import dlib
 import numpy as np
 
 from sozy.faces.errors import FaceEngineError
+from sozy.faces.models import resolve_descriptor
 
-DESCRIPTORS = ("onnx", "dlib")
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25  # dlib's and face_recognition's default
 # Faces per onnxruntime call: a crowd photo is split so memory stays bounded.
@@ -40,12 +40,6 @@ class Descriptor(Protocol):
     def describe_photos(self, images: Sequence[np.ndarray], shapes: Sequence[dlib.full_object_detections]) -> list[np.ndarray]:
         """For each photo, its faces' descriptors as a ``[faces, 128]`` float32 array."""
         ...
-
-
-def resolve_descriptor(setting: str) -> str:
-    if setting not in DESCRIPTORS:
-        raise ValueError(f"engine.descriptor must be 'onnx' or 'dlib', not {setting!r}")
-    return setting
 
 
 def providers_for(device: str, available: Sequence[str]) -> list[str]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import dataclasses
 import itertools
 import logging
 import os
@@ -42,7 +43,7 @@ from sozy.faces.errors import (
     TaskTimeout,
     WorkerDied,
 )
-from sozy.faces.models import model_id_for, resolve_detector
+from sozy.faces.models import model_id_for, resolve_descriptor, resolve_detector
 from sozy.faces.worker import (
     EMBED,
     EMBED_BATCH,
@@ -80,6 +81,10 @@ class WorkerPlan:
     gpus: tuple[int | None, ...]
     capacity: int
     model_id: str
+    descriptor: str = "onnx"
+    # Where dlib runs (the CNN detector on "cuda") and where the descriptors are computed.
+    dlib_device: str = "cpu"
+    descriptor_device: str = "cpu"
 
 
 def plan_workers(
@@ -88,28 +93,43 @@ def plan_workers(
     cpu_count: int,
     cuda_build: bool,
     gpu_count: int,
+    onnx_cuda: bool = False,
     batch_size: int | None = None,
 ) -> WorkerPlan:
     """Decide device, worker count, GPU pinning, batch size and capacity.
 
-    ``device="auto"`` picks CUDA when dlib was built with it and a GPU is
-    visible. CPU: ``workers`` (0 = one per core), one photo per task. CUDA: one
-    worker per GPU (``workers`` > 0 overrides; extra workers share GPUs
-    round-robin), ``gpu_batch`` photos per batch. ``batch_size`` overrides the
-    batch on either device (tests use it to run the batched path on CPU).
+    A GPU is usable by descriptors through onnxruntime-gpu's CUDA provider
+    (``onnx_cuda``; with ``engine.descriptor = "dlib"``, a CUDA build of dlib), and
+    by detection through a CUDA build of dlib (``cuda_build``, the mmod CNN).
+    ``device="auto"`` picks CUDA when either can use a visible GPU. CPU:
+    ``workers`` (0 = one per core), one photo per task. CUDA with dlib on the GPU:
+    one worker per GPU; with only the descriptors there: one worker per core
+    (detection stays on the CPU), sharing the GPUs round-robin (``workers`` > 0
+    overrides either), ``gpu_batch`` photos per batch. ``batch_size`` overrides the
+    batch on either device (tests use it to run the batched path on CPU). On a CUDA
+    build of dlib without onnxruntime-gpu, descriptors stay with dlib on the GPU.
     """
     if settings.device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"engine.device must be 'auto', 'cpu' or 'cuda', not {settings.device!r}")
-    gpu_usable = cuda_build and gpu_count > 0
-    if settings.device == "cuda" and not gpu_usable:
-        why = "dlib was built without CUDA" if not cuda_build else "no GPU is visible"
-        raise FaceEngineError(
-            f"engine.device is 'cuda' but {why}; build dlib with CUDA "
-            "(DLIB_USE_CUDA=ON scripts/build-fast-dlib.sh) or set engine.device = 'auto'"
-        )
+    descriptor = resolve_descriptor(settings.descriptor)
+    if descriptor == "onnx" and cuda_build and gpu_count > 0 and not onnx_cuda and settings.device != "cpu":
+        descriptor = "dlib"  # the same vectors, on the GPU dlib was built for, rather than on a CPU
+    descriptor_on_gpu = onnx_cuda if descriptor == "onnx" else cuda_build
+    if settings.device == "cuda" and not (gpu_count > 0 and (cuda_build or descriptor_on_gpu)):
+        if not (cuda_build or descriptor_on_gpu):
+            why = (
+                "onnxruntime has no CUDA provider and dlib was built without CUDA; install "
+                "onnxruntime-gpu (pip install 'sozy[gpu]', see docs/faces.md)"
+            )
+        else:
+            why = "no GPU is visible"
+        raise FaceEngineError(f"engine.device is 'cuda' but {why}, or set engine.device = 'auto'")
+    gpu_usable = gpu_count > 0 and (cuda_build or descriptor_on_gpu)
     device = "cuda" if settings.device in ("auto", "cuda") and gpu_usable else "cpu"
+    dlib_device = "cuda" if device == "cuda" and cuda_build else "cpu"
     if device == "cuda":
-        workers = settings.workers if settings.workers > 0 else gpu_count
+        per_gpu = dlib_device == "cuda"  # else detection runs on the CPU: a worker per core
+        workers = settings.workers if settings.workers > 0 else (gpu_count if per_gpu else max(1, cpu_count))
         gpus: tuple[int | None, ...] = tuple(i % gpu_count for i in range(workers))
         batch = max(1, settings.gpu_batch)
     else:
@@ -118,7 +138,7 @@ def plan_workers(
         batch = 1
     if batch_size is not None:
         batch = max(1, batch_size)
-    detector = resolve_detector(settings.detector, device)
+    detector = resolve_detector(settings.detector, dlib_device)
     # A batched worker needs a batch running and the next one gathering.
     per_worker = max(TASKS_PER_WORKER, 2 * batch)
     capacity = settings.max_in_flight if settings.max_in_flight > 0 else workers * per_worker
@@ -130,6 +150,9 @@ def plan_workers(
         gpus=gpus,
         capacity=capacity,
         model_id=model_id_for(detector, settings.upsample, settings.upsample_below_px),
+        descriptor=descriptor,
+        dlib_device=dlib_device,
+        descriptor_device="cuda" if device == "cuda" and descriptor_on_gpu else "cpu",
     )
 
 
@@ -141,21 +164,44 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-async def probe_dlib(dlib_path: str = "") -> tuple[bool, int]:
-    """``(built with CUDA, visible GPUs)`` of the dlib the workers will load.
+@dataclass(frozen=True)
+class DeviceProbe:
+    """What the workers' environment can run on: dlib's CUDA, visible GPUs, onnxruntime's CUDA."""
 
-    Asked of a short subprocess so that the engine's own process never imports
-    dlib (and never initialises CUDA).
-    """
-    code = (
-        "import dlib\n"
-        "n = dlib.cuda.get_num_devices() if dlib.DLIB_USE_CUDA else 0\n"
-        "print(int(bool(dlib.DLIB_USE_CUDA)), int(n))\n"
-    )
+    cuda_build: bool
+    gpu_count: int
+    onnx_cuda: bool
+
+
+# Run in a short subprocess. GPUs are counted by dlib when it was built with CUDA,
+# else by the CUDA driver (libcuda) when onnxruntime has its CUDA provider.
+_PROBE = """
+import ctypes, dlib
+cuda_build = bool(dlib.DLIB_USE_CUDA)
+gpus = dlib.cuda.get_num_devices() if cuda_build else 0
+try:
+    import onnxruntime
+    onnx_cuda = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+except ImportError:
+    onnx_cuda = False
+if onnx_cuda and not gpus:
+    try:
+        driver, count = ctypes.CDLL("libcuda.so.1"), ctypes.c_int(0)
+        if driver.cuInit(0) == 0 and driver.cuDeviceGetCount(ctypes.byref(count)) == 0:
+            gpus = count.value
+    except OSError:
+        pass
+print(int(cuda_build), int(gpus), int(onnx_cuda))
+"""
+
+
+async def probe_devices(dlib_path: str = "") -> DeviceProbe:
+    """Ask a short subprocess, so the engine's own process never imports dlib or
+    onnxruntime (and never initialises CUDA)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        code,
+        _PROBE,
         env=_worker_env(dlib_path, gpu=None),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
@@ -164,8 +210,8 @@ async def probe_dlib(dlib_path: str = "") -> tuple[bool, int]:
     out, err = await proc.communicate()
     if proc.returncode != 0:
         raise FaceEngineError(f"cannot import dlib: {err.decode(errors='replace').strip()[-500:]}")
-    cuda, gpus = out.split()
-    return bool(int(cuda)), int(gpus)
+    cuda, gpus, onnx_cuda = out.split()
+    return DeviceProbe(cuda_build=bool(int(cuda)), gpu_count=int(gpus), onnx_cuda=bool(int(onnx_cuda)))
 
 
 def _worker_env(dlib_path: str, gpu: int | None) -> dict[str, str]:
@@ -324,14 +370,15 @@ class FaceEngine:
         self._started = True
         self._loop = asyncio.get_running_loop()
         if self.settings.device == "cpu":
-            cuda_build, gpu_count = False, 0
+            probe = DeviceProbe(cuda_build=False, gpu_count=0, onnx_cuda=False)
         else:
-            cuda_build, gpu_count = await probe_dlib(self.settings.dlib_path)
+            probe = await probe_devices(self.settings.dlib_path)
         self._plan = plan_workers(
             self.settings,
             cpu_count=available_cpus(),
-            cuda_build=cuda_build,
-            gpu_count=gpu_count,
+            cuda_build=probe.cuda_build,
+            gpu_count=probe.gpu_count,
+            onnx_cuda=probe.onnx_cuda,
             batch_size=self._batch_override,
         )
         self._slots = asyncio.Semaphore(self._plan.capacity)
@@ -345,10 +392,13 @@ class FaceEngine:
             raise FaceEngineError(f"face engine could not start: {failures[0]}") from failures[0]
         info = self._workers[0].info
         log.info(
-            "face engine: %d worker(s) on %s, detector %s, batch %d, capacity %d, model %s, dlib %s%s (%s)",
+            "face engine: %d worker(s) on %s, detector %s, descriptor %s on %s, batch %d, capacity %d, "
+            "model %s, dlib %s%s (%s)",
             self._plan.workers,
             self._plan.device,
             self._plan.detector,
+            self._plan.descriptor,
+            self._plan.descriptor_device,
             self._plan.batch,
             self._plan.capacity,
             self._plan.model_id,
@@ -592,7 +642,12 @@ class FaceEngine:
         reader, writer = await asyncio.open_connection(sock=parent_sock)
         w = _Worker(slot=slot, gpu=gpu, proc=proc, reader=reader, writer=writer)
         try:
-            config = WorkerConfig(settings=self.settings, device=plan.device, test_hooks=self._test_hooks)
+            config = WorkerConfig(
+                settings=dataclasses.replace(self.settings, descriptor=plan.descriptor),
+                device=plan.dlib_device,
+                descriptor_device=plan.descriptor_device,
+                test_hooks=self._test_hooks,
+            )
             writer.write(encode_frame(config))
             status, value = await asyncio.wait_for(_read_frame(reader), START_TIMEOUT_S)
             if status != "ready":

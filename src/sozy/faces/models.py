@@ -15,6 +15,8 @@ from sozy.faces.errors import FaceEngineError
 # Names the descriptor model + landmark set; vectors with different ids don't mix.
 ENCODER_ID = "dlib_resnet_v1+5pt"
 DETECTORS = ("hog", "cnn")
+# How descriptors are computed; both give the same vectors (within 0.001), so ENCODER_ID is shared.
+DESCRIPTORS = ("onnx", "dlib")
 
 
 class ModelFilesMissing(FaceEngineError):
@@ -61,6 +63,12 @@ def resolve_detector(setting: str, device: str) -> str:
         return "cnn" if device == "cuda" else "hog"
     if setting not in DETECTORS:
         raise ValueError(f"engine.detector must be 'auto', 'hog' or 'cnn', not {setting!r}")
+    return setting
+
+
+def resolve_descriptor(setting: str) -> str:
+    if setting not in DESCRIPTORS:
+        raise ValueError(f"engine.descriptor must be 'onnx' or 'dlib', not {setting!r}")
     return setting
 
 

@@ -44,7 +44,8 @@ class WorkerConfig:
     """What a worker needs to load its models; sent as the first frame."""
 
     settings: EngineSettings
-    device: str
+    device: str  # where dlib runs
+    descriptor_device: str = "cpu"  # where ONNX Runtime computes descriptors
     test_hooks: bool = False
 
 
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             # dlib on engine.dlib_path (first on PYTHONPATH) is the one loaded.
             from sozy.faces.analyze import FaceAnalyzer
 
-            analyzer = FaceAnalyzer(config.settings, device=config.device)
+            analyzer = FaceAnalyzer(config.settings, device=config.device, descriptor_device=config.descriptor_device)
             import dlib
 
             info = {
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                 "dlib_file": _extension_file(),
                 "cuda": bool(dlib.DLIB_USE_CUDA),
                 "blas": bool(dlib.DLIB_USE_BLAS),
+                "descriptor": config.settings.descriptor,
+                "descriptor_device": config.descriptor_device,
             }
         except Exception as exc:
             _send(conn, ("init_failed", f"{type(exc).__name__}: {exc}"))
