@@ -95,6 +95,9 @@ class StoreSettings:
     search_threads: int = 0
     upsert_batch: int = 256
     timeout_s: float = 30.0
+    # A new face this close (L2) to a face of a person taken down is refused, whatever its
+    # name: dlib's own same-person rule, since here a miss lets someone back in.
+    takedown_distance: float = 0.6
 
 
 @dataclass(frozen=True)

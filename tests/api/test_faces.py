@@ -123,3 +123,47 @@ def test_metrics_need_the_metrics_key_when_one_is_set(guarded_server):
     keyed = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {METRICS_KEY}"}, timeout=60)
     assert keyed.status_code == 200
     assert "sozy_uploads_reading" in keyed.text
+
+
+async def test_a_person_taken_down_is_gone_from_answers_counts_and_new_writes(
+    api_client, tmp_path, faces_dir, index_records, shared_embeddings
+):
+    """Obama also appears, unnamed, in two group photos (as a crawl stores a group photo): the
+    takedown by another spelling of his name removes those faces too, at once in stats, and
+    his new faces are refused whatever label they come with."""
+    import dataclasses
+
+    records = [
+        dataclasses.replace(r, name=None, person_id=None, label="none") if r.faces_in_image > 1 else r
+        for r in index_records
+    ]
+    own = await open_store(Settings(data_dir=str(tmp_path / "person")))
+    await own.upsert(records)
+    auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    held_out = (faces_dir / HELD_OUT).read_bytes()
+    try:
+        async with api_client(store_=own, **{"api.admin_key": ADMIN_KEY}) as client:
+            before = (await client.get("/v1/stats")).json()
+            deleted = await client.delete("/v1/faces", params={"name": "OBAMA"}, headers=auth)
+            after = (await client.get("/v1/stats")).json()
+            default = await client.post("/v1/search", files={"image": ("a.jpg", held_out, "image/jpeg")})
+            everything = await client.post(
+                "/v1/search", params={"unnamed": "true", "k": 50}, files={"image": ("a.jpg", held_out, "image/jpeg")}
+            )
+        obama_named = sum(1 for r in records if r.person_id == "obama")
+        assert deleted.json() == {"deleted": obama_named + 2}  # his named faces and his two group faces
+        assert after["people"] == before["people"] - 1 and after["faces"] == before["faces"] - obama_named - 2
+        for response in (default, everything):
+            matches = response.json()["faces"][0]["matches"]
+            assert matches and all(m["person_id"] != "obama" and not m["same_person"] for m in matches)
+        # New photos of him: his held-out photo unnamed, under another name, under his.
+        (face,) = shared_embeddings[HELD_OUT].faces
+        new = records[0]
+        attempts = [
+            dataclasses.replace(new, vector=face.vector, image_sha256="a" * 64, name=None, person_id=None, label="none"),
+            dataclasses.replace(new, vector=face.vector, image_sha256="b" * 64, name="Biden", person_id="biden"),
+            dataclasses.replace(new, vector=face.vector, image_sha256="c" * 64, name="Barack Obama", person_id="Q76"),
+        ]
+        assert sorted(await own.upsert(attempts)) == sorted(r.id for r in attempts)
+    finally:
+        await own.close()

@@ -93,3 +93,50 @@ async def test_a_takedown_made_while_a_photo_is_in_flight_is_enforced_at_the_sto
     row = state_rows(settings)[url]
     assert (row.status, row.reason) == ("skipped", "taken_down")
     assert not any(c.is_file() for c in crops if c is not None)
+
+
+async def test_a_person_taken_down_stays_out_of_a_recrawl_and_of_new_photos(
+    site: Any, tmp_path: Path, make_settings: Callable[..., Settings], crawl: Callable[..., Any]
+) -> None:
+    """Obama is taken down after a crawl that stored him named and, unnamed, in a group photo;
+    a re-crawl of the same photos and of new ones (another spelling, no name, another group
+    photo) stores none of his faces and all of the others'."""
+    settings = make_settings()
+    first = tmp_path / "first.csv"
+    first.write_text(
+        "url,name\n"
+        f"{site.url('/photos/full/obama/obama.jpg')},Barack Obama\n"
+        f"{site.url('/photos/full/obama/obama2.jpg')},Barack Obama\n"
+        f"{site.url('/photos/full/group/biden-and-obama.jpg')},\n"
+        f"{site.url('/photos/full/biden/biden.jpg')},Joe Biden\n",
+        encoding="utf-8",
+    )
+    await crawl(settings, CrawlPlan(url_lists=(first,)))
+    store = await open_store(settings)
+    try:
+        assert len(await store.delete(name="barack_obama")) == 3  # two named, one in the group photo
+    finally:
+        await store.close()
+
+    second = tmp_path / "second.csv"
+    second.write_text(
+        "url,name\n"
+        f"{site.url('/photos/full/obama/obama.jpg')},Barack Obama\n"  # the same photo: not even fetched
+        f"{site.url('/photos/full/obama/obama3.jpg')},Obama\n"  # a new photo under another spelling
+        f"{site.url('/photos/full/obama/obama4.jpg')},\n"  # a new photo, no name
+        f"{site.url('/photos/full/group/obama-biden-and-one-more.jpg')},\n"
+        f"{site.url('/photos/full/kit_harington/kit-harington1.jpg')},Kit Harington\n",
+        encoding="utf-8",
+    )
+    await crawl(make_settings(**{"crawl.state_file": "second.sqlite"}), CrawlPlan(url_lists=(second,)))
+    rows = state_rows(make_settings(**{"crawl.state_file": "second.sqlite"}))
+    for path in ("obama/obama.jpg", "obama/obama3.jpg", "obama/obama4.jpg"):
+        row = rows[site.url(f"/photos/full/{path}")]
+        assert (row.status, row.reason) == ("skipped", "taken_down"), path
+    assert rows[site.url("/photos/full/group/obama-biden-and-one-more.jpg")].status == "done"
+
+    points = await stored_points(settings)
+    group = [p for p in points if p.payload["image_url"].endswith("obama-biden-and-one-more.jpg")]
+    assert len(group) == 2  # Biden and the stranger; Obama's face was refused
+    assert {p.payload["person_id"] for p in points} >= {"joe biden", "kit harington"}
+    assert not any(p.payload["person_id"] in ("barack obama", "obama") for p in points)

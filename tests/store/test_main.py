@@ -79,15 +79,16 @@ def test_takedowns_are_listed_and_lifted(tmp_path, capsys):
     assert "taken down" not in capsys.readouterr().out
     assert main([*base, "takedowns", "--json"]) == 0
     listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [t["selector"] for t in listed] == [{"name": "p3", "source": "pages"}]
+    assert [t["selector"] for t in listed] == [{"source": "pages", "person_id": "p3"}]
     assert main([*base, "takedowns"]) == 0
     out, err = capsys.readouterr()
     listing, count = out.splitlines()
-    assert listing.split(None, 1)[1].strip() == "--name p3 --source pages" and count == "1 takedowns" and err == ""
+    assert listing.split(None, 1)[1].strip() == "--source pages --person-id p3  (2 face vectors)"
+    assert count == "1 takedowns" and err == ""
 
-    assert main([*base, "lift", "--name", "p3"]) == 1  # not that exact selector
+    assert main([*base, "lift", "--person-id", "p3"]) == 1  # not that exact selector
     assert "no takedown has exactly these fields" in capsys.readouterr().err
-    assert main([*base, "lift", "--name", "p3", "--source", "pages"]) == 0
+    assert main([*base, "lift", "--person-id", "p3", "--source", "pages"]) == 0
     capsys.readouterr()
     assert main([*base, "takedowns", "--json"]) == 0
     assert capsys.readouterr().out == ""

@@ -134,12 +134,12 @@ async def test_get_returns_the_stored_record(store):
 @pytest.mark.parametrize("field", ["image_url", "page_url", "name", "source"])
 async def test_delete_by_each_takedown_field(store, field):
     rng = np.random.default_rng(6)
-    vectors, _ = people_vectors(rng, 8, 3)
+    vectors, owner = people_vectors(rng, 4, 6)
     records = [
         make_record(
             v,
             i,
-            name=f"person {i % 4}",
+            name=f"person {owner[i]}",
             image_url=f"https://photos.example/{i % 5}.jpg",  # several faces per photo
             page_url=f"https://pages.example/{i % 3}",
             source=("pages", "urls")[i % 2],

@@ -68,9 +68,49 @@ async def test_a_taken_down_face_is_refused_when_written_again(store) -> None:
     refused = await store.upsert(ann + [new_photo] + bob)
     assert sorted(refused) == sorted([r.id for r in ann] + [new_photo.id])
     assert await store.count() == len(bob)
-    assert await store.taken_down({"name": "ann", "source": "urls"})
-    assert not await store.taken_down({"name": "bob"})
-    assert [t.selector for t in await store.takedowns()] == [{"name": "ann"}]
+    assert await store.taken_down({"person_id": "ann", "source": "urls"})
+    assert not await store.taken_down({"person_id": "bob"})
+    (takedown,) = await store.takedowns()
+    assert takedown.selector == {"person_id": "ann"} and len(takedown.vectors) == 3
+
+
+async def test_a_person_taken_down_stays_down_by_face_whatever_the_label(store) -> None:
+    rng = np.random.default_rng(40)
+    centre = rng.normal(0, 0.06, 128).astype(np.float32)
+    ann = [make_record(centre + rng.normal(0, 0.015, 128), i, name="Ann Example") for i in range(3)]
+    # Ann in a group photo nobody named, and in a photo filed under someone else.
+    unnamed = make_record(centre + rng.normal(0, 0.015, 128), 10)
+    misfiled = make_record(centre + rng.normal(0, 0.015, 128), 11, name="Bob")
+    bob = [make_record(rng.normal(0, 0.06, 128), 20 + i, name="Bob") for i in range(2)]
+    await store.upsert(ann + [unnamed, misfiled] + bob)
+
+    deleted = await store.delete(name="ANN_EXAMPLE")  # another spelling of her key
+    assert sorted(deleted) == sorted(r.id for r in [*ann, unnamed, misfiled])
+    assert sorted(h.id for h in await store.search(centre, k=10)) == sorted(r.id for r in bob)
+    assert (await store.stats()).people == 1
+
+    # New photos of her: unnamed, under another name, under hers; and Bob's new photo.
+    new_faces = [
+        make_record(centre + rng.normal(0, 0.015, 128), 30),
+        make_record(centre + rng.normal(0, 0.015, 128), 31, name="Somebody Else"),
+        make_record(centre + rng.normal(0, 0.015, 128), 32, name="ann example"),
+    ]
+    new_bob = make_record(bob[0].vector + rng.normal(0, 0.01, 128), 33, name="Bob")
+    assert sorted(await store.upsert(new_faces + [new_bob])) == sorted(r.id for r in new_faces)
+
+    assert await store.lift({"person_id": "ann example"})
+    assert await store.upsert(new_faces) == []
+
+
+async def test_a_wikidata_person_is_taken_down_by_label_or_q_id(store) -> None:
+    obama = [_face(i, name="Barack Obama", person_id="Q76") for i in range(2)]
+    other = _face(5, name="Barack Obama Sr.", person_id="Q649593")
+    await store.upsert(obama + [other])
+    assert sorted(await store.delete(name="Barack Obama")) == sorted(r.id for r in obama)
+    assert [t.selector for t in await store.takedowns()] == [{"person_id": "Q76"}, {"person_id": "barack obama"}]
+    assert await store.upsert([_face(9, name="President Obama", person_id="q76")]) != []
+    assert await store.delete(person_id="Q649593") == [other.id]
+    assert await store.count() == 0
 
 
 async def test_a_photo_taken_down_by_url_stays_out_at_another_url(store) -> None:
@@ -97,8 +137,8 @@ async def test_a_lifted_takedown_lets_faces_back_in(store) -> None:
     face = _face(1, name="ann")
     await store.upsert([face])
     await store.delete(name="ann")
-    assert await store.lift({"name": "ann"})
-    assert not await store.lift({"name": "ann"})  # already lifted
+    assert await store.lift({"person_id": "ann"})
+    assert not await store.lift({"person_id": "ann"})  # already lifted
     assert await store.upsert([face]) == []
     assert await store.count() == 1
 

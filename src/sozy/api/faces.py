@@ -19,7 +19,7 @@ from sozy.thumbnails import remove_thumbnails
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 # What a takedown may select by (the store's delete() filters).
-TAKEDOWN_FIELDS = ("image_url", "page_url", "name", "source")
+TAKEDOWN_FIELDS = ("image_url", "page_url", "name", "person_id", "source")
 STATS_TTL_S = 10.0
 # A stored face changes only by a takedown, which caches then see within a minute.
 FACE_CACHE_CONTROL = "public, max-age=60"
@@ -68,7 +68,7 @@ def takedown_endpoint(ctx: ApiContext) -> Endpoint:
                 raise ApiError(400, "bad_parameter", f"{name} must not be empty")
             selectors[name] = value
         if not selectors:
-            raise ApiError(400, "bad_parameter", f"give at least one of: {', '.join(TAKEDOWN_FIELDS[:3])}")
+            raise ApiError(400, "bad_parameter", f"give at least one of: {', '.join(TAKEDOWN_FIELDS[:4])}")
         store = ctx.require_store()
         started = time.perf_counter()
         try:

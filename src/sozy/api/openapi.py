@@ -273,7 +273,9 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
         for name, desc in (
             ("image_url", "Delete every face from this photo URL."),
             ("page_url", "Delete every face found on this page."),
-            ("name", "Delete every face stored under this name."),
+            ("name", "Take a person down: every face of the identity this name (any spelling, or the "
+             "Wikidata label) means, faces that are plainly them in group photos, and new faces of them."),
+            ("person_id", "Take a person down by identity (a Wikidata Q-id, or the key of a name)."),
             ("source", "Delete every face from this source."),
         )
     ]

@@ -48,7 +48,7 @@ from sozy.records import Candidate, FaceRecord, PhotoFaces, utc_now
 from sozy.sources import ImageSearch, PageSource, SourceError, UrlListReport, WikidataNames, read_folders, read_url_list
 from sozy.thumbnails import remove_thumbnails
 
-from .naming import face_people
+from .naming import candidate_person, face_people
 from .outage import FoldedWarnings, HostDown, Outages, unreachable_host
 from .shard import Shard, name_key
 from .state import DONE, FAILED, PENDING, SKIPPED, ContentOwner, CrawlState, Job, Outcome, Unit, content_rank
@@ -669,7 +669,8 @@ class Crawler:
         """Skip a photo a takedown covers: asked before fetching (by URL, page, name, source)
         and again with its sha256 (the same bytes taken down at another URL)."""
         cand = job.candidate
-        fields = {"image_url": job.url, "page_url": cand.page_url, "name": cand.name, "source": cand.source}
+        fields = {"image_url": job.url, "page_url": cand.page_url, "name": cand.name, "source": cand.source,
+                  "person_id": candidate_person(cand).person_id}
         if sha is not None:
             fields["image_sha256"] = sha
         if not await self.store.taken_down(fields):

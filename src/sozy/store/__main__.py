@@ -21,6 +21,7 @@ from typing import Any
 
 from sozy.config import ConfigError, Settings, load_settings
 from sozy.logs import setup_logging
+from sozy.records import person_key
 from sozy.thumbnails import remove_thumbnails
 
 from . import open_store
@@ -88,11 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     delete = commands.add_parser(
         "delete",
-        help="take down faces: by image URL, page URL, person name or source",
+        help="take down faces: by image URL, page URL, person (name or id) or source",
         description="Delete every face that matches ALL the given fields (at least one is required), "
         "and their thumbnail files. The takedown is recorded: the store refuses matching faces from "
         "then on (a re-crawl, new photos of the person; by --image-url also the same bytes at other "
-        "URLs) until it is lifted. Prints how many faces were deleted.",
+        "URLs) until it is lifted. --name or --person-id takes a PERSON down: every face of that "
+        "identity (any spelling of the name, its Wikidata id), faces within store.takedown_distance of "
+        "them whatever their label (group photos), and from then on any new face that close to them; "
+        "the removed faces' vectors are kept for that (no photos). Prints how many faces were deleted.",
     )
     _selector_arguments(delete)
     delete.add_argument(
@@ -144,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _selector_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-url", metavar="URL", help="faces from this image URL")
     parser.add_argument("--page-url", metavar="URL", help="faces from photos found on this page")
-    parser.add_argument("--name", metavar="NAME", help="faces labelled with this person's name")
+    parser.add_argument("--name", metavar="NAME", help="a person, by name (any spelling of it) or Wikidata label")
+    parser.add_argument("--person-id", metavar="ID", help="a person, by identity (a Q-id, or the key of a name)")
     parser.add_argument("--source", metavar="SOURCE", help="faces from this source (wikidata, urls, pages, search, folder)")
 
 
@@ -215,7 +220,7 @@ async def run_optimize(settings: Settings) -> None:
 
 async def run_delete(settings: Settings, fields: dict[str, str | None], block: bool) -> None:
     if not any(fields.values()):
-        raise UsageError("delete needs at least one of --image-url, --page-url, --name, --source")
+        raise UsageError("delete needs at least one of --image-url, --page-url, --name, --person-id, --source")
     store = await open_store(settings, create=False, optimize_on_open=False, optimize_every=0)
     try:
         ids = await store.delete(**fields, block=block)
@@ -238,13 +243,17 @@ async def run_takedowns(settings: Settings, as_json: bool) -> None:
             print(json.dumps(takedown.to_dict(), ensure_ascii=False))
         else:
             fields = " ".join(f"--{field.replace('_', '-')} {shlex.quote(value)}" for field, value in takedown.selector.items())
-            print(f"{takedown.created_at}  {fields}")
+            faces = f"  ({len(takedown.vectors)} face vectors)" if len(takedown.vectors) else ""
+            print(f"{takedown.created_at}  {fields}{faces}")
     if not as_json:
         print(f"{len(takedowns):,} takedowns")
 
 
 async def run_lift(settings: Settings, selector: dict[str, str | None]) -> None:
     given = {field: value for field, value in selector.items() if value is not None}
+    if "name" in given and "person_id" not in given:
+        # A person is taken down by identity: --name lifts the takedown of that name's key.
+        given["person_id"] = person_key(given.pop("name"))
     if not given:
         raise UsageError("lift needs the fields of a takedown, as `takedowns` lists them")
     store = await open_store(settings, create=False, optimize_on_open=False, optimize_every=0)
@@ -310,7 +319,10 @@ async def run_copy(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _selector(args: argparse.Namespace) -> dict[str, str | None]:
-    return {"image_url": args.image_url, "page_url": args.page_url, "name": args.name, "source": args.source}
+    return {
+        "image_url": args.image_url, "page_url": args.page_url, "name": args.name, "source": args.source,
+        "person_id": args.person_id,
+    }
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -105,13 +105,40 @@ class FaceStore(Protocol):
         page_url: str | None = None,
         name: str | None = None,
         source: str | None = None,
+        person_id: str | None = None,
         block: bool = True,
     ) -> list[str]:
         """Delete the faces matching every given field (at least one); returns their ids.
 
         The ids are exactly the faces deleted, so their thumbnail files can follow. With
         ``block`` (a takedown) the selector is recorded and matching faces are refused from
-        then on (see ``sozy.store.takedowns``); by ``image_url``, the photos' sha256 too."""
+        then on (see ``sozy.store.takedowns``); by ``image_url``, the photos' sha256 too.
+        By ``name`` or ``person_id`` it takes a person down (``sozy.store.people``): every
+        face of the identity and faces that are plainly them, refused from then on by face."""
+
+    async def neighbours(
+        self,
+        vector: np.ndarray,
+        k: int,
+        *,
+        person_id: str | None = None,
+        named: bool | None = None,
+        with_vectors: bool = False,
+    ) -> list[FaceHit]:
+        """The ``k`` nearest faces, of one person only (``person_id``), of someone (``named``
+        True), of nobody known (False) or of anyone (None); with their vectors if asked."""
+
+    async def faces_where(self, match: Mapping[str, Collection[str]], *, with_vectors: bool = False) -> list[StoredPoint]:
+        """Every face whose payload field has one of the given values, for every field given."""
+
+    async def person_ids_named(self, name: str) -> set[str]:
+        """The ``person_id``s of faces shown under exactly this name."""
+
+    async def set_payloads(self, updates: Mapping[str, Mapping[str, Any]]) -> None:
+        """Change some payload fields of these faces (by id); faces gone meanwhile are skipped."""
+
+    async def delete_ids(self, ids: Sequence[str]) -> None:
+        """Delete these faces (a takedown's last step; no takedown is recorded here)."""
 
     async def taken_down(self, payload: Mapping[str, Any]) -> bool:
         """Whether a recorded takedown matches these payload fields (a crawler asks before fetching)."""
@@ -188,7 +215,8 @@ def identity_payload(payload: dict[str, Any]) -> dict[str, Any]:
     ``person_key(name)`` and, unless it says otherwise, the label ``source``; a face with no
     person has no name and the label ``none``."""
     name = payload.get(NAME_FIELD)
-    person = payload.get(PERSON_FIELD) or (person_key(name) if isinstance(name, str) else "")
+    given = payload.get(PERSON_FIELD)
+    person = person_key(given) if isinstance(given, str) and given else (person_key(name) if isinstance(name, str) else "")
     if person:
         payload[PERSON_FIELD] = person
         if payload.get("label") in (None, Label.NONE.value):
@@ -204,13 +232,14 @@ def delete_selector(
     page_url: str | None = None,
     name: str | None = None,
     source: str | None = None,
+    person_id: str | None = None,
 ) -> dict[str, str]:
     """The given takedown fields as ``{field: value}``; all must match. At least one is required,
     so a takedown can never empty the store by accident."""
-    given = {"image_url": image_url, "page_url": page_url, "name": name, "source": source}
+    given = {"image_url": image_url, "page_url": page_url, "name": name, "source": source, "person_id": person_id}
     selector = {field: value for field, value in given.items() if value is not None}
     if not selector:
-        raise ValueError("delete needs at least one of image_url, page_url, name, source")
+        raise ValueError("delete needs at least one of image_url, page_url, name, source, person_id")
     for field, value in selector.items():
         if not isinstance(value, str) or not value:
             raise ValueError(f"delete: {field} must be a non-empty string")

@@ -56,6 +56,7 @@ from .base import (
     is_point_id,
     record_points,
 )
+from .people import identities, take_down_person
 from .takedowns import Takedown, TakedownFile, TakedownList, check_selector, refuse_taken_down, takedowns_for
 
 log = logging.getLogger(__name__)
@@ -206,13 +207,23 @@ def _nearest_filter(
     return qe.Filter(must=must or None, must_not=must_not or None)
 
 
+def _identity_filter(person_id: str | None, named: bool | None) -> qe.Filter | None:
+    if person_id is not None:
+        return qe.Filter(must=[qe.FieldCondition(PERSON_FIELD, match=qe.MatchValue(person_id))])
+    if named is None:
+        return None
+    empty = qe.IsEmptyCondition(PERSON_FIELD)
+    return qe.Filter(must_not=[empty]) if named else qe.Filter(must=[empty])
+
+
 def _hit(point: Any) -> FaceHit:
     vector = None if point.vector is None else np.asarray(point.vector, dtype=np.float32)
     return FaceHit(id=str(point.id), distance=float(point.score), payload=dict(point.payload or {}), vector=vector)
 
 
 def _stored(record: Any) -> StoredPoint:
-    return StoredPoint(str(record.id), np.asarray(record.vector, dtype=np.float32), dict(record.payload or {}))
+    vector = np.asarray(record.vector if record.vector is not None else np.zeros(VECTOR_SIZE), dtype=np.float32)
+    return StoredPoint(str(record.id), vector, dict(record.payload or {}))
 
 
 class EmbeddedStore:
@@ -277,7 +288,7 @@ class EmbeddedStore:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sozy-store")
         try:
             takedown_file = TakedownFile(root / f"{settings.collection}.takedowns.json")
-            takedowns = takedown_file.load()
+            takedowns = takedown_file.load(settings.takedown_distance)
             exists = check_existing(shard_dir)
             config = edge_config(settings, indexing_threshold_kb)
             loop = asyncio.get_running_loop()
@@ -369,10 +380,18 @@ class EmbeddedStore:
         page_url: str | None = None,
         name: str | None = None,
         source: str | None = None,
+        person_id: str | None = None,
         block: bool = True,
     ) -> list[str]:
-        """Delete the faces matching every given field; returns their ids. ``block``: record the takedown."""
-        selector = delete_selector(image_url, page_url, name, source)
+        """Delete the faces matching every given field; returns their ids. ``block``: record the takedown.
+
+        By ``name`` or ``person_id``: the person (``sozy.store.people``)."""
+        selector = delete_selector(image_url, page_url, name, source, person_id)
+        if name is not None or person_id is not None:
+            people = await identities(self, name=name, person_id=person_id)
+            where = {k: v for k, v in selector.items() if k not in ("name", PERSON_FIELD)}
+            distance = self._settings.takedown_distance
+            return await take_down_person(self, people, where, distance, block=block) if people else []
         flt = _field_filter(selector)
         # The photos' sha256 is needed only to block the same bytes elsewhere.
         payload = qe.PayloadSelector.Include(["image_sha256"]) if block and image_url is not None else False
@@ -403,6 +422,30 @@ class EmbeddedStore:
         async with self._gate:
             return await self._call(remove)
 
+    async def delete_ids(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+
+        def remove() -> None:
+            shard = self._engine()
+            shard.update(qe.UpdateOperation.delete_points(list(ids)))
+            shard.flush()  # a takedown must survive a crash right after it returns
+
+        async with self._gate:
+            await self._call(remove)
+
+    async def set_payloads(self, updates: Mapping[str, Mapping[str, Any]]) -> None:
+        if not updates:
+            return
+
+        def write() -> None:
+            shard = self._engine()
+            for point_id, fields in updates.items():
+                shard.update(qe.UpdateOperation.set_payload([point_id], dict(fields)))
+
+        async with self._gate:
+            await self._call(write)
+
     def _record_takedowns(self, takedowns: Sequence[Takedown]) -> int:
         added = sum(self._takedowns.add(t) for t in takedowns)
         if added:
@@ -413,7 +456,7 @@ class EmbeddedStore:
         try:
             self._takedown_file.save(self._takedowns)
         except BaseException:
-            self._takedowns = self._takedown_file.load()  # memory must not run ahead of the file
+            self._takedowns = self._takedown_file.load(self._settings.takedown_distance)  # memory must not run ahead of the file
             raise
 
     async def taken_down(self, payload: Mapping[str, Any]) -> bool:
@@ -523,6 +566,42 @@ class EmbeddedStore:
 
         first = max(_PEOPLE_FIRST_LIMIT, 4 * check_k(k) * check_k(per_person, "per_person"))
         return await group_people(nearest, k, per_person, first)
+
+    async def neighbours(
+        self,
+        vector: np.ndarray,
+        k: int,
+        *,
+        person_id: str | None = None,
+        named: bool | None = None,
+        with_vectors: bool = False,
+    ) -> list[FaceHit]:
+        flt = _identity_filter(person_id, named)
+        return await self._nearest(check_vector(vector), check_k(k), flt, with_vector=with_vectors)
+
+    async def faces_where(self, match: Mapping[str, Collection[str]], *, with_vectors: bool = False) -> list[StoredPoint]:
+        flt = qe.Filter(must=[qe.FieldCondition(f, match=qe.MatchAny(list(v))) for f, v in match.items()])
+
+        def read() -> list[StoredPoint]:
+            found: list[StoredPoint] = []
+            offset = None
+            while True:
+                request = qe.ScrollRequest(offset=offset, limit=ID_PAGE, filter=flt, with_payload=True, with_vector=with_vectors)
+                records, offset = self._engine().scroll(request)
+                found.extend(_stored(r) for r in records)
+                if offset is None:
+                    return found
+
+        async with self._gate:
+            return await self._call(read)
+
+    async def person_ids_named(self, name: str) -> set[str]:
+        request = qe.FacetRequest(
+            key=PERSON_FIELD, limit=ID_PAGE, exact=True, filter=_field_filter({"name": name})
+        )
+        async with self._gate:
+            hits = await self._call(lambda: self._engine().facet(request).hits)
+        return {str(h.value) for h in hits if h.count > 0}
 
     async def get(self, point_id: str) -> FaceRecord | None:
         """The face with this id, or None."""

@@ -51,6 +51,7 @@ from .base import (
     person_hit,
     record_points,
 )
+from .people import identities, take_down_person
 from .takedowns import (
     Takedown,
     TakedownList,
@@ -153,7 +154,7 @@ class ServerStore:
         self.nodes = 1
         # The takedown collection, read again when older than TAKEDOWN_REFRESH_S.
         self.takedown_collection = f"{settings.collection}_takedowns"
-        self._takedowns = TakedownList()
+        self._takedowns = TakedownList(distance=settings.takedown_distance)
         self._takedowns_read = -float("inf")
 
     @classmethod
@@ -306,6 +307,7 @@ class ServerStore:
         page_url: str | None = None,
         name: str | None = None,
         source: str | None = None,
+        person_id: str | None = None,
         block: bool = True,
     ) -> list[str]:
         """Delete the faces matching every given field; returns their ids. ``block``: record the takedown.
@@ -315,7 +317,12 @@ class ServerStore:
         returned, so the ids are exactly what is gone; with ``block`` the crawler's next
         writes (within TAKEDOWN_REFRESH_S) refuse it.
         """
-        selector = delete_selector(image_url, page_url, name, source)
+        selector = delete_selector(image_url, page_url, name, source, person_id)
+        if name is not None or person_id is not None:  # a person (sozy.store.people)
+            people = await identities(self, name=name, person_id=person_id)
+            where = {k: v for k, v in selector.items() if k not in ("name", PERSON_FIELD)}
+            distance = self._settings.takedown_distance
+            return await take_down_person(self, people, where, distance, block=block) if people else []
         flt = _field_filter(selector)
         with_payload: Any = ["image_sha256"] if block and image_url is not None else False
         ids: list[str] = []
@@ -340,6 +347,59 @@ class ServerStore:
                 await self._client.delete(self.collection, points_selector=selector_ids, wait=True)
         return ids
 
+    async def delete_ids(self, ids: Sequence[str]) -> None:
+        with self._errors("deleting from"):
+            for start in range(0, len(ids), ID_PAGE):
+                chunk = m.PointIdsList(points=list(ids[start : start + ID_PAGE]))
+                await self._client.delete(self.collection, points_selector=chunk, wait=True)
+
+    async def set_payloads(self, updates: Mapping[str, Mapping[str, Any]]) -> None:
+        with self._errors("writing to"):
+            for point_id, fields in updates.items():
+                await self._client.set_payload(self.collection, payload=dict(fields), points=[point_id], wait=True)
+
+    async def neighbours(
+        self,
+        vector: np.ndarray,
+        k: int,
+        *,
+        person_id: str | None = None,
+        named: bool | None = None,
+        with_vectors: bool = False,
+    ) -> list[FaceHit]:
+        flt: m.Filter | None = None
+        empty = m.IsEmptyCondition(is_empty=m.PayloadField(key=PERSON_FIELD))
+        if person_id is not None:
+            flt = _field_filter({PERSON_FIELD: person_id})
+        elif named is not None:
+            flt = m.Filter(must_not=[empty]) if named else m.Filter(must=[empty])
+        return await self._nearest(check_vector(vector), check_k(k), flt, with_vector=with_vectors)
+
+    async def faces_where(self, match: Mapping[str, Collection[str]], *, with_vectors: bool = False) -> list[StoredPoint]:
+        flt = m.Filter(must=[m.FieldCondition(key=f, match=m.MatchAny(any=list(v))) for f, v in match.items()])
+        found: list[StoredPoint] = []
+        offset: Any = None
+        with self._errors("reading"):
+            while True:
+                records, offset = await self._client.scroll(
+                    self.collection, scroll_filter=flt, offset=offset, limit=ID_PAGE, with_payload=True,
+                    with_vectors=with_vectors,
+                )
+                found.extend(
+                    StoredPoint(str(r.id), np.asarray(r.vector if with_vectors else np.zeros(VECTOR_SIZE), np.float32),
+                                dict(r.payload or {}))
+                    for r in records
+                )
+                if offset is None:
+                    return found
+
+    async def person_ids_named(self, name: str) -> set[str]:
+        with self._errors("reading"):
+            hits = await self._client.facet(
+                self.collection, key=PERSON_FIELD, facet_filter=_field_filter({"name": name}), limit=ID_PAGE, exact=True
+            )
+        return {str(h.value) for h in hits.hits if h.count > 0}
+
     async def _current_takedowns(self, *, fresh: bool = False) -> TakedownList:
         now = time.monotonic()
         if fresh or now - self._takedowns_read >= TAKEDOWN_REFRESH_S:
@@ -352,7 +412,7 @@ class ServerStore:
         offset: Any = None
         with self._errors("reading the takedowns of"):
             if not await self._client.collection_exists(self.takedown_collection):
-                return TakedownList()
+                return TakedownList(distance=self._settings.takedown_distance)
             while True:
                 records, offset = await self._client.scroll(
                     self.takedown_collection, offset=offset, limit=ID_PAGE, with_payload=True, with_vectors=False
@@ -366,7 +426,7 @@ class ServerStore:
                             f"{record.id}: {exc}"
                         ) from None
                 if offset is None:
-                    return TakedownList(found)
+                    return TakedownList(found, self._settings.takedown_distance)
 
     async def _record_takedowns(self, takedowns: Sequence[Takedown]) -> int:
         current = await self._current_takedowns(fresh=True)

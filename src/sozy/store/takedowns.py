@@ -6,23 +6,31 @@ re-crawl, a mirror of the same photo, or new photos of a person who asked to be
 removed are not stored again. Taking a photo down by ``image_url`` also records
 the sha256 of its bytes, so the same bytes at another URL stay out too.
 
+Taking a person down (by ``person_id`` or name) also keeps the descriptors of the
+faces it removed (128 numbers each, no photo, no crop): a new face within
+``store.takedown_distance`` of one of them is refused whatever name it comes with,
+or none (a group photo, a page crawl). Lifting the takedown drops them.
+
 The list lives with the faces (a JSON file beside the embedded store, a small
 collection beside the server's); ``FaceStore.lift`` takes a takedown back.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sozy.records import utc_now
+import numpy as np
+
+from sozy.records import VECTOR_SIZE, utc_now
 
 from .base import DELETE_FIELDS, StoredPoint, StoreError
 
@@ -32,12 +40,14 @@ log = logging.getLogger(__name__)
 TAKEDOWN_FIELDS: tuple[str, ...] = (*DELETE_FIELDS, "image_sha256")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Takedown:
-    """Faces whose payload matches every field of ``selector`` are not stored."""
+    """Faces whose payload matches every field of ``selector`` are not stored, nor faces within
+    the takedown distance of one of ``vectors`` (a person's removed faces; may be empty)."""
 
     selector: dict[str, str]
     created_at: str
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, VECTOR_SIZE), np.float32))
 
     @property
     def key(self) -> str:
@@ -45,14 +55,36 @@ class Takedown:
         return selector_key(self.selector)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"selector": dict(self.selector), "created_at": self.created_at}
+        data: dict[str, Any] = {"selector": dict(self.selector), "created_at": self.created_at}
+        if len(self.vectors):
+            # float32 bytes in base64: a sixth of the size of the numbers in JSON, and exact.
+            data["vectors"] = base64.b64encode(np.ascontiguousarray(self.vectors, "<f4").tobytes()).decode("ascii")
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Takedown:
         selector = data.get("selector")
         if not isinstance(selector, dict) or not selector:
             raise ValueError(f"a takedown needs a non-empty selector, not {selector!r}")
-        return cls(selector=check_selector(selector), created_at=str(data.get("created_at") or ""))
+        return cls(
+            selector=check_selector(selector),
+            created_at=str(data.get("created_at") or ""),
+            vectors=_decode_vectors(data.get("vectors")),
+        )
+
+
+def _decode_vectors(text: Any) -> np.ndarray:
+    if not text:
+        return np.zeros((0, VECTOR_SIZE), np.float32)
+    if not isinstance(text, str):
+        raise ValueError("a takedown's vectors are base64 text")
+    raw = base64.b64decode(text, validate=True)
+    if len(raw) % (4 * VECTOR_SIZE):
+        raise ValueError(f"a takedown's vectors are not whole {VECTOR_SIZE}-d float32 vectors")
+    vectors = np.frombuffer(raw, "<f4").reshape(-1, VECTOR_SIZE).astype(np.float32)
+    if not np.isfinite(vectors).all():
+        raise ValueError("a takedown's vectors must be finite")
+    return vectors
 
 
 def check_selector(selector: Mapping[str, Any]) -> dict[str, str]:
@@ -79,11 +111,17 @@ def takedown_point_id(selector: Mapping[str, str]) -> str:
 _TAKEDOWN_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/sozy-project/sozy/takedowns")
 
 
-def takedowns_for(selector: Mapping[str, str], photo_sha256s: Iterable[str]) -> list[Takedown]:
-    """What a takedown records: its selector and, when it names a photo by ``image_url``,
-    the sha256 of that photo's bytes (the same bytes at another URL stay out too)."""
+def takedowns_for(
+    selector: Mapping[str, str], photo_sha256s: Iterable[str], vectors: np.ndarray | None = None
+) -> list[Takedown]:
+    """What a takedown records: its selector (with the removed faces' ``vectors`` for a
+    person) and, when it names a photo by ``image_url``, the sha256 of that photo's bytes
+    (the same bytes at another URL stay out too)."""
     created = utc_now()
-    found = [Takedown(check_selector(selector), created)]
+    first = Takedown(check_selector(selector), created)
+    if vectors is not None and len(vectors):
+        first = Takedown(first.selector, created, np.asarray(vectors, np.float32).reshape(-1, VECTOR_SIZE))
+    found = [first]
     if "image_url" in selector:
         found += [Takedown({"image_sha256": sha}, created) for sha in sorted(set(photo_sha256s)) if sha]
     return found
@@ -96,9 +134,12 @@ class TakedownList:
     lookup per distinct field combination (a handful), however many there are.
     """
 
-    def __init__(self, takedowns: Iterable[Takedown] = ()) -> None:
+    def __init__(self, takedowns: Iterable[Takedown] = (), distance: float = 0.6) -> None:
         self._by_key: dict[str, Takedown] = {}
         self._by_fields: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
+        # Every takedown's vectors in one matrix, rebuilt after a change (takedowns are rare).
+        self.distance = distance
+        self._vectors: np.ndarray | None = None
         for takedown in takedowns:
             self.add(takedown)
 
@@ -109,10 +150,20 @@ class TakedownList:
         return iter(sorted(self._by_key.values(), key=lambda t: (t.created_at, t.key)))
 
     def add(self, takedown: Takedown) -> bool:
-        """Record a takedown; False when the same selector was already recorded."""
-        if takedown.key in self._by_key:
-            return False
+        """Record a takedown; False when the same selector was already recorded with no new
+        vectors (a person taken down again keeps the vectors of both times)."""
+        known = self._by_key.get(takedown.key)
+        if known is not None:
+            if not len(takedown.vectors):
+                return False
+            merged = np.unique(np.concatenate([known.vectors, takedown.vectors]), axis=0)
+            if len(merged) == len(known.vectors):
+                return False
+            self._by_key[takedown.key] = Takedown(known.selector, known.created_at, merged)
+            self._vectors = None
+            return True
         self._by_key[takedown.key] = takedown
+        self._vectors = None
         fields = tuple(takedown.selector)
         self._by_fields.setdefault(fields, set()).add(tuple(takedown.selector[f] for f in fields))
         return True
@@ -120,6 +171,7 @@ class TakedownList:
     def remove(self, selector: Mapping[str, str]) -> Takedown | None:
         takedown = self._by_key.pop(selector_key(selector), None)
         if takedown is not None:
+            self._vectors = None
             fields = tuple(takedown.selector)
             values = self._by_fields[fields]
             values.discard(tuple(takedown.selector[f] for f in fields))
@@ -134,15 +186,35 @@ class TakedownList:
                 return True
         return False
 
+    @property
+    def vectors(self) -> np.ndarray:
+        """The removed faces' vectors of every person taken down, one matrix."""
+        if self._vectors is None:
+            parts = [t.vectors for t in self._by_key.values() if len(t.vectors)]
+            self._vectors = np.concatenate(parts) if parts else np.zeros((0, VECTOR_SIZE), np.float32)
+        return self._vectors
+
+    def blocks_faces(self, vectors: np.ndarray) -> np.ndarray:
+        """For each of ``vectors``, whether it lies within ``distance`` of a taken-down face."""
+        removed = self.vectors
+        if not len(removed) or not len(vectors):
+            return np.zeros(len(vectors), dtype=bool)
+        queries = np.asarray(vectors, np.float32).reshape(-1, VECTOR_SIZE)
+        # Squared L2 by the expansion |a|² - 2ab + |b|²: one matrix product for the batch.
+        squared = (queries**2).sum(1)[:, None] - 2.0 * queries @ removed.T + (removed**2).sum(1)[None, :]
+        return np.asarray(squared.min(axis=1) < self.distance**2, dtype=bool)
+
 
 def refuse_taken_down(points: Sequence[StoredPoint], takedowns: TakedownList) -> tuple[Sequence[StoredPoint], list[str]]:
-    """The points no takedown matches, and the ids of those one does."""
+    """The points no takedown matches (by payload, or as a taken-down person's face), and the
+    ids of those one does."""
     if not len(takedowns):
         return points, []
+    near = takedowns.blocks_faces(np.stack([p.vector for p in points])) if len(takedowns.vectors) and points else None
     kept: list[StoredPoint] = []
     refused: list[str] = []
-    for point in points:
-        if takedowns.blocks(point.payload):
+    for i, point in enumerate(points):
+        if takedowns.blocks(point.payload) or (near is not None and near[i]):
             refused.append(point.id)
         else:
             kept.append(point)
@@ -157,16 +229,16 @@ class TakedownFile:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def load(self) -> TakedownList:
+    def load(self, distance: float = 0.6) -> TakedownList:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            return TakedownList()
+            return TakedownList(distance=distance)
         except (OSError, ValueError) as exc:
             # Refuse to run without it: starting empty would let taken-down faces back in.
             raise StoreError(f"cannot read the takedown list {self.path}: {exc}; fix or restore that file") from None
         try:
-            return TakedownList(Takedown.from_dict(item) for item in data["takedowns"])
+            return TakedownList((Takedown.from_dict(item) for item in data["takedowns"]), distance)
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(f"the takedown list {self.path} is malformed ({exc}); fix or restore that file") from None
 
