@@ -46,3 +46,4 @@ async def test_a_lost_node_gives_back_what_it_held_and_waited_for() -> None:
     await slots.acquire("b1", "node-b", HOST)
     assert slots.active(HOST) == 1
 
+

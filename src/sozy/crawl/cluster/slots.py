@@ -33,9 +33,11 @@ class HostSlots:
         self._waiting: dict[str, str] = {}  # token → node, while its slot is being waited for
         self._dropped: set[str] = set()  # tokens handed back before they were granted
 
-    async def acquire(self, token: str, node: str, origin: str, min_interval: float = 0.0) -> None:
-        """Wait for a slot to ``origin`` (and its turn); held under ``token`` until ``release``."""
-        slot = self._limiter.slot(origin, min_interval)
+    async def acquire(self, token: str, node: str, origin: str, min_interval: float = 0.0, limit: int = 0) -> None:
+        """Wait for a slot of ``origin``'s pool (and its turn); held under ``token`` until ``release``.
+
+        ``limit``: the pool's own number of slots (a fetch policy's), 0 for ``per_host``."""
+        slot = self._slot(origin, min_interval, limit)
         self._waiting[token] = node
         try:
             await slot.__aenter__()
@@ -55,9 +57,17 @@ class HostSlots:
             return
         await held[1].__aexit__(None, None, None)
 
-    def hold(self, origin: str, seconds: float) -> None:
+    def hold(self, origin: str, seconds: float, limit: int = 0) -> None:
         """No new request to ``origin`` for ``seconds``, from any node (a server asked to back off)."""
-        self._limiter.hold(origin, seconds)
+        if limit:
+            self._limiter.hold(origin, seconds, limit)  # type: ignore[call-arg]
+        else:
+            self._limiter.hold(origin, seconds)
+
+    def _slot(self, origin: str, min_interval: float, limit: int) -> AbstractAsyncContextManager[None]:
+        if limit:
+            return self._limiter.slot(origin, min_interval, limit)  # type: ignore[call-arg]
+        return self._limiter.slot(origin, min_interval)
 
     async def release_node(self, node: str) -> int:
         """Hand back every slot ``node`` holds or waits for (the node is gone); returns how many."""
@@ -80,26 +90,27 @@ class SharedHostLimiter:
         self._actor = actor
         self._node = node
 
-    def slot(self, origin: str, min_interval: float = 0.0) -> _SharedSlot:
-        return _SharedSlot(self._actor, self._node, origin, min_interval)
+    def slot(self, origin: str, min_interval: float = 0.0, limit: int = 0) -> _SharedSlot:
+        return _SharedSlot(self._actor, self._node, origin, min_interval, limit)
 
-    def hold(self, origin: str, seconds: float) -> None:
-        self._actor.hold.remote(origin, seconds)
+    def hold(self, origin: str, seconds: float, limit: int = 0) -> None:
+        self._actor.hold.remote(origin, seconds, limit)
 
 
 class _SharedSlot:
-    __slots__ = ("_actor", "_node", "_origin", "_interval", "_token")
+    __slots__ = ("_actor", "_node", "_origin", "_interval", "_limit", "_token")
 
-    def __init__(self, actor: Any, node: str, origin: str, interval: float) -> None:
+    def __init__(self, actor: Any, node: str, origin: str, interval: float, limit: int) -> None:
         self._actor = actor
         self._node = node
         self._origin = origin
         self._interval = interval
+        self._limit = limit
         self._token = uuid.uuid4().hex
 
     async def __aenter__(self) -> None:
         try:
-            await self._actor.acquire.remote(self._token, self._node, self._origin, self._interval)
+            await self._actor.acquire.remote(self._token, self._node, self._origin, self._interval, self._limit)
         except BaseException:
             # Cancelled (or the actor failed) while waiting: the slot, if granted later, goes back.
             self._actor.release.remote(self._token)
