@@ -8,6 +8,7 @@ build with a CPU one.
 
     python pyproject_deps.py pyproject.toml > requirements.txt
     python pyproject_deps.py pyproject.toml --exclude dlib-bin > requirements.txt
+    python pyproject_deps.py pyproject.toml --extra ray > requirements.txt   # and an extra's (sozy[ray])
 
 Standard library only: it runs in bare Python images before anything is installed.
 """
@@ -38,14 +39,21 @@ def requirement_name(requirement: str) -> str:
     return normalize(match.group(1))
 
 
-def dependencies(pyproject: Path, exclude: Iterable[str] = ()) -> list[str]:
-    """The project's dependencies, in file order, without the excluded names.
+def dependencies(pyproject: Path, exclude: Iterable[str] = (), extras: Iterable[str] = ()) -> list[str]:
+    """The project's dependencies and its ``extras``' (in file order), without the excluded names.
 
-    Raises ``ValueError`` when an excluded name is not a dependency at all: a
-    typo there would otherwise let the very package it meant to drop through.
+    Raises ``ValueError`` when an excluded name is not a dependency at all (a
+    typo there would otherwise let the very package it meant to drop through),
+    or an extra is not declared.
     """
     data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    declared = list(data.get("project", {}).get("dependencies", []))
+    project = data.get("project", {})
+    declared = list(project.get("dependencies", []))
+    optional = project.get("optional-dependencies", {})
+    for extra in extras:
+        if extra not in optional:
+            raise ValueError(f"--extra {extra}: {pyproject} declares no such extra ({', '.join(sorted(optional))})")
+        declared += [r for r in optional[extra] if r not in declared]
     dropped = {normalize(name) for name in exclude}
     unknown = dropped - {requirement_name(r) for r in declared}
     if unknown:
@@ -57,9 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pyproject", type=Path, help="path to pyproject.toml")
     parser.add_argument("--exclude", action="append", default=[], metavar="NAME", help="leave this project out (repeatable)")
+    parser.add_argument("--extra", action="append", default=[], metavar="NAME",
+                        help="also this optional extra's dependencies (repeatable; empty: none)")
     args = parser.parse_args(argv)
     try:
-        lines = dependencies(args.pyproject, args.exclude)
+        lines = dependencies(args.pyproject, args.exclude, [e for e in args.extra if e])
     except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
         print(f"pyproject_deps: {exc}", file=sys.stderr)
         return 2

@@ -591,3 +591,30 @@ def test_cluster_file_states_the_collection_layout_the_store_creates() -> None:
     docs = (REPO / "docs" / "deploy.md").read_text()
     assert f"| `replication_factor` | {layout['replication_factor']} " in docs
     assert f"({layout['shard_number']} on {nodes} nodes)" in docs
+
+
+RAY = REPO / "deploy" / "docker-compose.ray.yml"
+
+
+def test_ray_file_is_valid_and_its_nodes_join_the_head() -> None:
+    compose = _load(RAY)
+    assert problems(compose) == []
+    head = compose.services["ray-head"]
+    assert command_line(head)[:3] == ["ray", "start", "--head"] and "--port=6379" in command_line(head)
+    workers = {n: s for n, s in compose.services.items() if n != "ray-head"}
+    assert set(workers) == {"ray-worker", "ray-worker-gpu"}
+    for name, service in compose.services.items():
+        # Every node runs an image with Ray in it (the ray extra), and its own copy of Sozy.
+        assert service["build"]["args"] == {"SOZY_EXTRA": "ray"}, name
+        assert int(str(service["shm_size"]).rstrip("gb")) >= 1, name
+        if name != "ray-head":
+            assert "--address=ray-head:6379" in command_line(service), name
+            assert dependencies(service) == {"ray-head": "service_healthy"}, name
+    gpu = compose.services["ray-worker-gpu"]
+    assert gpu["profiles"] == ["gpu"] and gpu["build"]["dockerfile"] == "deploy/Dockerfile.gpu"
+    assert {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]} in (
+        gpu["deploy"]["resources"]["reservations"]["devices"])
+    # The driver runs on the head (a node of the cluster): the input and the state are there.
+    mounts = {m["target"]: m for m in volume_mounts(head)}
+    assert mounts["/input"]["read_only"] is True and mounts["/data"]["type"] == "volume"
+    assert set(published_ports(head).values()) == {"127.0.0.1"}

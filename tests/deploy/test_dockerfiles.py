@@ -69,8 +69,10 @@ def test_cpu_image_is_slim_python_with_no_compiler() -> None:
     build, final = parsed.stages
     assert final.instructions("COPY")[0].flags == ("--from=build",)
     runs = build.runs()
-    # Dependencies from pyproject (dlib-bin included: the prebuilt wheel), then Sozy alone.
-    assert "python pyproject_deps.py pyproject.toml > requirements.txt" in runs
+    # Dependencies from pyproject (dlib-bin included: the prebuilt wheel; an extra's when built
+    # with SOZY_EXTRA, none by default), then Sozy alone.
+    assert 'python pyproject_deps.py pyproject.toml --extra "${SOZY_EXTRA}" > requirements.txt' in runs
+    assert re.search(r'^ARG SOZY_EXTRA=""$', CPU.read_text(), re.MULTILINE)
     assert "--exclude" not in runs
     assert "/opt/sozy/bin/pip install --no-deps ." in runs
 
@@ -98,7 +100,7 @@ def test_gpu_image_never_installs_dlib_bin() -> None:
     sozy_build = parsed.stage("sozy-build")
     assert sozy_build is not None
     runs = sozy_build.runs()
-    assert "pyproject_deps.py pyproject.toml --exclude dlib-bin > requirements.txt" in runs
+    assert 'pyproject_deps.py pyproject.toml --exclude dlib-bin --extra "${SOZY_EXTRA}" > requirements.txt' in runs
     assert "pip install /wheels/dlib-*.whl --requirement requirements.txt" in runs
     # Sozy's own metadata asks for dlib-bin: it goes in without its dependencies.
     assert re.findall(r"pip install (?:--no-deps )?\.", runs) == ["pip install --no-deps ."]

@@ -66,3 +66,13 @@ def test_missing_or_broken_pyproject_is_an_error(tmp_path: Path) -> None:
     broken.write_text("[project\n")
     done = run(str(broken))
     assert done.returncode == 2 and "pyproject_deps:" in done.stderr
+
+
+def test_an_extra_adds_its_dependencies_and_an_empty_one_nothing() -> None:
+    done = run(str(PYPROJECT), "--extra", "ray")
+    assert done.returncode == 0, done.stderr
+    extra = tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"]["ray"]
+    assert done.stdout.splitlines() == declared() + extra
+    assert run(str(PYPROJECT), "--extra", "").stdout.splitlines() == declared()  # the images' default
+    wrong = run(str(PYPROJECT), "--extra", "rya")
+    assert wrong.returncode == 2 and "rya" in wrong.stderr and wrong.stdout == ""
