@@ -10,7 +10,9 @@ script there; it writes what it saw as JSON::
 1. ``local``: the URL list crawled on this machine (no Ray): the reference.
 2. ``ray``: the same list crawled with ``--ray`` on a 3-node ``ray.cluster_utils.Cluster``
    (one CPU each), ``--per-host 2``; the image host counts its peak requests at once.
-3. ``loss``: the same again into a fresh data dir, and one worker node removed as soon
+3. ``resume``: ``python -m sozy.crawl --ray`` (a driver of its own), killed with SIGKILL once
+   a few photos are done, then the same command again to its end.
+4. ``loss``: the same list into a fresh data dir, and one worker node removed as soon
    as it has finished a batch and holds another.
 """
 
@@ -19,6 +21,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
+import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,17 +62,55 @@ class _Recording(RayCluster):
 async def crawl(settings: Settings, urls: Path, cluster: RayCluster | None) -> dict[str, Any]:
     result = await run_crawl(settings, CrawlPlan(url_lists=(urls,)), progress=False, print_summary=False,
                              handle_signals=False, cluster=cluster)
+    return {"exit_code": result.exit_code, "summary": result.summary, **await crawl_report(settings)}
+
+
+async def crawl_report(settings: Settings) -> dict[str, Any]:
+    """What a crawl left: its points (with their people) and every URL's status and attempts."""
     points = await stored_points(settings)
     with CrawlState(settings.data_path / settings.crawl.state_file) as state:
         rows = state.urls()
     return {
-        "exit_code": result.exit_code,
-        "summary": result.summary,
         "points": {p.id: {k: p.payload.get(k) for k in ("name", "person_id", "label", "image_sha256")}
                    for p in points},
         "statuses": {r.url: r.status for r in rows},
         "attempts": {r.url: r.attempts for r in rows},
     }
+
+
+def done_urls(state_file: Path) -> int:
+    """Photos the state calls done (read beside the running crawl: WAL lets readers in)."""
+    if not state_file.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{state_file}?mode=ro", uri=True, timeout=5) as db:
+            return int(db.execute("SELECT COUNT(*) FROM urls WHERE status = 'done'").fetchone()[0])
+    except sqlite3.OperationalError:  # created but not set up yet
+        return 0
+
+
+async def killed_and_resumed(address: str, urls: Path, work: Path) -> dict[str, Any]:
+    """The CLI on the cluster, SIGKILLed after a few photos are done, then run again to its end."""
+    settings = settings_for(work / "resume")
+    config = work / "resume.toml"
+    c = settings.crawl
+    config.write_text(f"[crawl]\nper_host = {c.per_host}\ncluster_batch = {c.cluster_batch}\n"
+                      f"total_timeout_s = {c.total_timeout_s}\nread_timeout_s = {c.read_timeout_s}\n")
+    cmd = [sys.executable, "-m", "sozy.crawl", "--urls", str(urls), "--ray", address, "--config", str(config),
+           "--data-dir", str(settings.data_dir), "--no-progress", "--log-level", "WARNING"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOZY_", "RAY_ADDRESS"))}
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state_file = settings.data_path / c.state_file
+    while done_urls(state_file) < 4 and first.poll() is None:
+        await asyncio.sleep(0.05)
+    killed_at = done_urls(state_file)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    second = await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True, text=True, timeout=600)
+    report = await crawl_report(settings)
+    report.update(killed_at=killed_at, first_exit=first.returncode, exit_code=second.returncode,
+                  stderr=second.stderr[-2000:])
+    return report
 
 
 async def remove_when_busy(cluster: Any, victim: Any, recorder: type[_Recording]) -> str:
@@ -102,6 +146,8 @@ async def main(out: Path, work: Path, faces_dir: Path) -> None:
             report["ray"] = await crawl(settings_for(work / "ray"), urls, RayCluster(cluster.address))
             report["ray"]["peak"] = host.peak
             report["ray"]["requests"] = host.requests
+
+            report["resume"] = await killed_and_resumed(cluster.address, urls, work)
 
             _Recording.engines = []
             loss = asyncio.ensure_future(crawl(settings_for(work / "loss"), urls, _Recording(cluster.address)))

@@ -83,6 +83,17 @@ def test_per_host_holds_for_the_whole_cluster(scenarios: dict[str, Any]) -> None
 
 
 @pytest.mark.slow
+def test_a_killed_driver_resumes_with_nothing_lost_and_nothing_twice(scenarios: dict[str, Any]) -> None:
+    resume, local = scenarios["resume"], scenarios["local"]
+    assert resume["first_exit"] == -9  # SIGKILL, mid-crawl
+    assert 4 <= resume["killed_at"] < scenarios["photos"]
+    assert resume["exit_code"] == 0, resume["stderr"]
+    assert resume["points"] == local["points"]
+    assert set(resume["statuses"].values()) == {"done"} and len(resume["statuses"]) == scenarios["photos"]
+    assert set(resume["attempts"].values()) == {1}
+
+
+@pytest.mark.slow
 def test_a_node_lost_mid_crawl_loses_nothing_and_stores_nothing_twice(scenarios: dict[str, Any]) -> None:
     loss, local = scenarios["loss"], scenarios["local"]
     assert loss["removed"] is not None, "the crawl ended before the node could be removed"
