@@ -1,7 +1,9 @@
 """The crawler's HTTP client: one aiohttp session, polite and bounded.
 
-Every request goes through the same steps: robots.txt (cached per origin) →
-a per-host slot (concurrency + spacing) → a global slot → the request with
+Every request carries a ``FetchPolicy`` (``sozy.fetch.policy``): the
+User-Agent it sends, the pool whose slots it takes and how server trouble is
+met. Every request goes through the same steps: robots.txt (cached per origin) →
+a slot of its policy's pool (concurrency + spacing) → a global slot → the request with
 connect / read / total timeouts → redirects followed by hand (so each hop is
 checked against robots.txt and counted against the hop's host) → retries with
 backoff on connection errors, 408, 429 and 5xx (Retry-After honoured) → the
@@ -35,6 +37,7 @@ from .errors import FetchError, http_reason
 from .fetched import Fetched
 from .limits import HostLimiter, Limiter
 from .local import is_file_url, read_local_image
+from .policy import API, WEB, FetchPolicy
 from .retry import is_retryable_status, retry_after_seconds, retry_delay
 from .robots import MAX_ROBOTS_BYTES, RobotsCache, x_robots_block
 
@@ -55,7 +58,7 @@ class _Kind:
     name: str  # counter key: "image", "page", "api"
     max_bytes: int
     accept: str
-    api: bool  # identifying User-Agent, no robots checks
+    robots: bool  # robots.txt and X-Robots-Tag apply (API endpoints are not crawled pages)
     image: bool  # sniff the body
     timeout: aiohttp.ClientTimeout | None = None  # None: the session's
 
@@ -106,8 +109,8 @@ class Fetcher:
         self._token = settings.robots_token
         self._session: aiohttp.ClientSession | None = None
         self._timeout: aiohttp.ClientTimeout | None = None
-        self._image = _Kind("image", settings.max_image_bytes, IMAGE_ACCEPT, api=False, image=True)
-        self._page = _Kind("page", settings.max_page_bytes, PAGE_ACCEPT, api=False, image=False)
+        self._image = _Kind("image", settings.max_image_bytes, IMAGE_ACCEPT, robots=True, image=True)
+        self._page = _Kind("page", settings.max_page_bytes, PAGE_ACCEPT, robots=True, image=False)
 
     # -- lifecycle --------------------------------------------------------
 
@@ -154,11 +157,13 @@ class Fetcher:
 
     # -- public API -------------------------------------------------------
 
-    async def image(self, url: str, *, referer: str | None = None) -> Fetched:
+    async def image(self, url: str, *, referer: str | None = None, policy: FetchPolicy = WEB) -> Fetched:
         """An image: sniffed from its bytes, at most ``max_image_bytes``, robots honoured.
 
         ``file:`` URLs read local files (same cap and sniffing), unless the
         referer is a web page: a page on the internet cannot point us at local files.
+        ``policy``: the etiquette the image's source asks for (``WIKIMEDIA_MEDIA``
+        for files Commons named).
         """
         self.counters["image"] += 1
         try:
@@ -168,16 +173,16 @@ class Fetcher:
                 result = await read_local_image(url, self.settings.max_image_bytes, self.local_roots)
                 self.counters["file"] += 1
                 return result
-            return await self._fetch(url, self._image, referer=referer)
+            return await self._fetch(url, self._image, policy, referer=referer)
         except FetchError as exc:
             self.counters[exc.reason] += 1
             raise
 
-    async def page(self, url: str) -> Fetched:
+    async def page(self, url: str, *, policy: FetchPolicy = WEB) -> Fetched:
         """An HTML page (any content, at most ``max_page_bytes``), robots honoured."""
         self.counters["page"] += 1
         try:
-            return await self._fetch(url, self._page)
+            return await self._fetch(url, self._page, policy)
         except FetchError as exc:
             self.counters[exc.reason] += 1
             raise
@@ -190,15 +195,18 @@ class Fetcher:
         headers: Mapping[str, str] | None = None,
         timeout_s: float | None = None,
         max_bytes: int = API_MAX_BYTES,
+        policy: FetchPolicy = API,
     ) -> Any:
         """GET a JSON API (Wikidata, Commons, SPARQL) with the identifying User-Agent.
 
         API endpoints are not crawled pages: robots.txt and X-Robots-Tag do not
-        apply (Wikimedia's API etiquette does: one honest User-Agent, retries
-        that honour Retry-After). ``timeout_s`` replaces the read and total
-        timeouts for slow queries (SPARQL allows 60 s).
+        apply (Wikimedia's API etiquette does: one honest User-Agent, one
+        request at a time per endpoint, retries that honour Retry-After).
+        ``timeout_s`` replaces the read and total timeouts for slow queries
+        (SPARQL allows 60 s).
         """
-        fetched = await self._api(url, params, headers, timeout_s, max_bytes)
+        fetched = await self.api(url, params, headers=headers, timeout_s=timeout_s, max_bytes=max_bytes,
+                                 policy=policy)
         try:
             return json.loads(fetched.body)
         except ValueError as exc:
@@ -213,30 +221,50 @@ class Fetcher:
         headers: Mapping[str, str] | None = None,
         timeout_s: float | None = None,
         max_bytes: int = API_MAX_BYTES,
+        policy: FetchPolicy = API,
     ) -> str:
         """Like ``api_json`` but returns the decoded text (charset from Content-Type, else UTF-8)."""
-        fetched = await self._api(url, params, headers, timeout_s, max_bytes)
+        fetched = await self.api(url, params, headers=headers, timeout_s=timeout_s, max_bytes=max_bytes,
+                                 policy=policy)
         return fetched.body.decode(_charset(fetched.content_type), errors="replace")
 
-    async def _api(
+    async def api(
         self,
         url: str,
-        params: Mapping[str, str] | None,
-        headers: Mapping[str, str] | None,
-        timeout_s: float | None,
-        max_bytes: int,
+        params: Mapping[str, str] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+        max_bytes: int = API_MAX_BYTES,
+        policy: FetchPolicy = API,
     ) -> Fetched:
+        """The API's whole answer (status, headers, body), for callers that read its headers."""
         self.counters["api"] += 1
         s = self.settings
         timeout = None
         if timeout_s is not None:
             timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=s.connect_timeout_s, sock_read=timeout_s)
-        kind = _Kind("api", max_bytes, API_ACCEPT, api=True, image=False, timeout=timeout)
+        kind = _Kind("api", max_bytes, API_ACCEPT, robots=False, image=False, timeout=timeout)
         try:
-            return await self._fetch(url, kind, params=params, extra_headers=headers)
+            return await self._fetch(url, kind, policy, params=params, extra_headers=headers)
         except FetchError as exc:
             self.counters[exc.reason] += 1
             raise
+
+    def hold(self, url: str, seconds: float, policy: FetchPolicy = API) -> None:
+        """Start no request of ``url``'s pool under ``policy`` for ``seconds``.
+
+        For answers that ask for a pause inside a successful response (a
+        MediaWiki ``maxlag`` error), and for spacing a query service's load.
+        """
+        target = _parse_http_url(url)
+        self.limiter.hold(policy.pool_key(target), seconds, policy.concurrency)
+
+    async def check_robots(self, url: str) -> None:
+        """Raise the FetchError a fetch of ``url`` would meet from robots.txt (nothing if allowed)."""
+        if self.respect_robots and not is_file_url(url):
+            target = _parse_http_url(url)
+            await self._robots_delay(url, target, _origin(target))
 
     # -- the request path -------------------------------------------------
 
@@ -244,6 +272,7 @@ class Fetcher:
         self,
         url: str,
         kind: _Kind,
+        policy: FetchPolicy,
         *,
         referer: str | None = None,
         params: Mapping[str, str] | None = None,
@@ -257,15 +286,16 @@ class Fetcher:
         if params:
             target = target.extend_query(params)
         final_url = url if not params else str(target)
-        headers = self._headers(kind, referer, extra_headers)
-        check_robots = self.respect_robots and not kind.api
+        headers = self._headers(policy, kind, referer, extra_headers)
+        check_robots = self.respect_robots and kind.robots
+        max_retry_after = policy.max_retry_after_s or self.settings.backoff_max_s
         seen: set[URL] | None = None
         attempt = 0
         while True:
-            origin = _origin(target)
-            delay = await self._robots_delay(url, target, origin) if check_robots else 0.0
+            pool = policy.pool_key(target)
+            delay = await self._robots_delay(url, target, _origin(target)) if check_robots else 0.0
             try:
-                return await self._once(url, final_url, target, origin, kind, headers, delay)
+                return await self._once(url, final_url, target, pool, policy, kind, headers, delay)
             except _Redirect as hop:
                 self.counters["redirects"] += 1
                 if seen is None:
@@ -279,25 +309,25 @@ class Fetcher:
                 final_url = str(target)
                 attempt = 0
             except _Retry as retry:
-                if retry.retry_after is not None and retry.retry_after > self.settings.backoff_max_s:
+                if retry.retry_after is not None and retry.retry_after > max_retry_after:
                     # Asking again sooner than the server said would not honour it, and
                     # waiting longer would stall the crawl: give up on this URL for now
                     # (the crawl records the failure) and pause the host as long as we may.
-                    self.limiter.hold(origin, self.settings.backoff_max_s)
+                    self.limiter.hold(pool, max_retry_after, policy.concurrency)
                     error = retry.error
                     raise FetchError(
                         error.reason, error.url,
-                        f"{error.detail}, Retry-After {retry.retry_after:g} s > backoff_max_s",
+                        f"{error.detail}, Retry-After {retry.retry_after:g} s > {max_retry_after:g} s",
                         status=error.status,
                     ) from None
                 if attempt >= self.settings.retries:
                     raise retry.error from None
                 wait = retry_delay(
-                    attempt, retry.retry_after, self.settings.backoff_base_s, self.settings.backoff_max_s, self._rng
+                    attempt, retry.retry_after, self.settings.backoff_base_s, max_retry_after, self._rng
                 )
                 if retry.retry_after is not None:
                     # The server asked the whole host to slow down, not just this URL.
-                    self.limiter.hold(origin, wait)
+                    self.limiter.hold(pool, wait, policy.concurrency)
                 self.counters["retries"] += 1
                 attempt += 1
                 await asyncio.sleep(wait)
@@ -320,7 +350,8 @@ class Fetcher:
         url: str,
         final_url: str,
         target: URL,
-        origin: str,
+        pool: str,
+        policy: FetchPolicy,
         kind: _Kind,
         headers: Mapping[str, str],
         delay: float,
@@ -329,13 +360,13 @@ class Fetcher:
         assert session is not None
         # Host slot first, then the global one: a request queued behind a busy
         # host must not hold a global slot other hosts could use.
-        async with self.limiter.slot(origin, delay), self._slots:
+        async with self.limiter.slot(pool, delay, policy.concurrency), self._slots:
             self.counters["requests"] += 1
             try:
                 async with session.get(
                     target, headers=headers, allow_redirects=False, timeout=kind.timeout or self._timeout
                 ) as response:
-                    refusal = self._refusal(url, target, kind, response)
+                    refusal = self._refusal(url, target, kind, policy, response)
                     if refusal is not None:
                         if not isinstance(refusal, FetchError) or refusal.reason != errors.X_ROBOTS_TAG:
                             await _drain(response)
@@ -369,11 +400,13 @@ class Fetcher:
             image_type=image_type,
         )
 
-    def _refusal(self, url: str, target: URL, kind: _Kind, response: aiohttp.ClientResponse) -> Exception | None:
+    def _refusal(
+        self, url: str, target: URL, kind: _Kind, policy: FetchPolicy, response: aiohttp.ClientResponse
+    ) -> Exception | None:
         """Why this response's body will not be read (redirect, error status, X-Robots-Tag), or None."""
         status = response.status
         if 200 <= status < 300:
-            if self.respect_robots and not kind.api:
+            if self.respect_robots and kind.robots:
                 tags = response.headers.getall("X-Robots-Tag", ())
                 if tags:
                     directive = x_robots_block(tags, self._token)
@@ -385,12 +418,16 @@ class Fetcher:
             if location:
                 return _Redirect(_redirect_target(url, target, location))
         error = FetchError(http_reason(status), url, f"HTTP {status}", status=status)
+        if status >= 500 and not policy.retry_server_errors:
+            return error
         if is_retryable_status(status):
             return _Retry(error, retry_after_seconds(response.headers.get("Retry-After")))
         return error
 
-    def _headers(self, kind: _Kind, referer: str | None, extra: Mapping[str, str] | None) -> Mapping[str, str]:
-        agent = self.agents.for_api() if kind.api else self.agents.for_host()
+    def _headers(
+        self, policy: FetchPolicy, kind: _Kind, referer: str | None, extra: Mapping[str, str] | None
+    ) -> Mapping[str, str]:
+        agent = self.agents.for_api() if policy.identify else self.agents.for_host()
         # A CIMultiDict spares aiohttp one conversion per request.
         headers = CIMultiDict({"User-Agent": agent, "Accept": kind.accept})
         if referer:

@@ -1,6 +1,8 @@
 """Politeness per host: at most ``per_host`` requests at once, and spacing between them.
 
-A host is an origin (scheme, host, port). Spacing comes from the configured
+A host is a pool key: an origin (scheme, host, port) for ordinary requests,
+or what a ``FetchPolicy`` names (one API endpoint, or every Wikimedia media
+download together), with the policy's own limit. Spacing comes from the configured
 per-host rate, a robots.txt Crawl-delay, and Retry-After pauses; the longest
 applies. Host entries disappear once idle, so a crawl over a million hosts
 keeps only the busy ones in memory.
@@ -52,17 +54,18 @@ class HostLimiter:
         self._clock = clock
         self._hosts: dict[str, _Host] = {}
 
-    def slot(self, origin: str, min_interval: float = 0.0) -> _Slot:
+    def slot(self, origin: str, min_interval: float = 0.0, limit: int = 0) -> _Slot:
+        """A hold on one of ``origin``'s slots: ``limit`` at once (0: ``per_host``)."""
         host = self._hosts.get(origin)
         if host is None:
-            host = self._hosts[origin] = _Host(self.per_host)
+            host = self._hosts[origin] = _Host(limit or self.per_host)
         return _Slot(self, origin, host, max(self.interval, min_interval))
 
-    def hold(self, origin: str, seconds: float) -> None:
+    def hold(self, origin: str, seconds: float, limit: int = 0) -> None:
         """No new request to ``origin`` for ``seconds`` (a server asked us to back off)."""
         host = self._hosts.get(origin)
         if host is None:
-            host = self._hosts[origin] = _Host(self.per_host)
+            host = self._hosts[origin] = _Host(limit or self.per_host)
         host.next_start = max(host.next_start, self._clock() + seconds)
 
     def active(self, origin: str) -> int:
