@@ -96,9 +96,14 @@ class Candidate:
     # The person's stable identity when the source knows one (a Wikidata Q-id).
     person_id: str | None = None
     license: str | None = None
+    license_url: str | None = None
     attribution: str | None = None
     alt: str | None = None
     page_title: str | None = None
+    # The etiquette its URL must be fetched with (a ``sozy.fetch.policy`` name; None: an
+    # ordinary web host). Wikidata's photos are "wikimedia_media": where the URL came from
+    # decides, not its host name.
+    fetch_policy: str | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -120,6 +125,7 @@ class FaceRecord:
     person_id: str | None = None
     label: str = Label.NONE.value
     license: str | None = None
+    license_url: str | None = None
     attribution: str | None = None
     thumbnail: str | None = None
     crawled_at: str = field(default_factory=lambda: utc_now())

@@ -13,6 +13,7 @@ from sozy.records import SAME_PERSON_DISTANCE, FaceRecord, Label, PhotoFaces, pe
 # (Its nearest stored Obama photo is 0.34 away; obama.jpg and its resized copies are closer to each other.)
 HELD_OUT = "obama/obama4.jpg"
 LICENSE = "MIT"
+LICENSE_URL = "https://opensource.org/license/mit"
 ATTRIBUTION = "face_recognition test images, Adam Geitgey"
 
 
@@ -73,6 +74,7 @@ def shared_records(
                     person_id=person_key(name) if name else None,
                     label=label.value,
                     license=LICENSE,
+                    license_url=LICENSE_URL,
                     attribution=ATTRIBUTION,
                 )
             )

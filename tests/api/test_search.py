@@ -8,11 +8,11 @@ import json
 import httpx
 import pytest
 
-from .index import HELD_OUT
+from .index import HELD_OUT, LICENSE_URL
 
 MATCH_KEYS = {
     "name", "person_id", "unnamed", "label", "distance", "similarity", "same_person", "face_id", "image_url",
-    "page_url", "box", "thumbnail_url", "license", "attribution",
+    "page_url", "box", "thumbnail_url", "license", "license_url", "attribution",
 }
 
 
@@ -48,6 +48,7 @@ async def test_held_out_obama_finds_obama_first(api_client, faces_dir, index_rec
     assert [m["similarity"] for m in matches] == sorted((m["similarity"] for m in matches), reverse=True)
     assert first["image_url"].startswith("https://photos.example.org/photos/") and "obama" in first["image_url"]
     assert first["license"] == "MIT" and first["attribution"]
+    assert first["license_url"] == LICENSE_URL
 
 
 async def test_a_bystander_is_offered_only_when_asked_for_and_marked(api_client, faces_dir, index_records):

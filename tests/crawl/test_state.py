@@ -59,6 +59,32 @@ def test_candidate_metadata_survives_for_resumed_crawls(tmp_path: Path) -> None:
     )
 
 
+def test_licence_url_and_fetch_policy_survive(tmp_path: Path) -> None:
+    with CrawlState(tmp_path / "s.sqlite") as s:
+        s.add_jobs([cand("http://u/1.jpg", source="wikidata", license_url="https://l/by",
+                         fetch_policy="wikimedia_media")])
+    with CrawlState(tmp_path / "s.sqlite") as s:
+        (job,) = s.jobs(PENDING)
+    assert (job.candidate.license_url, job.candidate.fetch_policy) == ("https://l/by", "wikimedia_media")
+
+
+def test_a_state_from_before_the_policy_columns_is_brought_up_to_date(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with CrawlState(path) as s:
+        s.add_jobs([cand("http://u/w.jpg", source="wikidata"), cand("http://u/p.jpg", source="pages")])
+    db = sqlite3.connect(path)
+    for column in ("license_url", "fetch_policy"):
+        db.execute(f"ALTER TABLE urls DROP COLUMN {column}")
+    db.commit()
+    db.close()
+    with CrawlState(path) as s:
+        policies = {j.url: j.candidate.fetch_policy for j in s.jobs(PENDING)}
+    # Wikidata's photos are Commons media, whatever run found them.
+    assert policies == {"http://u/w.jpg": "wikimedia_media", "http://u/p.jpg": None}
+
+
 def test_jobs_page_by_seq_within_bounds(state: CrawlState) -> None:
     state.add_jobs(cand(f"http://a/{i}.jpg") for i in range(10))
     first = state.jobs(PENDING, limit=4)

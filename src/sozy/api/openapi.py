@@ -64,7 +64,7 @@ def _schemas(settings: Settings) -> dict[str, Any]:
             "type": "object",
             "required": [
                 "name", "person_id", "unnamed", "label", "distance", "similarity", "same_person", "face_id",
-                "image_url", "page_url", "box", "thumbnail_url", "license", "attribution",
+                "image_url", "page_url", "box", "thumbnail_url", "license", "license_url", "attribution",
             ],
             "properties": {
                 "name": _nullable({"type": "string", "description": "Who this is; null for an unnamed face."}),
@@ -99,8 +99,9 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                     "type": "string",
                     "description": "A small crop of the face, if stored: /thumbnails/<id>.jpg on this API, or a URL.",
                 }),
-                "license": _nullable({"type": "string"}),
-                "attribution": _nullable({"type": "string"}),
+                "license": _nullable({"type": "string", "description": "The photo's licence (short name)."}),
+                "license_url": _nullable({"type": "string", "description": "Where the licence's text is."}),
+                "attribution": _nullable({"type": "string", "description": "The photo's author or credit line."}),
             },
         },
         "Face": {
@@ -139,6 +140,7 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "faces_in_image": _nullable({"type": "integer"}),
                 "source": _nullable({"type": "string"}),
                 "license": _nullable({"type": "string"}),
+                "license_url": _nullable({"type": "string"}),
                 "attribution": _nullable({"type": "string"}),
                 "thumbnail_url": _nullable({"type": "string"}),
                 "crawled_at": _nullable({"type": "string"}),

@@ -72,6 +72,7 @@ def match_json(hit: FaceHit, threshold: float) -> dict[str, Any]:
         "box": payload.get("box"),
         "thumbnail_url": thumbnail_url(payload.get("thumbnail")),
         "license": payload.get("license"),
+        "license_url": payload.get("license_url"),
         "attribution": payload.get("attribution"),
     }
 
@@ -98,6 +99,7 @@ def record_json(face_id: str, record: FaceRecord) -> dict[str, Any]:
         "faces_in_image": payload.get("faces_in_image"),
         "source": payload.get("source"),
         "license": payload.get("license"),
+        "license_url": payload.get("license_url"),
         "attribution": payload.get("attribution"),
         "thumbnail_url": thumbnail_url(payload.get("thumbnail")),
         "crawled_at": payload.get("crawled_at"),

@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 
 from sozy.config import Settings
 from sozy.faces.errors import EngineClosed, FaceEngineError, ImageError
-from sozy.fetch import FetchError, Fetched, Fetcher
+from sozy.fetch import FetchError, Fetched, Fetcher, policy_named
 from sozy.records import Candidate, FaceRecord, PhotoFaces, utc_now
 from sozy.sources import ImageSearch, PageSource, SourceError, UrlListReport, WikidataNames, read_folders, read_url_list
 from sozy.thumbnails import remove_thumbnails
@@ -725,7 +725,7 @@ class Crawler:
                 image_height=found.height, image_sha256=sha, faces_in_image=max(found.faces_in_image, len(found.faces)),
                 source=cand.source, model=model, page_url=cand.page_url, name=person.name,
                 person_id=person.person_id, label=person.label, license=cand.license,
-                attribution=cand.attribution, crawled_at=now,
+                license_url=cand.license_url, attribution=cand.attribution, crawled_at=now,
             )
             for face, person in zip(found.faces, people, strict=True)
         ]
@@ -877,7 +877,9 @@ class Crawler:
 
 async def fetch_job(fetcher: Fetcher, job: Job) -> Fetched:
     """Fetch one job's photo as every crawl does (this machine's, or a cluster node's)."""
-    return await fetcher.image(job.url, referer=job.candidate.page_url)
+    return await fetcher.image(
+        job.url, referer=job.candidate.page_url, policy=policy_named(job.candidate.fetch_policy)
+    )
 
 
 def _rank(job: Job) -> tuple[int, int]:

@@ -66,6 +66,8 @@ CREATE TABLE IF NOT EXISTS urls (
     attribution TEXT,
     alt TEXT,
     page_title TEXT,
+    license_url TEXT,
+    fetch_policy TEXT,
     discovered_at TEXT NOT NULL,
     updated_at TEXT
 );
@@ -94,7 +96,17 @@ CREATE TABLE IF NOT EXISTS units (
 CREATE INDEX IF NOT EXISTS units_by_status ON units (status, id);
 """
 
-_CANDIDATE_COLUMNS = ("source", "page_url", "name", "person_id", "license", "attribution", "alt", "page_title")
+_CANDIDATE_COLUMNS = (
+    "source", "page_url", "name", "person_id", "license", "attribution", "alt", "page_title", "license_url",
+    "fetch_policy",
+)
+# Columns added to ``urls`` after schema 1 was first written: added in place when an older file
+# opens (NULL for the photos already there).
+_ADDED_COLUMNS = ("person_id", "license_url", "fetch_policy")
+_INSERT_JOB = (
+    f"INSERT INTO urls (url, {', '.join(_CANDIDATE_COLUMNS)}, discovered_at)"
+    f" VALUES ({', '.join('?' * (len(_CANDIDATE_COLUMNS) + 2))}) ON CONFLICT (url) DO NOTHING RETURNING seq"
+)
 
 
 class StateError(Exception):
@@ -213,9 +225,7 @@ class CrawlState:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=10000")
         db.executescript(_SCHEMA)
-        # States written before identities: the column is added, NULL for the photos already there.
-        if "person_id" not in {row[1] for row in db.execute("PRAGMA table_info(urls)")}:
-            db.execute("ALTER TABLE urls ADD COLUMN person_id TEXT")
+        self._add_columns()
         version = self.get_meta("schema")
         if version is None:
             self.set_meta("schema", SCHEMA_VERSION)
@@ -224,6 +234,16 @@ class CrawlState:
                 f"crawl state {self.path} has schema {version}, this Sozy reads {SCHEMA_VERSION}; "
                 "use a new --data-dir or the matching Sozy version"
             )
+
+    def _add_columns(self) -> None:
+        """Bring a state written before the newer candidate columns up to date."""
+        have = {row["name"] for row in self._db.execute("PRAGMA table_info(urls)")}
+        for column in _ADDED_COLUMNS:
+            if column not in have:
+                self._db.execute(f"ALTER TABLE urls ADD COLUMN {column} TEXT")
+                if column == "fetch_policy":
+                    # Photos Wikidata found before policies were recorded are Commons media.
+                    self._db.execute("UPDATE urls SET fetch_policy = 'wikimedia_media' WHERE source = 'wikidata'")
 
     def close(self) -> None:
         """Close the database and release the lock (idempotent)."""
@@ -288,10 +308,7 @@ class CrawlState:
         new: list[Job] = []
         for url, cand in candidates:
             row = self._db.execute(
-                "INSERT INTO urls (url, source, page_url, name, person_id, license, attribution, alt, page_title,"
-                " discovered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (url) DO NOTHING RETURNING seq",
-                (url, cand.source, cand.page_url, cand.name, cand.person_id, cand.license, cand.attribution,
-                 cand.alt, cand.page_title, now),
+                _INSERT_JOB, (url, *(getattr(cand, c) for c in _CANDIDATE_COLUMNS), now)
             ).fetchone()
             if row is not None:
                 new.append(Job(seq=int(row["seq"]), url=url, candidate=cand))

@@ -246,12 +246,32 @@ function card(match) {
   } else {
     link.remove();
   }
-  const credit = [match.attribution, match.license].filter(Boolean).join(" · ");
-  li.querySelector(".license").textContent = credit;
-  li.querySelector(".license").title = credit;
+  credit(li.querySelector(".license"), match);
   li.querySelector(".initials").textContent = initials(name);
   drawPortrait(li.querySelector(".portrait"), match);
   return li;
+}
+
+// Author and licence, each a link when there is one: the author to the photo's page
+// (where its credit line and licence terms are), the licence to its text.
+function credit(line, match) {
+  const parts = [
+    [match.attribution, match.page_url, "author"],
+    [match.license, match.license_url, "licence"],
+  ].filter(([text]) => text);
+  parts.forEach(([text, href, role], i) => {
+    if (i) line.append(" · ");
+    const part = document.createElement(isWebUrl(href) ? "a" : "span");
+    part.className = role;
+    part.textContent = text;
+    if (part.tagName === "A") {
+      part.href = href;
+      part.target = "_blank";
+      part.rel = role === "licence" ? "license noopener noreferrer" : "noopener noreferrer nofollow";
+    }
+    line.append(part);
+  });
+  line.title = parts.map(([text]) => text).join(" · ");
 }
 
 // A crop this API serves (/thumbnails/<id>.jpg), a data: image or a web URL.
