@@ -124,8 +124,12 @@ class CrawlSettings:
     commons_api: str = "https://commons.wikimedia.org/w/api.php"
     sparql_url: str = "https://query.wikidata.org/sparql"
     search_url: str = "https://www.bing.com/images/search"
-    thumb_width: int = 1024
+    # Widest Commons thumbnail wanted; Wikimedia renders only standard widths (…, 500, 960,
+    # 1280, …), so the widest standard width not above this one is asked for.
+    thumb_width: int = 960
     images_per_person: int = 20
+    # --top never asks for people with fewer sitelinks (Wikipedias and sister projects linking them).
+    top_min_sitelinks: int = 10
     # Folder-source folders whose photos carry no person name (lower-cased).
     unnamed_folders: tuple[str, ...] = ("group", "groups", "unknown", "misc", "various")
     page_depth: int = 1

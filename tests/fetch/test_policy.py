@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 from yarl import URL
 
-from sozy.fetch import API, WDQS, WEB, WIKIMEDIA_MEDIA, Fetcher, FetchPolicy, policy_named
+from sozy.fetch import (
+    API,
+    WDQS,
+    WEB,
+    WIKIMEDIA_MEDIA,
+    Fetcher,
+    FetchPolicy,
+    policy_named,
+)
 from sozy.fetch.policy import POLICIES
 from tests.servers.hostile import HostileServer, RequestLog
 

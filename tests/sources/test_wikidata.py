@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 
 import pytest
 from PIL import Image
 
-from sozy.fetch import Fetcher
+from sozy.fetch import WIKIMEDIA_MEDIA, Fetcher
 from sozy.sources import SourceError, WikidataNames
 from sozy.sources.wikidata import (
     OCCUPATIONS,
@@ -21,9 +22,9 @@ from sozy.sources.wikidata import (
     parse_entities,
     parse_imageinfo,
     parse_search,
-    parse_sparql_ids,
-    top_people_query,
+    standard_thumb_width,
 )
+from sozy.sources.toppeople import Band, Row, parse_sparql_rows, top_people_query
 from tests.servers.wikimedia import WikimediaServer, people_with_images
 
 # --- parsing ----------------------------------------------------------------------------
@@ -112,6 +113,8 @@ def test_choose_person_prefers_humans_exact_matches_then_sitelinks() -> None:
         ("President_Barack_Obama.jpg", "File:President Barack Obama.jpg"),
         ("File:lower case.png", "File:Lower case.png"),
         ("Image:Old  style.jpg", "File:Old style.jpg"),
+        ("ßtraße.jpg", "File:ßtraße.jpg"),  # MediaWiki keeps ß: upper() would make it "SStraße"
+        ("éclair.png", "File:Éclair.png"),
     ],
 )
 def test_file_title_normalises_like_mediawiki(raw: str, title: str) -> None:
@@ -162,6 +165,43 @@ def test_parse_imageinfo_reads_formatversion_2_lists() -> None:
     assert parse_imageinfo(data, 800, "https://c/w/api.php")["File:X.jpg"].thumb_url == "https://u/x.jpg"
 
 
+def test_parse_entities_follows_a_merged_item() -> None:
+    data = {"entities": {
+        "Q4000099": {"type": "item", "id": "Q4000002", "redirects": {"from": "Q4000099", "to": "Q4000002"},
+                     "labels": {"en": {"language": "en", "value": "Kit Harington"}},
+                     "claims": {"P31": [_statement("P31", {"entity-type": "item", "id": "Q5"})]}},
+        "Q3": {"id": "Q3", "missing": ""},
+    }, "success": 1}
+    entities = parse_entities(data)
+    # Found under the id asked for, and known by the id it was merged into.
+    assert entities["Q4000099"] is entities["Q4000002"]
+    assert entities["Q4000099"].id == "Q4000002" and entities["Q4000099"].is_human
+    assert "Q3" not in entities
+    assert choose_person("Q4000099", [SearchHit("Q4000099", None, None)], entities).id == "Q4000002"
+
+
+@pytest.mark.parametrize(("asked", "width"), [(1024, 960), (960, 960), (1279, 960), (1280, 1280), (10, 20), (5000, 3840)])
+def test_standard_thumb_width_never_exceeds_the_width_asked(asked: int, width: int) -> None:
+    assert standard_thumb_width(asked) == width
+
+
+def test_parse_imageinfo_reads_the_reuse_terms() -> None:
+    meta = {
+        "LicenseShortName": {"value": "CC BY-SA 4.0"},
+        "LicenseUrl": {"value": "//creativecommons.org/licenses/by-sa/4.0"},
+        "Credit": {"value": '<a href="https://flickr.com/p/1">Flickr</a>'},
+        "AttributionRequired": {"value": "true"},
+        "Restrictions": {"value": "personality|trademarked"},
+    }
+    data = {"query": {"pages": [{"title": "File:X.jpg", "imageinfo": [
+        {"thumburl": "https://u/x.jpg", "mime": "image/jpeg", "extmetadata": meta}]}]}}
+    f = parse_imageinfo(data, 960, "https://c/w/api.php")["File:X.jpg"]
+    assert f.license_url == "https://creativecommons.org/licenses/by-sa/4.0"
+    assert (f.attribution, f.credit, f.credit_line) == (None, "Flickr", "Flickr")
+    assert f.attribution_required is True
+    assert f.restrictions == ("personality", "trademarked")
+
+
 def test_parse_category_members_continues() -> None:
     params = {"action": "query", "list": "categorymembers", "cmtitle": "Category:X"}
     page = parse_category_members(
@@ -183,14 +223,26 @@ def test_occupation_ids() -> None:
         occupation_ids(["astronaut"])
 
 
-def test_top_people_query_and_results() -> None:
-    query = top_people_query(100, 200, ["Q33999", "Q177220"], min_sitelinks=10)
-    assert "?item wdt:P31 wd:Q5" in query
-    assert "FILTER EXISTS { ?item wdt:P18 ?image . }" in query
+def test_top_people_query_starts_from_the_occupation_with_a_sitelinks_floor() -> None:
+    query = top_people_query(["Q33999", "Q177220"], Band(40, 80), 1001)
     assert "VALUES ?occupation { wd:Q33999 wd:Q177220 }" in query
-    assert "FILTER(?sitelinks >= 10)" in query
-    assert re.search(r"ORDER BY DESC\(\?sitelinks\) \?item\s+LIMIT 100\s+OFFSET 200$", query)
-    assert "VALUES" not in top_people_query(10, 0)
+    # Truthy statements, and normal-rank ones beside a preferred one.
+    assert "{ ?item wdt:P106 ?occupation . }" in query
+    assert "?item p:P106 ?statement . ?statement ps:P106 ?occupation ; wikibase:rank wikibase:NormalRank" in query
+    assert "?item wikibase:sitelinks ?sitelinks . hint:Prior hint:rangeSafe true ." in query
+    assert "FILTER(?sitelinks >= 40 && ?sitelinks < 80)" in query
+    assert "?item wdt:P31 wd:Q5" in query and "FILTER EXISTS { ?item wdt:P18 ?image . }" in query
+    assert query.endswith("LIMIT 1001") and "OFFSET" not in query and "ORDER BY" not in query
+    # The occupation comes first: the query starts from it, not from every human.
+    assert query.index("VALUES ?occupation") < query.index("wdt:P31 wd:Q5")
+    everyone = top_people_query([], Band(256), 11)
+    assert "P106" not in everyone and "FILTER(?sitelinks >= 256)" in everyone
+    cursor = top_people_query([], Band(12, 13, "http://www.wikidata.org/entity/Q9"), 50)
+    assert 'FILTER(?sitelinks = 12 && STR(?item) > "http://www.wikidata.org/entity/Q9")' in cursor
+    assert cursor.endswith("ORDER BY ?item\nLIMIT 50")
+
+
+def test_parse_sparql_rows() -> None:
     data = {
         "head": {"vars": ["item", "sitelinks"]},
         "results": {"bindings": [
@@ -200,15 +252,15 @@ def test_top_people_query_and_results() -> None:
             {"item": {"type": "uri", "value": "http://www.wikidata.org/entity/Q6279"}},
         ]},
     }
-    assert parse_sparql_ids(data) == ["Q76", "Q6279"]
+    assert parse_sparql_rows(data) == [Row("Q76", 330), Row("Q6279", 0)]
     with pytest.raises(SourceError):
-        parse_sparql_ids({"boolean": True})
+        parse_sparql_rows({"boolean": True})
 
 
 # --- against the fake services -----------------------------------------------------------
 
 
-def _names(server: WikimediaServer, *files: str, width: int = 1024) -> list[str]:
+def _names(server: WikimediaServer, *files: str, width: int = 960) -> list[str]:
     return [server.thumb_url(f, width) for f in files]
 
 
@@ -223,11 +275,13 @@ async def test_lookup_gives_commons_thumbnails_with_licence_and_author(wikimedia
         "Obama 2013 portrait.jpg", "Obama and Biden 2009.jpg",
     )
     assert {c.name for c in found} == {"Barack Obama"}
-    assert {c.source for c in found} == {"wikidata"}
+    assert {(c.source, c.person_id, c.fetch_policy) for c in found} == {("wikidata", "Q76", "wikimedia_media")}
     first, _, speaking, *_ = found
     assert first.page_url == wikimedia.description_url("President Barack Obama.jpg")
-    assert (first.license, first.attribution) == ("Public domain", "Pete Souza")
-    assert (speaking.license, speaking.attribution) == ("CC BY 2.0", "Gage Skidmore from Peoria, AZ")
+    assert (first.license, first.license_url, first.attribution) == ("Public domain", None, "Pete Souza")
+    assert (speaking.license, speaking.license_url, speaking.attribution) == (
+        "CC BY 2.0", "https://creativecommons.org/licenses/by/2.0", "Gage Skidmore from Peoria, AZ"
+    )
 
 
 async def test_thumbnails_are_at_most_thumb_width(wikimedia: WikimediaServer) -> None:
@@ -287,7 +341,7 @@ async def test_photos_from_the_category_alone_and_png(wikimedia: WikimediaServer
         wikimedia, "Alex Lacamoire 2016.jpg", "Alex Lacamoire at the piano.jpg", "Alex Lacamoire.png"
     )
     assert [(c.image_url, c.name) for c in lin] == [
-        (wikimedia.thumb_url("Lin-Manuel Miranda.png", 1024), "Lin-Manuel Miranda")
+        (wikimedia.thumb_url("Lin-Manuel Miranda.png", 960), "Lin-Manuel Miranda")
     ]
 
 
@@ -320,45 +374,86 @@ async def test_api_calls_identify_sozy_and_ask_json(wikimedia: WikimediaServer) 
         assert request.headers["User-Agent"] == settings.api_user_agent
         assert request.params["format"] == "json"
     imageinfo = [r for r in wikimedia.requests_to("commons") if r.params.get("prop") == "imageinfo"][0]
-    assert imageinfo.params["iiurlwidth"] == "1024"
+    assert imageinfo.params["iiurlwidth"] == "960"
     assert set(imageinfo.params["iiprop"].split("|")) >= {"url", "extmetadata", "size", "mime"}
     search = wikimedia.requests_to("wikidata")[0].params
     assert (search["language"], search["type"]) == ("en", "item")
 
 
 async def test_an_api_error_raises_so_the_name_can_be_retried(wikimedia: WikimediaServer) -> None:
-    wikimedia.wikidata_error = ("maxlag", "Waiting for a database server: 7 seconds lagged.")
+    wikimedia.wikidata_error = ("ratelimited", "You've exceeded your rate limit. Please wait some time.")
     settings = wikimedia.settings()
     async with Fetcher(settings) as fetcher:
-        with pytest.raises(SourceError, match="maxlag"):
+        with pytest.raises(SourceError, match="ratelimited"):
             await WikidataNames(fetcher, settings).lookup("Joe Biden")
 
 
-async def test_top_people_pages_through_the_sparql_endpoint(wikimedia: WikimediaServer) -> None:
+def _queries(server: WikimediaServer) -> list[str]:
+    return [r.params["query"] for r in server.requests_to("sparql")]
+
+
+async def test_top_people_pages_by_sitelinks_bands_without_offset(wikimedia: WikimediaServer) -> None:
     settings = wikimedia.settings()
     async with Fetcher(settings) as fetcher:
         source = WikidataNames(fetcher, settings)
-        top = [qid async for qid in source.top_people(12, page_size=5)]
+        top = [qid async for qid in source.top_people(12, page_size=5, min_sitelinks=10)]
     assert top == people_with_images()[:12]
     assert top[:2] == ["Q76", "Q6279"]
-    pages = [re.findall(r"(LIMIT|OFFSET) (\d+)", r.params["query"]) for r in wikimedia.requests_to("sparql")]
-    assert pages == [
-        [("LIMIT", "5"), ("OFFSET", "0")], [("LIMIT", "5"), ("OFFSET", "5")], [("LIMIT", "2"), ("OFFSET", "10")]
-    ]
+    queries = _queries(wikimedia)
+    assert len(queries) > 2
+    for query in queries:
+        assert "OFFSET" not in query and "hint:Prior hint:rangeSafe true" in query
+        floor = re.search(r"\?sitelinks (>=|=) (\d+)", query)
+        assert floor is not None and int(floor.group(2)) >= 10
+    # Every answer fits a page: a band with more people than that was narrowed, never cut.
+    assert wikimedia.traffic.peak["sparql"] == 1
 
 
-async def test_top_people_by_occupation_stops_at_the_last_page(wikimedia: WikimediaServer) -> None:
+async def test_top_people_by_occupation_reads_normal_rank_statements(wikimedia: WikimediaServer) -> None:
     settings = wikimedia.settings()
     async with Fetcher(settings) as fetcher:
         source = WikidataNames(fetcher, settings)
-        footballers = [qid async for qid in source.top_people(1000, ["footballer"], page_size=4)]
-        actors = [qid async for qid in source.top_people(1000, ["actor"])]
+        footballers = [qid async for qid in source.top_people(1000, ["footballer"], page_size=4, min_sitelinks=10)]
+        actors = [qid async for qid in source.top_people(1000, ["actor"], min_sitelinks=10)]
     assert footballers == people_with_images(["Q937857"])
     assert len(footballers) == 10
     assert actors == people_with_images(OCCUPATIONS["actor"])
     assert {"Q4000002", "Q4000003", "Q4000004"} <= set(actors) and "Q76" not in actors
-    # 10 footballers in pages of 4: 4 + 4 + 2, the short page ends it.
-    assert len(wikimedia.requests_to("sparql")) == 3 + 1
+    # A politician first (preferred rank) and an actor too (normal rank): wdt:P106 alone would miss him.
+    assert "Q4000007" in actors
+    assert "Q4000007" not in people_with_images(OCCUPATIONS["actor"], normal_rank=False)
+    assert all("VALUES ?occupation" in q for q in _queries(wikimedia))
+
+
+async def test_top_people_stops_at_the_floor(wikimedia: WikimediaServer) -> None:
+    settings = wikimedia.settings()
+    async with Fetcher(settings) as fetcher:
+        top = [q async for q in WikidataNames(fetcher, settings).top_people(1000, min_sitelinks=100)]
+    assert top == people_with_images(floor=100)
+    assert all(int(m) >= 100 for q in _queries(wikimedia) for m in re.findall(r"\?sitelinks >?= (\d+)", q))
+
+
+async def test_a_query_that_times_out_is_narrowed_not_repeated(wikimedia: WikimediaServer) -> None:
+    wikimedia.sparql_max_rows = 3  # any query gathering more rows runs out of time
+    settings = wikimedia.settings(retries=3)
+    async with Fetcher(settings) as fetcher:
+        top = [q async for q in WikidataNames(fetcher, settings).top_people(20, page_size=10, min_sitelinks=10)]
+        timed_out = fetcher.counters["http_5xx"]
+    assert top == people_with_images()[:20]
+    assert timed_out >= 1
+    queries = _queries(wikimedia)
+    assert len(queries) == len(set(queries))  # no query was asked twice
+    assert wikimedia.traffic.peak["sparql"] == 1
+
+
+async def test_a_429_from_the_query_service_is_waited_out(wikimedia: WikimediaServer) -> None:
+    wikimedia.throttle_sparql(1)
+    settings = wikimedia.settings(backoff_max_s=0.2)  # WDQS's own policy waits longer than that
+    async with Fetcher(settings) as fetcher:
+        top = [q async for q in WikidataNames(fetcher, settings).top_people(3, min_sitelinks=10)]
+    assert top == people_with_images()[:3]
+    first, second = [r for r in wikimedia.requests_to("sparql")][:2]
+    assert first.params["query"] == second.params["query"]
 
 
 async def test_an_unknown_occupation_fails_before_any_request(wikimedia: WikimediaServer) -> None:
@@ -368,3 +463,80 @@ async def test_an_unknown_occupation_fails_before_any_request(wikimedia: Wikimed
             [q async for q in WikidataNames(fetcher, settings).top_people(10, ["astronaut"])]
     assert wikimedia.requests == []
 
+
+
+async def test_a_merged_q_id_finds_the_person_it_was_merged_into(wikimedia: WikimediaServer) -> None:
+    settings = wikimedia.settings()
+    async with Fetcher(settings) as fetcher:
+        found = await WikidataNames(fetcher, settings).lookup("Q4000099")
+    assert len(found) == 4
+    assert {(c.name, c.person_id) for c in found} == {("Kit Harington", "Q4000002")}
+
+
+async def test_maxlag_is_sent_and_a_lagged_answer_waited_out(wikimedia: WikimediaServer) -> None:
+    wikimedia.lagged(2, retry_after=1)
+    settings = wikimedia.settings()
+    async with Fetcher(settings) as fetcher:
+        found = await WikidataNames(fetcher, settings).lookup("Joe Biden")
+        waits = fetcher.counters["maxlag"]
+    assert len(found) == 4 and waits == 2
+    api = [r for r in wikimedia.requests if r.service in ("wikidata", "commons")]
+    assert {r.params["maxlag"] for r in api} == {"5"}
+    # The same search three times: twice told to wait, then answered.
+    assert [r.params["action"] for r in api[:4]] == ["wbsearchentities"] * 3 + ["wbgetentities"]
+
+
+async def test_an_api_that_stays_lagged_fails_the_name(wikimedia: WikimediaServer) -> None:
+    wikimedia.lagged(100, retry_after=0)
+    settings = wikimedia.settings()
+    async with Fetcher(settings) as fetcher:
+        with pytest.raises(SourceError) as info:
+            await WikidataNames(fetcher, settings).lookup("Joe Biden")
+    assert info.value.reason == "maxlag"
+
+
+async def test_imageinfo_continue_is_followed(wikimedia: WikimediaServer) -> None:
+    wikimedia.imageinfo_per_answer = 2
+    settings = wikimedia.settings()
+    async with Fetcher(settings) as fetcher:
+        found = await WikidataNames(fetcher, settings).lookup("Barack Obama")
+    assert len(found) == 5
+    infos = [r.params for r in wikimedia.requests_to("commons") if r.params.get("prop") == "imageinfo"]
+    # Six files (the P18 photo, the category's other five), two per answer.
+    assert len(infos) == 3 and "iicontinue" not in infos[0] and all("iicontinue" in p for p in infos[1:])
+
+
+async def test_thumbnails_are_standard_widths_never_wider_than_asked(wikimedia: WikimediaServer) -> None:
+    settings = wikimedia.settings(thumb_width=1024)  # not a standard width: 960 is asked for
+    async with Fetcher(settings) as fetcher:
+        found = await WikidataNames(fetcher, settings).lookup("Barack Obama")
+        widths = []
+        for candidate in found:
+            body = (await fetcher.image(candidate.image_url, policy=WIKIMEDIA_MEDIA)).body
+            with Image.open(io.BytesIO(body)) as img:
+                widths.append(img.width)
+    (imageinfo, *_) = [r for r in wikimedia.requests_to("commons") if r.params.get("prop") == "imageinfo"]
+    assert imageinfo.params["iiurlwidth"] == "960"
+    photos = [wikimedia.photo_of(c.image_url) for c in found]
+    assert widths == [min(960, p.width) for p in photos]
+    assert max(widths) == 960  # obama3.jpg is 1434 px wide: its thumbnail is exactly a standard width
+
+
+async def test_attribution_falls_back_to_the_credit_line(wikimedia: WikimediaServer) -> None:
+    settings = wikimedia.settings()
+    async with Fetcher(settings) as fetcher:
+        (lin,) = await WikidataNames(fetcher, settings).lookup("Lin-Manuel Miranda")
+    assert (lin.license, lin.license_url) == ("CC BY 4.0", "https://creativecommons.org/licenses/by/4.0")
+    assert lin.attribution == "Flickr: Gage Skidmore"
+
+
+async def test_one_identifying_agent_and_one_call_at_a_time_per_api(wikimedia: WikimediaServer) -> None:
+    for service in ("wikidata", "commons"):
+        wikimedia.traffic.delays[service] = 0.02
+    settings = wikimedia.settings(api_user_agent="SozyTest/1.0 (https://sozy.test/ci; ci@sozy.test)")
+    names = ["Barack Obama", "Joe Biden", "Kit Harington", "Rose Leslie", "Lin-Manuel Miranda", "Alex Lacamoire"]
+    async with Fetcher(settings) as fetcher:
+        source = WikidataNames(fetcher, settings)
+        await asyncio.gather(*(source.lookup(n) for n in names))
+    assert wikimedia.traffic.agents("wikidata", "commons") == {settings.api_user_agent}
+    assert wikimedia.traffic.peak["wikidata"] == wikimedia.traffic.peak["commons"] == 1

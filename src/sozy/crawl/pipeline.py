@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 
 from sozy.config import Settings
 from sozy.faces.errors import EngineClosed, FaceEngineError, ImageError
-from sozy.fetch import FetchError, Fetched, Fetcher, policy_named
+from sozy.fetch import FetchError, Fetched, Fetcher, policy_for
 from sozy.records import Candidate, FaceRecord, PhotoFaces, utc_now
 from sozy.sources import ImageSearch, PageSource, SourceError, UrlListReport, WikidataNames, read_folders, read_url_list
 from sozy.thumbnails import remove_thumbnails
@@ -527,7 +527,10 @@ class Crawler:
         label = f"top {limit}" + (f" ({', '.join(occupations)})" if occupations else "")
         chunk: list[tuple[str, str]] = []
         try:
-            async for qid in self._wikidata_source().top_people(limit, occupations):
+            top = self._wikidata_source().top_people(
+                limit, occupations, min_sitelinks=self.settings.crawl.top_min_sitelinks
+            )
+            async for qid in top:
                 name = name_key(qid)
                 if self.plan.shard is not None and not self.plan.shard.owns(name):
                     self.discovery["other_shard_names"] += 1
@@ -878,7 +881,7 @@ class Crawler:
 async def fetch_job(fetcher: Fetcher, job: Job) -> Fetched:
     """Fetch one job's photo as every crawl does (this machine's, or a cluster node's)."""
     return await fetcher.image(
-        job.url, referer=job.candidate.page_url, policy=policy_named(job.candidate.fetch_policy)
+        job.url, referer=job.candidate.page_url, policy=policy_for(job.url, job.candidate.fetch_policy)
     )
 
 

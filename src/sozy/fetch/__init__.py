@@ -12,6 +12,9 @@ from __future__ import annotations
 from .errors import FetchError
 from .fetched import Fetched
 from .fetcher import Fetcher
-from .policy import API, WDQS, WEB, WIKIMEDIA_MEDIA, FetchPolicy, policy_named
+from .policy import API, WDQS, WEB, WIKIMEDIA_MEDIA, FetchPolicy, policy_for, policy_named
 
-__all__ = ["API", "WDQS", "WEB", "WIKIMEDIA_MEDIA", "FetchError", "FetchPolicy", "Fetched", "Fetcher", "policy_named"]
+__all__ = [
+    "API", "WDQS", "WEB", "WIKIMEDIA_MEDIA", "FetchError", "FetchPolicy", "Fetched", "Fetcher", "policy_for",
+    "policy_named",
+]

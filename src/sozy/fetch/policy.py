@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
 from yarl import URL
 
@@ -36,6 +37,9 @@ from yarl import URL
 Pool = Literal["origin", "endpoint", "policy"]
 
 WIKIMEDIA_MEDIA_CONCURRENCY = 2
+# Hosts that serve nothing but Wikimedia's media files: a URL there is Wikimedia media
+# whichever source found it (an image search result, a page's <img>).
+WIKIMEDIA_MEDIA_HOSTS = frozenset({"upload.wikimedia.org"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,18 @@ WDQS = FetchPolicy(
 )
 
 POLICIES: dict[str, FetchPolicy] = {p.name: p for p in (WEB, API, WIKIMEDIA_MEDIA, WDQS)}
+
+
+def policy_for(url: str, named: str | None = None) -> FetchPolicy:
+    """The policy for fetching ``url``: the one its source named, else by host (Wikimedia's
+    media host), else ``web``."""
+    if named is not None:
+        return policy_named(named)
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return WEB
+    return WIKIMEDIA_MEDIA if host in WIKIMEDIA_MEDIA_HOSTS else WEB
 
 
 def policy_named(name: str | None) -> FetchPolicy:

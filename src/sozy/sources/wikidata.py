@@ -7,12 +7,18 @@ licence and author. ``top_people`` asks the SPARQL endpoint for the humans
 with an image that most Wikipedias link to.
 
 Parsing is done by pure functions on the API's JSON, separate from fetching.
-All API calls go through ``Fetcher.api_json``, which sends the identifying
-User-Agent Wikimedia's policy asks for.
+Wikimedia's etiquette is kept here and in the fetch policies this source
+names: every API call and every photo goes out with the identifying
+User-Agent, API calls one at a time per API with ``maxlag=5`` (a ``maxlag``
+answer pauses that API for its Retry-After and is asked again), photos as
+``wikimedia_media`` (at most 2 downloads at once), query-service queries one
+at a time, spaced so they use at most half of the service's 60 s per minute,
+and narrowed rather than repeated when one runs out of time.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -21,26 +27,37 @@ from typing import Any
 from urllib.parse import urljoin
 
 from sozy.config import CrawlSettings
-from sozy.fetch import Fetcher
+from sozy.fetch import WIKIMEDIA_MEDIA, Fetcher, FetchError
+from sozy.fetch.errors import BAD_JSON
+from sozy.fetch.retry import retry_after_seconds
 from sozy.records import Candidate
 
 from .errors import SourceError
 from .htmltext import strip_html
+from .toppeople import TopPeople
 
 log = logging.getLogger(__name__)
 
 SOURCE = "wikidata"
 HUMAN = "Q5"
 QID = re.compile(r"^[Qq][1-9]\d*$")
-ENTITY_URI = re.compile(r"/entity/(Q[1-9]\d*)$")
 # Search hits checked for a human; more costs a heavier wbgetentities answer.
 SEARCH_LIMIT = 7
-# The query service stops queries at 60 s; wait a little longer for its answer.
-SPARQL_TIMEOUT_S = 65.0
 # MediaWiki accepts at most 50 titles per query for ordinary clients.
 TITLES_PER_QUERY = 50
 # Originals Commons can thumbnail to a photo we can decode (SVG/PDF/video are not photos).
 PHOTO_MIMES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif", "image/tiff"})
+# The thumbnail widths Wikimedia serves ($wgThumbnailSteps); a width between two is rounded up.
+THUMB_STEPS = (20, 40, 60, 120, 250, 330, 500, 960, 1280, 1920, 3840)
+# Seconds of replication lag past which MediaWiki answers "maxlag" (what its docs advise for bots).
+MAXLAG = "5"
+# maxlag answers waited out per API call before the name fails (to be retried later).
+MAXLAG_ATTEMPTS = 6
+MAXLAG_DEFAULT_WAIT_S = 5.0
+# Continuations followed for one imageinfo batch (an answer is cut when its metadata is large).
+IMAGEINFO_CONTINUES = 20
+# What Commons' extmetadata says about reuse.
+EXTMETADATA = "LicenseShortName|LicenseUrl|Artist|Credit|AttributionRequired|Restrictions"
 
 # Friendly occupation names → Wikidata items (P106 values). Several items per
 # name because Wikidata records the specific occupation ("film actor",
@@ -98,14 +115,24 @@ class Entity:
 
 @dataclass(frozen=True, slots=True)
 class CommonsFile:
-    """A Commons file as ``imageinfo`` describes it."""
+    """A Commons file as ``imageinfo`` describes it (its reuse terms from ``extmetadata``)."""
 
     title: str
     thumb_url: str
     page_url: str | None
     mime: str | None
     license: str | None
-    attribution: str | None
+    attribution: str | None  # Artist, HTML stripped
+    license_url: str | None = None
+    credit: str | None = None  # Credit, HTML stripped ("Own work", a source)
+    attribution_required: bool | None = None
+    # Restrictions templates on the file page: "personality" (personality rights), "trademarked", ...
+    restrictions: tuple[str, ...] = ()
+
+    @property
+    def credit_line(self) -> str | None:
+        """Who to credit: the author, else the credit line."""
+        return self.attribution or self.credit
 
 
 @dataclass(slots=True)
@@ -140,16 +167,22 @@ def parse_search(data: Any) -> list[SearchHit]:
 
 
 def parse_entities(data: Any, language: str = "en") -> dict[str, Entity]:
-    """Entities of a ``wbgetentities`` answer (missing ones left out), by id."""
+    """Entities of a ``wbgetentities`` answer (missing ones left out), by id.
+
+    A merged item is answered under the id asked for, with ``id`` naming the
+    item it was merged into and ``redirects: {from, to}``: it is filed under
+    both ids, so a lookup of the old id finds the person (whose ``id`` is the
+    target's).
+    """
     entities: dict[str, Entity] = {}
     raw_entities = check_api(data, "wbgetentities").get("entities") or {}
     for key, raw in raw_entities.items():
         if not isinstance(raw, Mapping) or "missing" in raw:
             continue
         qid = str(raw.get("id", key))
-        claims = raw.get("claims") if isinstance(raw.get("claims"), Mapping) else {}
+        claims: Mapping[str, Any] = raw["claims"] if isinstance(raw.get("claims"), Mapping) else {}
         categories = _claim_values(claims, "P373")
-        entities[qid] = Entity(
+        entities[str(key)] = entities[qid] = Entity(
             id=qid,
             label=_label(raw.get("labels"), language),
             is_human=HUMAN in (_entity_id(v) for v in _claim_values(claims, "P31")),
@@ -187,7 +220,40 @@ def file_title(name: str) -> str:
         if name[: len(prefix)].lower() == prefix.lower():
             name = name[len(prefix):]
     name = " ".join(name.replace("_", " ").split())
-    return "File:" + name[:1].upper() + name[1:]
+    return "File:" + _upper_first(name[:1]) + name[1:]
+
+
+def _upper_first(char: str) -> str:
+    """MediaWiki's first-letter capital: one character stays one (``ß`` stays ``ß``, never ``SS``)."""
+    upper = char.upper()
+    return upper if len(upper) == 1 else char
+
+
+def standard_thumb_width(width: int) -> int:
+    """The widest standard thumbnail width not above ``width`` (at least the smallest step).
+
+    Wikimedia renders only ``THUMB_STEPS`` and rounds other widths up, so
+    asking for a step is the only way to get a photo no wider than asked.
+    """
+    fitting = [step for step in THUMB_STEPS if step <= width]
+    return fitting[-1] if fitting else THUMB_STEPS[0]
+
+
+def continuation(data: Mapping[str, Any]) -> dict[str, str] | None:
+    """The parameters a MediaWiki answer's ``continue`` asks the next request to add, or None."""
+    cont = data.get("continue")
+    if isinstance(cont, Mapping) and cont:
+        return {str(k): str(v) for k, v in cont.items()}
+    return None
+
+
+def maxlag_error(data: Any) -> Mapping[str, Any] | None:
+    """The ``error`` object of a MediaWiki ``maxlag`` answer (HTTP 200), or None."""
+    if isinstance(data, Mapping):
+        error = data.get("error")
+        if isinstance(error, Mapping) and error.get("code") == "maxlag":
+            return error
+    return None
 
 
 def parse_category_members(data: Any, params: Mapping[str, str]) -> CategoryPage:
@@ -197,9 +263,9 @@ def parse_category_members(data: Any, params: Mapping[str, str]) -> CategoryPage
     for member in (data.get("query") or {}).get("categorymembers") or []:
         if isinstance(member, Mapping) and isinstance(member.get("title"), str):
             page.titles.append(member["title"])
-    continuation = data.get("continue")
-    if isinstance(continuation, Mapping) and continuation:
-        page.next_params = {**params, **{str(k): str(v) for k, v in continuation.items()}}
+    more = continuation(data)
+    if more:
+        page.next_params = {**params, **more}
     return page
 
 
@@ -231,9 +297,11 @@ def parse_imageinfo(data: Any, thumb_width: int, base_url: str) -> dict[str, Com
             url = _str(info.get("url"))
         if url is None:
             continue
-        meta = info.get("extmetadata") if isinstance(info.get("extmetadata"), Mapping) else {}
+        meta: Mapping[str, Any] = info["extmetadata"] if isinstance(info.get("extmetadata"), Mapping) else {}
         title = str(page.get("title", ""))
         page_url = _str(info.get("descriptionurl"))
+        license_url = _meta_value(meta, "LicenseUrl")
+        required = _meta_value(meta, "AttributionRequired")
         record = CommonsFile(
             title=title,
             thumb_url=urljoin(base_url, url),
@@ -241,6 +309,10 @@ def parse_imageinfo(data: Any, thumb_width: int, base_url: str) -> dict[str, Com
             mime=_str(info.get("mime")),
             license=strip_html(_meta_value(meta, "LicenseShortName")),
             attribution=strip_html(_meta_value(meta, "Artist")),
+            license_url=urljoin("https:", license_url) if license_url else None,
+            credit=strip_html(_meta_value(meta, "Credit")),
+            attribution_required=None if required is None else required.strip().lower() == "true",
+            restrictions=tuple(r for r in (_meta_value(meta, "Restrictions") or "").split("|") if r),
         )
         files[title] = record
         if title in renamed:
@@ -266,45 +338,6 @@ def occupation_ids(occupations: Iterable[str]) -> list[str]:
             known = ", ".join(sorted(OCCUPATIONS))
             raise ValueError(f"unknown occupation {occupation!r}: use a Q-id or one of: {known}")
         ids.extend(q for q in found if q not in ids)
-    return ids
-
-
-def top_people_query(limit: int, offset: int, occupations: Sequence[str] = (), min_sitelinks: int = 0) -> str:
-    """SPARQL for humans with an image, most sitelinks first (ties by item, for stable pages)."""
-    lines = [
-        "PREFIX wd: <http://www.wikidata.org/entity/>",
-        "PREFIX wdt: <http://www.wikidata.org/prop/direct/>",
-        "PREFIX wikibase: <http://wikiba.se/ontology#>",
-        "SELECT ?item ?sitelinks WHERE {",
-        "  ?item wdt:P31 wd:Q5 ;",
-        "        wikibase:sitelinks ?sitelinks .",
-    ]
-    if min_sitelinks > 0:
-        lines.append(f"  FILTER(?sitelinks >= {int(min_sitelinks)})")
-    lines.append("  FILTER EXISTS { ?item wdt:P18 ?image . }")
-    if occupations:
-        values = " ".join(f"wd:{q}" for q in occupations)
-        lines.append(f"  FILTER EXISTS {{ VALUES ?occupation {{ {values} }} ?item wdt:P106 ?occupation . }}")
-    lines += [
-        "}",
-        "ORDER BY DESC(?sitelinks) ?item",
-        f"LIMIT {int(limit)}",
-        f"OFFSET {int(offset)}",
-    ]
-    return "\n".join(lines)
-
-
-def parse_sparql_ids(data: Any, var: str = "item") -> list[str]:
-    """Q-ids bound to ``var`` in SPARQL JSON results, in order."""
-    if not isinstance(data, Mapping) or not isinstance(data.get("results"), Mapping):
-        raise SourceError("bad_response", "SPARQL: expected {'head': ..., 'results': {'bindings': [...]}}")
-    ids: list[str] = []
-    for binding in data["results"].get("bindings") or []:
-        value = binding.get(var) if isinstance(binding, Mapping) else None
-        if isinstance(value, Mapping) and value.get("type") == "uri":
-            match = ENTITY_URI.search(str(value.get("value", "")))
-            if match:
-                ids.append(match.group(1))
     return ids
 
 
@@ -372,14 +405,37 @@ class WikidataNames:
     async def lookup(self, name: str) -> list[Candidate]:
         """Up to ``images_per_person`` Commons photos of the person ``name`` denotes.
 
-        ``name`` is searched in English; a Q-id (``Q76``) is used as it is.
-        No human found, or a human without photos, gives ``[]``. API failures
-        raise (the fetcher's ``FetchError`` or ``SourceError``) so the caller
-        can retry the name later instead of recording it as done.
+        ``name`` is searched in English; a Q-id (``Q76``) is used as it is (a
+        merged one is followed to the item it was merged into). Every photo
+        carries the person's Q-id (``person_id``), its licence and author, and
+        the ``wikimedia_media`` fetch policy. No human found, or a human
+        without photos, gives ``[]``. API failures raise (the fetcher's
+        ``FetchError`` or ``SourceError``) so the caller can retry the name
+        later instead of recording it as done.
         """
         query = " ".join(name.split())
-        if not query:
+        person = await self.person(query)
+        if person is None:
             return []
+        files = await self._files_of(person)
+        label = person.label or (None if QID.match(query) else query)
+        candidates = [
+            Candidate(
+                image_url=f.thumb_url, source=SOURCE, page_url=f.page_url, name=label, person_id=person.id,
+                license=f.license, license_url=f.license_url, attribution=f.credit_line,
+                fetch_policy=WIKIMEDIA_MEDIA.name,
+            )
+            for f in files
+        ]
+        if not candidates:
+            log.info("wikidata: %s (%s) has no photos on Commons", label, person.id)
+        return candidates
+
+    async def person(self, name: str) -> Entity | None:
+        """The human ``name`` (a name or a Q-id) denotes, redirects followed; None if none."""
+        query = " ".join(name.split())
+        if not query:
+            return None
         if QID.match(query):
             hits = [SearchHit(query.upper(), None, None)]
         else:
@@ -389,7 +445,7 @@ class WikidataNames:
             }))
         if not hits:
             log.info("wikidata: nothing found for %r", query)
-            return []
+            return None
         entities = parse_entities(await self._wikidata({
             "action": "wbgetentities", "ids": "|".join(h.id for h in hits),
             "props": "claims|labels|sitelinks", "languages": "en",
@@ -397,51 +453,27 @@ class WikidataNames:
         person = choose_person(query, hits, entities)
         if person is None:
             log.info("wikidata: no human among the matches for %r", query)
-            return []
-        files = await self._files_of(person)
-        label = person.label or (None if QID.match(query) else query)
-        candidates = [
-            Candidate(
-                image_url=f.thumb_url, source=SOURCE, page_url=f.page_url, name=label,
-                license=f.license, attribution=f.attribution,
-            )
-            for f in files
-        ]
-        if not candidates:
-            log.info("wikidata: %s (%s) has no photos on Commons", label, person.id)
-        return candidates
+        return person
 
     async def top_people(
         self, limit: int, occupations: Sequence[str] = (), *, page_size: int = 1000, min_sitelinks: int = 0
     ) -> AsyncIterator[str]:
-        """Q-ids of up to ``limit`` humans with an image, most sitelinks first.
+        """Q-ids of up to ``limit`` humans with an image, most sitelinks first (ties by item).
 
         ``occupations`` are friendly names (``actor``, ``singer``, ``athlete``,
         ``footballer``, ``politician``, ``musician`` …, see ``OCCUPATIONS``)
-        or Q-ids; a person matching any of them counts. Pages of
-        ``page_size`` rows are asked with LIMIT/OFFSET. Raises ValueError for
-        an unknown occupation before any request.
+        or Q-ids; a person with any of them counts. Nobody with fewer than
+        ``min_sitelinks`` sitelinks is asked for. The query service is asked
+        band by band (``sozy.sources.toppeople``), never with OFFSET. Raises
+        ValueError for an unknown occupation before any request.
         """
-        occupation_qids = occupation_ids(occupations)
+        walk = TopPeople(self.fetcher, self.settings.sparql_url, occupation_ids(occupations),
+                         page_size=page_size, floor=min_sitelinks)
         seen: set[str] = set()
-        offset = 0
-        while len(seen) < limit:
-            size = max(1, min(page_size, limit - len(seen)))
-            query = top_people_query(size, offset, occupation_qids, min_sitelinks)
-            data = await self.fetcher.api_json(
-                self.settings.sparql_url, {"query": query, "format": "json"}, timeout_s=SPARQL_TIMEOUT_S
-            )
-            ids = parse_sparql_ids(data)
-            offset += size
-            for qid in ids:
-                if qid in seen:
-                    continue
+        async for qid in walk.walk(limit):
+            if qid not in seen:
                 seen.add(qid)
                 yield qid
-                if len(seen) >= limit:
-                    return
-            if len(ids) < size:
-                return
 
     async def _files_of(self, person: Entity) -> list[CommonsFile]:
         wanted = max(0, self.settings.images_per_person)
@@ -455,11 +487,7 @@ class WikidataNames:
             if len(files) >= wanted:
                 break
             batch = titles[start:start + TITLES_PER_QUERY]
-            info = parse_imageinfo(await self._commons({
-                "action": "query", "prop": "imageinfo", "titles": "|".join(batch),
-                "iiprop": "url|extmetadata|size|mime", "iiurlwidth": str(self.settings.thumb_width),
-                "iiextmetadatafilter": "LicenseShortName|Artist", "iiextmetadatalanguage": "en",
-            }), self.settings.thumb_width, self.settings.commons_api)
+            info = await self._imageinfo(batch)
             for title in batch:
                 found = info.get(title)
                 if found is None:
@@ -469,6 +497,25 @@ class WikidataNames:
                 elif found.thumb_url not in {f.thumb_url for f in files}:
                     files.append(found)
         return files[:wanted]
+
+    async def _imageinfo(self, titles: Sequence[str]) -> dict[str, CommonsFile]:
+        """imageinfo of ``titles``, following ``continue`` (Commons cuts answers with much metadata)."""
+        width = standard_thumb_width(self.settings.thumb_width)
+        params = {
+            "action": "query", "prop": "imageinfo", "titles": "|".join(titles),
+            "iiprop": "url|extmetadata|size|mime", "iiurlwidth": str(width),
+            "iiextmetadatafilter": EXTMETADATA, "iiextmetadatalanguage": "en",
+        }
+        files: dict[str, CommonsFile] = {}
+        ask = params
+        for _ in range(IMAGEINFO_CONTINUES):
+            data = await self._commons(ask)
+            files.update(parse_imageinfo(data, width, self.settings.commons_api))
+            more = continuation(check_api(data, "imageinfo"))
+            if more is None:
+                break
+            ask = {**params, **more}
+        return files
 
     async def _category_files(self, category: str, limit: int) -> list[str]:
         params = {
@@ -486,7 +533,32 @@ class WikidataNames:
         return titles[:limit]
 
     async def _wikidata(self, params: dict[str, str]) -> Any:
-        return await self.fetcher.api_json(self.settings.wikidata_api, {**params, "format": "json"})
+        return await self._mediawiki(self.settings.wikidata_api, params)
 
     async def _commons(self, params: dict[str, str]) -> Any:
-        return await self.fetcher.api_json(self.settings.commons_api, {**params, "format": "json"})
+        return await self._mediawiki(self.settings.commons_api, params)
+
+    async def _mediawiki(self, url: str, params: Mapping[str, str]) -> Any:
+        """A MediaWiki API answer, asked with ``maxlag``; a maxlag answer pauses the API and is asked again.
+
+        The pause (its Retry-After, else 5 s) holds every call to that API, not
+        just this one: the servers are lagging for everyone.
+        """
+        query = {**params, "format": "json", "maxlag": MAXLAG}
+        info = ""
+        for _ in range(MAXLAG_ATTEMPTS):
+            fetched = await self.fetcher.api(url, query)
+            try:
+                data = json.loads(fetched.body)
+            except ValueError as exc:
+                raise FetchError(BAD_JSON, url, str(exc)) from None
+            lag = maxlag_error(data)
+            if lag is None:
+                return data
+            asked = retry_after_seconds(fetched.headers.get("Retry-After"))
+            wait = min(MAXLAG_DEFAULT_WAIT_S if asked is None else asked, self.settings.backoff_max_s)
+            info = str(lag.get("info", "maxlag"))
+            self.fetcher.counters["maxlag"] += 1
+            log.info("%s: %s, waiting %.0f s", url, info, wait)
+            self.fetcher.hold(url, wait)
+        raise SourceError("maxlag", f"{url}: still lagged after {MAXLAG_ATTEMPTS} tries: {info}")
