@@ -37,6 +37,13 @@ def test_policies_are_plain_data_that_travel() -> None:
     assert (API.identify, API.concurrency, WEB.identify) == (True, 1, False)
 
 
+def test_the_source_names_the_policy_and_wikimedias_media_host_is_known_by_name() -> None:
+    assert policy_for("http://127.0.0.1:9/x.jpg", "wikimedia_media") is WIKIMEDIA_MEDIA
+    assert policy_for("https://upload.wikimedia.org/wikipedia/commons/a/ab/X.jpg") is WIKIMEDIA_MEDIA
+    assert policy_for("https://img.example.org/x.jpg") is WEB
+    assert policy_for("file:///photos/x.jpg") is WEB
+
+
 def test_pool_keys() -> None:
     target = URL("https://upload.example.org:8443/a/b.jpg?x=1")
     assert WEB.pool_key(target) == "https://upload.example.org:8443"
