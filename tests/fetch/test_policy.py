@@ -16,6 +16,7 @@ from sozy.fetch import (
     WIKIMEDIA_MEDIA,
     Fetcher,
     FetchPolicy,
+    policy_for,
     policy_named,
 )
 from sozy.fetch.policy import POLICIES
