@@ -68,7 +68,7 @@ async def test_csv_with_header_optional_columns_and_quoting(tmp_path: Path) -> N
     found, report = await _read(path)
     assert found == [
         Candidate("https://img.example.org/obama.jpg", "urls", "https://news.example.org/obama", "Barack Obama",
-                  "CC BY 2.0", "Souza, Pete"),
+                  license="CC BY 2.0", attribution="Souza, Pete"),
         Candidate("https://img.example.org/unknown.jpg", "urls"),
         # A broken page link costs the link, not the photo.
         Candidate("https://img.example.org/kit.jpg", "urls", name="Kit Harington"),
@@ -111,7 +111,7 @@ async def test_jsonl_good_and_bad_lines(tmp_path: Path) -> None:
     found, report = await _read(path)
     assert found == [
         Candidate("https://img.example.org/a.jpg", "urls", "https://example.org/biden", "Joe Biden",
-                  "Public domain", "Adam Schultz"),
+                  license="Public domain", attribution="Adam Schultz"),
         Candidate("https://img.example.org/b.jpg", "urls", name="42"),
     ]
     assert report.reasons == {"bad_json": 2, "no_url": 2, "bad_url": 1}

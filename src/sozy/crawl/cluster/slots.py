@@ -34,10 +34,11 @@ class HostSlots:
         self._dropped: set[str] = set()  # tokens handed back before they were granted
 
     async def acquire(self, token: str, node: str, origin: str, min_interval: float = 0.0, limit: int = 0) -> None:
-        """Wait for a slot of ``origin``'s pool (and its turn); held under ``token`` until ``release``.
+        """Wait for a slot to ``origin`` (and its turn); held under ``token`` until ``release``.
 
-        ``limit``: the pool's own number of slots (a fetch policy's), 0 for ``per_host``."""
-        slot = self._slot(origin, min_interval, limit)
+        ``limit``: the pool's own concurrency (a fetch policy's, e.g. 2 for Wikimedia media); 0 = per_host.
+        """
+        slot = self._limiter.slot(origin, min_interval, limit)
         self._waiting[token] = node
         try:
             await slot.__aenter__()
@@ -59,15 +60,7 @@ class HostSlots:
 
     def hold(self, origin: str, seconds: float, limit: int = 0) -> None:
         """No new request to ``origin`` for ``seconds``, from any node (a server asked to back off)."""
-        if limit:
-            self._limiter.hold(origin, seconds, limit)  # type: ignore[call-arg]
-        else:
-            self._limiter.hold(origin, seconds)
-
-    def _slot(self, origin: str, min_interval: float, limit: int) -> AbstractAsyncContextManager[None]:
-        if limit:
-            return self._limiter.slot(origin, min_interval, limit)  # type: ignore[call-arg]
-        return self._limiter.slot(origin, min_interval)
+        self._limiter.hold(origin, seconds, limit)
 
     async def release_node(self, node: str) -> int:
         """Hand back every slot ``node`` holds or waits for (the node is gone); returns how many."""
@@ -100,7 +93,7 @@ class SharedHostLimiter:
 class _SharedSlot:
     __slots__ = ("_actor", "_node", "_origin", "_interval", "_limit", "_token")
 
-    def __init__(self, actor: Any, node: str, origin: str, interval: float, limit: int) -> None:
+    def __init__(self, actor: Any, node: str, origin: str, interval: float, limit: int = 0) -> None:
         self._actor = actor
         self._node = node
         self._origin = origin
