@@ -60,6 +60,9 @@ class EngineSettings:
     # Photos are shrunk to this longest side as they are decoded (landmarks and descriptors
     # use this copy, boxes are given in original pixels); bounds a worker's memory.
     max_decode_side: int = 4096
+    # A photo whose decoding would need more memory than this (Pillow's buffer, e.g.
+    # 4 bytes a pixel for RGB or RGBA, plus the shrunk copy) fails alone, before decoding.
+    max_decode_mb: int = 160
     # Faces described (landmarks and descriptor) per photo, largest first; the others are
     # only counted. The API asks for fewer per search (20, or 1 with faces=largest).
     max_faces: int = 50

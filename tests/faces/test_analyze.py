@@ -421,3 +421,18 @@ def test_engine_max_faces_is_the_default_cap(photo_bytes) -> None:
     assert (len(found.faces), found.faces_in_image) == (2, 3)
     batched = capped.analyze_batch([photo_bytes("group/obama-biden-and-one-more.jpg")] * 2, [1, None])
     assert [(len(r.faces), r.faces_in_image) for r in batched] == [(1, 3), (2, 3)]  # type: ignore[union-attr]
+
+
+def test_a_photo_shrunk_while_decoding_gives_boxes_in_its_own_pixels(analyzer: FaceAnalyzer, photo_bytes) -> None:
+    """Over engine.max_decode_side (4096) the photo is halved as it decodes; the boxes and size
+    still come back in the photo's pixels, on the same face, with the same person's vector."""
+    small = Image.open(io.BytesIO(photo_bytes("obama/obama.jpg"))).convert("RGB")
+    big = small.resize((small.width * 5, small.height * 5), Image.Resampling.BICUBIC)  # 4550 x 5685
+    found = analyzer.analyze(encode(big, "JPEG", quality=92))
+    reference = analyzer.analyze(photo_bytes("obama/obama.jpg"))
+    assert (found.width, found.height) == big.size
+    assert len(found.faces) == found.faces_in_image == 1
+    expected = reference.faces[0].box
+    scaled = Box(expected.left * 5, expected.top * 5, expected.right * 5, expected.bottom * 5)
+    assert iou(found.faces[0].box, scaled) > 0.8
+    assert distance(found.faces[0].vector, reference.faces[0].vector) < SAME_PERSON_DISTANCE / 3

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import random
 import struct
+import subprocess
+import sys
 import time
 import warnings
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from sozy.faces.decode import decode_image
+from sozy.config import EngineSettings
+from sozy.faces.decode import decode_image, decode_photo
 from sozy.faces.errors import CorruptImage, EmptyImage, ImageError, ImageTooLarge, NotAnImage
 from tests.faces.images import encode
 
@@ -308,3 +313,95 @@ def test_every_error_is_an_image_error_and_pickles() -> None:
     for cls in (EmptyImage, NotAnImage, CorruptImage, ImageTooLarge):
         error = pickle.loads(pickle.dumps(cls("why")))
         assert type(error) is cls and isinstance(error, ImageError) and str(error) == "why"
+
+
+# -- large photos: shrunk as they decode, memory bounded ------------------------------------------
+
+CAP_SIDE = 7740  # 59.9 Mpx, just under the default pixel cap
+
+
+def _sixteen_bit_png(side: int, level: int) -> bytes:
+    image = Image.new("I;16", (side, side), level)
+    return encode(image, "PNG")
+
+
+def test_a_16_bit_png_at_the_pixel_cap_is_shrunk_with_its_levels_scaled() -> None:
+    photo = decode_photo(_sixteen_bit_png(CAP_SIDE, 30000), LIMIT, max_side=4096)
+    assert photo.rgb.shape == (3870, 3870, 3)  # halved while decoding: 7740 / 2
+    assert (photo.width, photo.height) == (CAP_SIDE, CAP_SIDE)
+    assert photo.scale == (2.0, 2.0)
+    assert np.all(photo.rgb == round(30000 / 257))  # scaled to 8 bits, not clipped
+
+
+def test_a_16_bit_gradient_is_averaged_and_rounded_in_integers() -> None:
+    ramp = np.tile(np.arange(0, 65536, 64, dtype=np.uint16), (64, 1))  # 1024 wide
+    image = Image.frombytes("I;16", (1024, 64), ramp.astype("<u2").tobytes())
+    out = decode_photo(encode(image, "PNG"), LIMIT, max_side=512).rgb[..., 0]
+    expected = np.rint(ramp.reshape(32, 2, 512, 2).mean(axis=(1, 3)) / 257)
+    assert np.abs(out.astype(int) - expected).max() <= 1
+
+
+def test_an_rgba_photo_over_the_decode_budget_fails_alone_before_decoding() -> None:
+    image = Image.new("RGBA", (CAP_SIDE, CAP_SIDE), (0, 0, 0, 0))
+    data = encode(image, "PNG")
+    del image
+    with pytest.raises(ImageTooLarge, match=r"needs about 285 MB, over the limit of 256 MB"):
+        decode_photo(data, LIMIT, max_side=4096, max_bytes=256 << 20)
+    photo = decode_photo(data, LIMIT, max_side=4096, max_bytes=320 << 20)
+    assert photo.rgb.shape == (3870, 3870, 3)
+    assert np.all(photo.rgb == 255)  # transparent → white paper, after shrinking
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale(rgb_image: Image.Image) -> None:
+    big = rgb_image.resize((6000, 4000))
+    photo = decode_photo(encode(big, "JPEG", quality=90), LIMIT, max_side=4096)
+    assert photo.rgb.shape == (2000, 3000, 3)
+    assert (photo.width, photo.height) == (6000, 4000)
+
+
+def test_a_large_exif_turned_photo_reports_the_size_a_person_sees(rgb_image: Image.Image) -> None:
+    data = with_orientation(rgb_image.resize((5000, 3000)), 6, "JPEG")  # stored 3000 wide, 5000 high
+    photo = decode_photo(data, LIMIT, max_side=4096)
+    assert (photo.width, photo.height) == (5000, 3000)
+    assert photo.rgb.shape == (1500, 2500, 3)
+
+
+def test_small_photos_are_not_shrunk(rgb_image: Image.Image) -> None:
+    photo = decode_photo(encode(rgb_image, "PNG"), LIMIT, max_side=4096)
+    assert photo.rgb.shape[:2] == (rgb_image.height, rgb_image.width)
+    assert photo.scale == (1.0, 1.0)
+
+
+_PEAK_SCRIPT = """
+import sys
+from sozy.config import EngineSettings
+from sozy.faces.decode import decode_photo
+def hwm():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) * 1024
+s = EngineSettings()
+data = open(sys.argv[1], "rb").read()
+before = hwm()
+decode_photo(data, s.max_pixels, s.max_decode_side, s.max_decode_mb << 20)
+print(hwm() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+@pytest.mark.parametrize("kind", ["16-bit", "rgba"])
+def test_decoding_the_largest_allowed_photo_stays_within_its_budget(tmp_path, kind: str) -> None:
+    """Peak memory of a fresh process decoding it (VmHWM), not a guess: within the budget + 10%."""
+    budget = EngineSettings().max_decode_mb << 20
+    if kind == "16-bit":
+        data = _sixteen_bit_png(CAP_SIDE, 12345)
+    else:  # the largest RGBA the default budget allows: 4 bytes a pixel plus the halved copy
+        side = math.isqrt(budget // 5)
+        data = encode(Image.new("RGBA", (side, side), (10, 200, 30, 128)), "PNG")
+        with pytest.raises(ImageTooLarge):
+            bigger = encode(Image.new("RGBA", (side + 8, side + 8)), "PNG")
+            decode_photo(bigger, LIMIT, 4096, budget)
+    path = tmp_path / "big.png"
+    path.write_bytes(data)
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK_SCRIPT, str(path)], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert int(result.stdout) < 1.1 * budget, result.stdout

@@ -10,7 +10,12 @@ matter for speed and for large photos:
 - detection is coarse to fine: without upsampling first (4× cheaper), and
   with it only when that finds no face or only small ones (``upsample_below_px``);
 - landmarks and descriptors are computed on the full-resolution photo from
-  those mapped boxes, so the vectors do not depend on the detection scale.
+  those mapped boxes, so the vectors do not depend on the detection scale;
+  a photo longer than ``max_decode_side`` is shrunk by an integer factor as it
+  is decoded (sozy.faces.decode bounds the memory), and its boxes are given
+  back in the photo's own pixels;
+- every face is detected and counted, but only the largest ``max_faces`` get
+  landmarks and a descriptor: a crowd costs one detection, not a descriptor a face.
 
 Descriptors come from ``sozy.faces.descriptor``: by default dlib's own ResNet
 weights run by ONNX Runtime, the same vectors as dlib's.
@@ -19,7 +24,7 @@ weights run by ONNX Runtime, the same vectors as dlib's.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import dlib
@@ -27,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from sozy.config import EngineSettings
-from sozy.faces.decode import decode_image
+from sozy.faces.decode import DecodedPhoto, decode_photo
 from sozy.faces.descriptor import load_descriptor
 from sozy.faces.errors import ImageError
 from sozy.faces.models import find_model_files, model_id_for, resolve_detector
@@ -85,7 +90,8 @@ class FaceAnalyzer:
 
     def analyze(self, data: bytes, max_faces: int | None = None) -> PhotoFaces:
         """Decode photo bytes and return its largest faces, largest first. Raises ImageError."""
-        return self.analyze_array(decode_image(data, self.settings.max_pixels), max_faces)
+        photo = self._decode(data)
+        return _in_original_pixels(self.analyze_array(photo.rgb, max_faces), photo)
 
     def analyze_array(self, rgb: np.ndarray, max_faces: int | None = None) -> PhotoFaces:
         """The largest faces in an ``H×W×3`` uint8 RGB array, largest first, boxes in its pixels.
@@ -113,20 +119,24 @@ class FaceAnalyzer:
         Bad photos come back as their ImageError; the others are unaffected.
         """
         results: list[PhotoFaces | ImageError | None] = [None] * len(items)
-        photos: list[tuple[int, np.ndarray]] = []
+        photos: list[tuple[int, DecodedPhoto]] = []
         limits = list(max_faces) if max_faces is not None else [None] * len(items)
         for i, data in enumerate(items):
             try:
-                photos.append((i, decode_image(data, self.settings.max_pixels)))
+                photos.append((i, self._decode(data)))
             except ImageError as exc:
                 results[i] = exc
         if photos:
-            chosen = self._batch_faces([rgb for _, rgb in photos], [limits[i] for i, _ in photos])
-            for (i, _), faces in zip(photos, chosen):
-                results[i] = faces
+            chosen = self._batch_faces([photo.rgb for _, photo in photos], [limits[i] for i, _ in photos])
+            for (i, photo), faces in zip(photos, chosen):
+                results[i] = _in_original_pixels(faces, photo)
         return [r for r in results if r is not None]
 
     # -- internals ------------------------------------------------------------------
+
+    def _decode(self, data: bytes) -> DecodedPhoto:
+        s = self.settings
+        return decode_photo(data, s.max_pixels, s.max_decode_side, s.max_decode_mb << 20)
 
     def _batch_faces(self, images: list[np.ndarray], max_faces: list[int | None]) -> list[PhotoFaces]:
         sizes = [detection_size(im.shape[1], im.shape[0], self.settings.max_side) for im in images]
@@ -215,6 +225,27 @@ class FaceAnalyzer:
 
     def _big_enough(self, d: _Detection) -> bool:
         return min(d.right - d.left, d.bottom - d.top) >= self.settings.min_face_px
+
+
+def _in_original_pixels(found: PhotoFaces, photo: DecodedPhoto) -> PhotoFaces:
+    """Faces found on a shrunk copy, with their boxes (and the size) in the photo's own pixels."""
+    if (photo.width, photo.height) == (found.width, found.height):
+        return found
+    sx, sy = photo.scale
+    faces = [
+        Face(
+            box=Box(
+                left=min(round(f.box.left * sx), photo.width),
+                top=min(round(f.box.top * sy), photo.height),
+                right=min(round(f.box.right * sx), photo.width),
+                bottom=min(round(f.box.bottom * sy), photo.height),
+            ),
+            vector=f.vector,
+            score=f.score,
+        )
+        for f in found.faces
+    ]
+    return replace(found, width=photo.width, height=photo.height, faces=faces)
 
 
 def _check_rgb(rgb: np.ndarray) -> np.ndarray:
