@@ -1,0 +1,90 @@
+"""A --names crawl against the Wikimedia stand-ins, as the real services behave, within their etiquette.
+
+The stand-ins answer in the real JSON shapes (a merged Q-id among the names,
+maxlag answers, standard thumbnail widths, imageinfo cut with ``continue``)
+from two hosts: the APIs and a separate media host. What the crawl stored
+is checked against the files it was given, and what the hosts saw against
+Wikimedia's policies: one identifying (non-browser) User-Agent everywhere,
+never more than 2 media downloads at once, each API called in series.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from sozy.crawl.pipeline import CrawlPlan
+from tests.servers.wikimedia import CATEGORIES, ENTITIES, REDIRECTS, WikimediaServer
+
+from .conftest import state_rows, stored_points
+
+AGENT = "SozyTest/1.0 (https://sozy.test/ci; ci@sozy.test)"
+# Kit Harington by the id of an item merged into his.
+NAMES = ["Barack Obama", "Joe Biden", "Q4000099", "Rose Leslie", "Lin-Manuel Miranda", "Alex Lacamoire"]
+
+
+async def test_a_names_crawl_stores_every_persons_photos_with_licence_and_author_politely(
+    tmp_path: Path, wikimedia: WikimediaServer, make_settings, crawl
+) -> None:
+    names_file = tmp_path / "names.txt"
+    names_file.write_text("\n".join(NAMES) + "\n")
+    # Time spent in every request, so a client that overlaps what it must not is caught doing it.
+    wikimedia.traffic.delays.update(upload=0.05, wikidata=0.02, commons=0.02)
+    wikimedia.lagged(2)  # the first two API calls are told the servers lag
+    wikimedia.imageinfo_per_answer = 3
+    settings = make_settings(**wikimedia.overrides(), **{
+        "crawl.api_user_agent": AGENT, "crawl.per_host": 8, "crawl.concurrency": 16,
+        # Thumbnails are rendered on request by the stand-in: leave room for a loaded machine.
+        "crawl.read_timeout_s": 20.0, "crawl.total_timeout_s": 30.0,
+    })
+
+    result = await crawl(settings, CrawlPlan(names_file=names_file))
+
+    assert result.exit_code == 0
+    rows = state_rows(settings)
+    assert rows and not [(u, r.reason, r.last_error) for u, r in rows.items() if r.status in ("pending", "failed")]
+    points = await stored_points(settings)
+
+    # --- every person's photos, each with its licence and author -------------------------
+    people = {e.qid: e for e in ENTITIES}
+    expected: dict[str, set[str]] = defaultdict(set)  # person id → the photos Wikidata and Commons name
+    file_at = {}
+    for name in NAMES:
+        qid = REDIRECTS.get(name, name)
+        person = people.get(qid) or next(e for e in ENTITIES if e.label == name and e.instance_of == "Q5")
+        for f in [*person.preferred_images, *person.images, *CATEGORIES.get(person.category or "", ())]:
+            if wikimedia.file(f).photo is not None:
+                url = wikimedia.thumb_url(f, settings.crawl.thumb_width)
+                expected[person.qid].add(url)
+                file_at[url] = wikimedia.file(f)
+    found: dict[str, set[str]] = defaultdict(set)
+    for url, row in rows.items():
+        found[row.candidate.person_id].add(url)
+        f = file_at[url]
+        cand = row.candidate
+        assert (cand.license, cand.license_url) == (f.license, f.license_url), url
+        assert cand.attribution, url
+        assert cand.fetch_policy == "wikimedia_media"
+    # Every photo named for its people; one in two people's lists is kept under the first
+    # looked up. Kit Harington's are under his own id, found through the merged one.
+    assert set(rows) == set().union(*expected.values())
+    for person, urls in found.items():
+        assert urls <= expected[person], person
+    assert set(found) == set(expected)
+    by_person: dict[str, int] = defaultdict(int)
+    for point in points:
+        payload = point.payload
+        assert payload["license"] and payload["attribution"], payload["image_url"]
+        assert payload["license_url"] == rows[payload["image_url"]].candidate.license_url
+        if payload.get("name"):
+            by_person[payload["person_id"]] += 1
+    assert set(by_person) == set(expected), "every person has named faces stored"
+
+    # --- what the hosts saw: Wikimedia's etiquette ---------------------------------------------
+    traffic = wikimedia.traffic
+    assert traffic.agents("wikidata", "commons", "upload", "robots") == {AGENT}
+    assert len(traffic.to("upload")) >= len(rows)
+    assert 1 <= traffic.peak["upload"] <= 2
+    assert traffic.peak["wikidata"] == traffic.peak["commons"] == 1
+    assert {r.params.get("maxlag") for r in traffic.requests if r.service in ("wikidata", "commons")} == {"5"}
+    assert result.summary["fetch"].get("maxlag") == 2
