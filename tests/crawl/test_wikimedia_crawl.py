@@ -88,3 +88,52 @@ async def test_a_names_crawl_stores_every_persons_photos_with_licence_and_author
     assert traffic.peak["wikidata"] == traffic.peak["commons"] == 1
     assert {r.params.get("maxlag") for r in traffic.requests if r.service in ("wikidata", "commons")} == {"5"}
     assert result.summary["fetch"].get("maxlag") == 2
+
+
+async def test_top_with_the_search_engine_searches_labels_and_keeps_the_q_id(
+    wikimedia: WikimediaServer, make_settings, crawl
+) -> None:
+    settings = make_settings(**wikimedia.overrides(), **{
+        "crawl.api_user_agent": AGENT, "crawl.images_per_person": 2, "crawl.top_min_sitelinks": 200,
+        "crawl.read_timeout_s": 20.0, "crawl.total_timeout_s": 30.0,
+    })
+
+    result = await crawl(settings, CrawlPlan(top=2, search_engine=True))
+
+    assert result.exit_code == 0
+    # The engine is asked for people's names, never for Wikidata ids.
+    assert sorted(r.params["q"] for r in wikimedia.requests_to("search")) == ["Barack Obama", "Joe Biden"]
+    # Results the search found first (others are the Commons files Wikidata named already)
+    # carry the person's label and Q-id.
+    searched = [row for row in state_rows(settings).values() if row.candidate.source == "search"]
+    assert searched
+    assert {(row.candidate.name, row.candidate.person_id) for row in searched} <= {
+        ("Barack Obama", "Q76"), ("Joe Biden", "Q6279")
+    }
+
+
+async def test_a_search_page_robots_txt_forbids_is_said_once_at_the_start_and_in_the_summary(
+    tmp_path: Path, wikimedia: WikimediaServer, make_settings, crawl, caplog
+) -> None:
+    wikimedia.robots_txt = "User-agent: *\nDisallow: /images/\n"
+    names_file = tmp_path / "names.txt"
+    names_file.write_text("Joe Biden\nRose Leslie\n")
+    settings = make_settings(**wikimedia.overrides(), **{
+        "crawl.api_user_agent": AGENT, "crawl.read_timeout_s": 20.0, "crawl.total_timeout_s": 30.0,
+    })
+
+    with caplog.at_level("ERROR", logger="sozy.crawl"):
+        result = await crawl(settings, CrawlPlan(names_file=names_file, search_engine=True))
+
+    assert result.exit_code == 0
+    assert wikimedia.requests_to("search") == []
+    loud = [r for r in caplog.records if "IMAGE SEARCH IS OFF" in r.getMessage()]
+    assert len(loud) == 1 and "robots.txt" in loud[0].getMessage()
+    assert result.summary["discovery"]["search_disallowed_by_robots_txt"] == 1
+    assert result.summary["state"]["units"]["search"] == {"pending": 2}
+    assert result.summary["state"]["units"]["name"] == {"done": 2}  # Wikidata's lookups went ahead
+    from sozy.crawl.summary import format_summary
+
+    assert "IMAGE SEARCH DISALLOWED by the search page's robots.txt: 2 search lookup(s) not made" in (
+        format_summary(result.summary)
+    )

@@ -88,3 +88,30 @@ async def test_robots_txt_of_the_search_engine_is_honoured(wikimedia: WikimediaS
             await ImageSearch(fetcher, settings).lookup("Joe Biden")
     assert info.value.reason == "robots_txt"
     assert wikimedia.requests_to("search") == []
+
+
+async def test_a_q_id_is_searched_by_the_persons_label(wikimedia: WikimediaServer) -> None:
+    from sozy.sources import WikidataNames
+
+    settings = wikimedia.settings()
+    async with Fetcher(settings) as fetcher:
+        search = ImageSearch(fetcher, settings)
+        found = await search.lookup_person("Q6279", WikidataNames(fetcher, settings))
+        merged = await search.lookup_person("Q4000099", WikidataNames(fetcher, settings))
+        nobody = await search.lookup_person("Q99999999", WikidataNames(fetcher, settings))
+    assert [(c.image_url, c.page_url) for c in found] == wikimedia.search_results("Joe Biden")
+    assert {(c.name, c.person_id) for c in found} == {("Joe Biden", "Q6279")}
+    assert {(c.name, c.person_id) for c in merged} == {("Kit Harington", "Q4000002")}
+    assert nobody == []
+    assert [r.params["q"] for r in wikimedia.requests_to("search")] == ["Joe Biden", "Kit Harington"]
+
+
+async def test_refusal_says_why_robots_txt_keeps_us_out(wikimedia: WikimediaServer) -> None:
+    settings = wikimedia.settings()
+    async with Fetcher(settings) as fetcher:
+        assert await ImageSearch(fetcher, settings).refusal() is None
+    wikimedia.robots_txt = "User-agent: SozyBot\nDisallow: /images/\n"
+    async with Fetcher(settings) as fetcher:
+        refusal = await ImageSearch(fetcher, settings).refusal()
+    assert refusal is not None and refusal.startswith("robots_txt:") and "/images/search" in refusal
+    assert wikimedia.requests_to("search") == []

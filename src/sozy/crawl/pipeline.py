@@ -213,6 +213,7 @@ class Crawler:
         self._data_dir = settings.data_path
         self._wikidata: WikidataNames | None = None
         self._search: ImageSearch | None = None
+        self._search_allowed: bool | None = None  # robots.txt of the search page, once asked
         # Lookups (names, image search, top people) by outcome, and the kinds stopped by a host down.
         self.lookups: Counter[str] = Counter()
         self.outages = Outages()
@@ -325,6 +326,8 @@ class Crawler:
     async def _feed(self) -> None:
         # Photos of folders crawled in earlier runs may still be pending or failed.
         self.fetcher.local_roots.update(await self._db(self.state.folder_roots))
+        if self.plan.search_engine:
+            await self._search_permitted()  # said once, at the start, if robots.txt forbids it
         try:
             if self.plan.retry_failed:
                 await self._feed_from_state(FAILED)
@@ -556,6 +559,8 @@ class Crawler:
         self.stats.units_done += 1
 
     async def _lookup_units(self, kinds: Sequence[str], status: str) -> None:
+        if SEARCH in kinds and not await self._search_permitted():
+            kinds = [k for k in kinds if k != SEARCH]
         """Look units up a few at a time, but take their results in order (reproducible seqs)."""
         window: deque[tuple[Unit, asyncio.Task[list[Candidate]]]] = deque()
         after = 0
@@ -582,10 +587,26 @@ class Crawler:
 
     async def _lookup(self, unit: Unit) -> list[Candidate]:
         if unit.kind == SEARCH:
-            if self._search is None:
-                self._search = ImageSearch(self.fetcher, self.settings.crawl)
-            return await self._search.lookup(unit.label)
+            return await self._image_search().lookup_person(unit.label, self._wikidata_source())
         return await self._wikidata_source().lookup(unit.label)
+
+    def _image_search(self) -> ImageSearch:
+        if self._search is None:
+            self._search = ImageSearch(self.fetcher, self.settings.crawl)
+        return self._search
+
+    async def _search_permitted(self) -> bool:
+        """Whether the search page's robots.txt lets us in; if not, said once, loudly, and counted."""
+        if self._search_allowed is None:
+            refusal = await self._image_search().refusal()
+            self._search_allowed = refusal is None
+            if refusal is not None:
+                self.discovery["search_disallowed_by_robots_txt"] = 1
+                log.error("=" * 72)
+                log.error("IMAGE SEARCH IS OFF: %s", refusal)
+                log.error("No --search-engine lookup will be made in this run (they stay pending).")
+                log.error("=" * 72)
+        return self._search_allowed
 
     async def _finish_lookup(self, unit: Unit, task: asyncio.Task[list[Candidate]]) -> None:
         try:

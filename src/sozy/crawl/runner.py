@@ -26,6 +26,7 @@ from sozy.fetch import Fetcher
 from sozy.records import utc_now
 from sozy.store import StoreError, open_store
 
+from .contact import ContactMissing, check_contact
 from .pipeline import CrawlPlan, Crawler
 from .progress import Progress
 from .state import CrawlState, StateError
@@ -95,6 +96,10 @@ async def run_crawl(
     what was written stays consistent either way. With ``cluster`` the photos
     are fetched and embedded on a Ray cluster's nodes (``sozy.crawl.cluster``).
     """
+    try:
+        check_contact(settings.crawl, plan)
+    except ContactMissing as exc:
+        raise CrawlStartError(str(exc), EXIT_USAGE) from None
     started_at = utc_now()
     stats = CrawlStats()
     summary_path = summary_path or default_summary_path(settings, plan)

@@ -153,6 +153,11 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         lines.append(f"  lookups not tried: {run['lookups']['not_tried']} (pending for the next run)")
     for kind, down in (summary.get("sources_down") or {}).items():
         lines.append(f"  stopped: {kind} lookups, {down['host']} unreachable ({down['reason']}: {down['error']})")
+    if (summary.get("discovery") or {}).get("search_disallowed_by_robots_txt"):
+        units = ((summary.get("state") or {}).get("units") or {}).get("search") or {}
+        waiting = sum(n for status, n in units.items() if status != "done")
+        lines.append(f"  IMAGE SEARCH DISALLOWED by the search page's robots.txt: {waiting} search lookup(s) "
+                     "not made (pending; see the log)")
     rates = summary["rates"]
     active = [f"{stage} {rates[stage]['per_s']:.1f}/s" for stage in STAGES if rates[stage]["count"]]
     lines.append("  rates:  " + (", ".join(active) if active else "nothing processed"))

@@ -9,13 +9,16 @@ whose JSON carries ``murl`` (the media URL) and ``purl`` (the page it is on).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import re
 from html.parser import HTMLParser
+from typing import Protocol
 from urllib.parse import urlencode
 
 from sozy.config import CrawlSettings
-from sozy.fetch import Fetcher
+from sozy.fetch import Fetcher, FetchError
 from sozy.records import Candidate
 
 from .htmlpage import decode_html
@@ -25,6 +28,21 @@ from .links import normalize_http_url
 log = logging.getLogger(__name__)
 
 SOURCE = "search"
+QID = re.compile(r"^[Qq][1-9]\d*$")
+
+
+class _Person(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def label(self) -> str | None: ...
+
+
+class PersonResolver(Protocol):
+    """What turns a Q-id into a person with a label (``WikidataNames``)."""
+
+    async def person(self, name: str) -> _Person | None: ...
 
 
 class _ResultParser(HTMLParser):
@@ -86,7 +104,8 @@ class ImageSearch:
     Up to ``settings.images_per_person`` results per name, named after the
     query; the crawler's naming rule then decides per face. Fetched as an
     ordinary page, so robots.txt is honoured when ``respect_robots`` is on
-    (a disallowed search page raises the fetcher's ``robots_txt`` error).
+    (a disallowed search page raises the fetcher's ``robots_txt`` error;
+    ``refusal()`` asks before any lookup, so the crawl can say so once).
     """
 
     def __init__(self, fetcher: Fetcher, settings: CrawlSettings) -> None:
@@ -97,8 +116,9 @@ class ImageSearch:
         separator = "&" if "?" in self.settings.search_url else "?"
         return f"{self.settings.search_url}{separator}{urlencode({'q': name})}"
 
-    async def lookup(self, name: str) -> list[Candidate]:
-        """Candidates for ``name``; raises the fetcher's error when the page cannot be had."""
+    async def lookup(self, name: str, *, person_id: str | None = None) -> list[Candidate]:
+        """Candidates for ``name`` (carrying ``person_id`` when known); raises the fetcher's
+        error when the page cannot be had."""
         query = " ".join(name.split())
         if not query:
             return []
@@ -107,4 +127,29 @@ class ImageSearch:
         found = parse_results(html, query, limit=self.settings.images_per_person)
         if not found:
             log.info("image search: no results parsed for %r (markup changed?)", query)
+        if person_id is not None:
+            found = [dataclasses.replace(c, person_id=person_id) for c in found]
         return found
+
+    async def lookup_person(self, name: str, people: PersonResolver) -> list[Candidate]:
+        """Like ``lookup``, but a Q-id (``--top``, or a Q-id in a names file) is searched by the
+        person's label, and the results carry the Q-id as ``person_id``: a search engine knows
+        people by name, not by Wikidata id. A Q-id that names nobody gives ``[]``."""
+        if not QID.match(name.strip()):
+            return await self.lookup(name)
+        person = await people.person(name)
+        if person is None or not person.label:
+            log.info("image search: %s has no label to search for", name.strip())
+            return []
+        return await self.lookup(person.label, person_id=person.id)
+
+    async def refusal(self) -> str | None:
+        """Why robots.txt keeps us off the results page (None when it lets us in)."""
+        url = self.results_url("Sozy")
+        try:
+            await self.fetcher.check_robots(url)
+        except FetchError as exc:
+            if exc.reason in ("robots_txt", "robots_unavailable"):
+                return f"{exc.reason}: the robots.txt of {url.split('?')[0]} keeps {self.settings.robots_token} out ({exc.detail})"
+            raise
+        return None
