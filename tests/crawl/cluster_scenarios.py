@@ -10,8 +10,9 @@ script there; it writes what it saw as JSON::
 1. ``local``: the URL list crawled on this machine (no Ray): the reference.
 2. ``ray``: the same list crawled with ``--ray`` on a 3-node ``ray.cluster_utils.Cluster``
    (one CPU each), ``--per-host 2``; the image host counts its peak requests at once.
-3. ``resume``: ``python -m sozy.crawl --ray`` (a driver of its own), killed with SIGKILL once
-   a few photos are done, then the same command again to its end.
+3. ``resume``: ``python -m sozy.crawl --folders FACES_DIR --ray`` (a driver of its own: the
+   nodes read the folder's photos), killed with SIGKILL once a few photos are done, then the
+   same command again to its end.
 4. ``loss``: the same list into a fresh data dir, and one worker node removed as soon
    as it has finished a batch and holds another.
 """
@@ -89,26 +90,27 @@ def done_urls(state_file: Path) -> int:
         return 0
 
 
-async def killed_and_resumed(address: str, urls: Path, work: Path) -> dict[str, Any]:
+async def killed_and_resumed(address: str, folder: Path, work: Path) -> dict[str, Any]:
     """The CLI on the cluster, SIGKILLed after a few photos are done, then run again to its end."""
     settings = settings_for(work / "resume")
     config = work / "resume.toml"
     c = settings.crawl
     config.write_text(f"[crawl]\nper_host = {c.per_host}\ncluster_batch = {c.cluster_batch}\n"
                       f"total_timeout_s = {c.total_timeout_s}\nread_timeout_s = {c.read_timeout_s}\n")
-    cmd = [sys.executable, "-m", "sozy.crawl", "--urls", str(urls), "--ray", address, "--config", str(config),
+    cmd = [sys.executable, "-m", "sozy.crawl", "--folders", str(folder), "--ray", address, "--config", str(config),
            "--data-dir", str(settings.data_dir), "--no-progress", "--log-level", "WARNING"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOZY_", "RAY_ADDRESS"))}
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state_file = settings.data_path / c.state_file
     while done_urls(state_file) < 4 and first.poll() is None:
         await asyncio.sleep(0.05)
-    killed_at = done_urls(state_file)
     first.send_signal(signal.SIGKILL)
     first.wait()
+    killed_at = done_urls(state_file)  # what the killed run left done
     second = await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True, text=True, timeout=600)
     report = await crawl_report(settings)
-    report.update(killed_at=killed_at, first_exit=first.returncode, exit_code=second.returncode,
+    summary = json.loads((settings.data_path / "crawl-summary.json").read_text())
+    report.update(summary=summary, killed_at=killed_at, first_exit=first.returncode, exit_code=second.returncode,
                   stderr=second.stderr[-2000:])
     return report
 
@@ -147,7 +149,7 @@ async def main(out: Path, work: Path, faces_dir: Path) -> None:
             report["ray"]["peak"] = host.peak
             report["ray"]["requests"] = host.requests
 
-            report["resume"] = await killed_and_resumed(cluster.address, urls, work)
+            report["resume"] = await killed_and_resumed(cluster.address, faces_dir, work)
 
             _Recording.engines = []
             loss = asyncio.ensure_future(crawl(settings_for(work / "loss"), urls, _Recording(cluster.address)))

@@ -65,7 +65,8 @@ class ClusterCrawler(Crawler):
             jobs = [job for job in batch if not await self._taken_down(job)]
             if not jobs:
                 continue
-            node, result = await self.cluster.process(jobs)
+            # Folder photos (file:<folder>/...) are read by the node, at the driver's paths.
+            node, result = await self.cluster.process(jobs, dict(self.fetcher.local_roots))
             # The summary's fetch counters are the whole crawl's: the driver's and every node's.
             self.fetcher.counters.update(result.counters)
             for job, photo in zip(jobs, result.photos, strict=True):

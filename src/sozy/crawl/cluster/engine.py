@@ -19,7 +19,8 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,14 +145,18 @@ class ClusterEngine:
 
     # --- the work ---------------------------------------------------------------------------
 
-    async def process(self, jobs: Sequence[Job]) -> tuple[str, BatchResult]:
-        """Fetch and embed ``jobs`` on the first node with room; returns that node's name and results."""
+    async def process(
+        self, jobs: Sequence[Job], local_roots: Mapping[str, Path] | None = None
+    ) -> tuple[str, BatchResult]:
+        """Fetch and embed ``jobs`` on the first node with room; returns that node's name and results.
+
+        ``local_roots``: the crawled folders by name, for ``file:<folder>/...`` photos."""
         ray = self._ray
         while True:
             lane = await self._next_lane()
             self.in_flight[lane.node] += 1
             try:
-                result: BatchResult = await lane.actor.process.remote(list(jobs))
+                result: BatchResult = await lane.actor.process.remote(list(jobs), dict(local_roots or {}))
             except ray.exceptions.RayActorError as exc:
                 await self._lose(lane.node, exc)
                 self.redone += 1

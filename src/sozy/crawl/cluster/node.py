@@ -17,6 +17,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sozy.config import EngineSettings, Settings
@@ -110,10 +111,14 @@ class NodeWorker:
         self._fetcher = fetcher
         return NodeInfo(self._engine.workers, self._engine.device, self._engine.model_id)
 
-    async def process(self, jobs: Sequence[Job]) -> BatchResult:
-        """Fetch and embed ``jobs`` at once (within the node's fetch and engine limits)."""
+    async def process(self, jobs: Sequence[Job], local_roots: Mapping[str, Path] | None = None) -> BatchResult:
+        """Fetch and embed ``jobs`` at once (within the node's fetch and engine limits).
+
+        ``local_roots``: the driver's crawled folders (``file:<folder>/...`` photos), which this
+        node reads at the same paths (a shared mount, or the driver's own machine)."""
         fetcher = self._fetcher
         assert fetcher is not None, "start() first"
+        fetcher.local_roots.update(local_roots or {})
         photos = await asyncio.gather(*(self._photo(fetcher, job) for job in jobs))
         # Counted since the last batch returned (batches overlap: each sends what is new).
         now = Counter(fetcher.counters)
