@@ -49,8 +49,8 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
-from sozy.config import EngineSettings, Settings, load_settings  # noqa: E402
-from sozy.records import Box, Face, PhotoFaces  # noqa: E402
+from sozy.config import EngineSettings, Settings, load_settings
+from sozy.records import Box, Face, PhotoFaces
 
 GOAL = 1.2
 _IN_NETNS = "SOZY_BENCH_NETNS"
@@ -162,7 +162,7 @@ async def ray_crawl(address: str, urls: Path, work: Path, batch: int) -> Result:
 
 async def shard_crawls(costs_s: list[float], urls: Path, work: Path) -> Result:
     """Shard I of N on an engine of node I's speed, all at once; timed from their common start."""
-    from sozy.crawl.pipeline import CrawlPlan, Crawler
+    from sozy.crawl.pipeline import Crawler, CrawlPlan
     from sozy.crawl.shard import Shard
     from sozy.crawl.state import CrawlState
     from sozy.fetch import Fetcher
@@ -194,9 +194,11 @@ def run_in_netns() -> int:
     if shutil.which("unshare") is None:
         print("bench/cluster.py needs unshare (util-linux) and root for a loopback-only namespace", file=sys.stderr)
         return 2
-    env = {**os.environ, _IN_NETNS: "1"}
+    # The nodes' Ray workers import Sozy from this checkout too, as this process does.
+    path = os.pathsep.join(p for p in (str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, _IN_NETNS: "1", "PYTHONPATH": path}
     cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', sys.executable, *sys.argv]
-    return subprocess.run(cmd, env=env).returncode
+    return subprocess.run(cmd, env=env, check=False).returncode
 
 
 def main() -> int:

@@ -33,7 +33,7 @@ def _netns_problem() -> str | None:
     """Why a loopback-only network namespace cannot be made here, or None."""
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         return "unshare or ip not found"
-    probe = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True)
+    probe = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         return f"unshare -n not permitted here ({probe.stderr.strip() or probe.returncode}); run as root"
     return None
@@ -50,7 +50,7 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path) -> dict
     run = subprocess.run(
         ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', sys.executable, str(script),
          str(out), str(work), str(faces_dir)],
-        env=cli_env(), cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
+        env=cli_env(), cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, check=False,
     )
     assert run.returncode == 0 and out.is_file(), f"cluster scenarios failed:\n{run.stdout[-4000:]}\n{run.stderr[-8000:]}"
     report: dict[str, Any] = json.loads(out.read_text())
@@ -118,7 +118,7 @@ def test_a_bad_address_fails_at_once_with_one_line(tmp_path: Path) -> None:
         run = subprocess.run(
             [sys.executable, "-m", "sozy.crawl", "--urls", str(urls), "--data-dir", str(tmp_path / "data"),
              "--ray", f"127.0.0.1:{closed}"],
-            env=cli_env(), capture_output=True, text=True, timeout=120,
+            env=cli_env(), capture_output=True, text=True, timeout=120, check=False,
         )
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
@@ -143,6 +143,6 @@ def test_shard_and_ray_do_not_mix(tmp_path: Path) -> None:
     urls.write_text("http://127.0.0.1:9/a.jpg\n")
     run = subprocess.run(
         [sys.executable, "-m", "sozy.crawl", "--urls", str(urls), "--shard", "1/2", "--ray", "auto"],
-        env=cli_env(), capture_output=True, text=True, timeout=120,
+        env=cli_env(), capture_output=True, text=True, timeout=120, check=False,
     )
     assert run.returncode == 2 and "--shard and --ray" in run.stderr

@@ -74,7 +74,7 @@ class Gallery:
 async def gallery(faces_dir: Path, latency_s: float = 0.05) -> AsyncIterator[Gallery]:
     g = Gallery(faces_dir, latency_s)
     app = web.Application()
-    app.router.add_get("/p/{name}", g._photo)  # noqa: SLF001
+    app.router.add_get("/p/{name}", g._photo)
     g.server = TestServer(app, host="127.0.0.1")
     await g.server.start_server()
     try:

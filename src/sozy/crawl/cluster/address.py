@@ -60,7 +60,7 @@ def _current_cluster() -> str:
 
 
 def _host_port(address: str) -> tuple[str, int]:
-    bare = address[len(_CLIENT_SCHEME):] if address.startswith(_CLIENT_SCHEME) else address
+    bare = address.removeprefix(_CLIENT_SCHEME)
     host, colon, port = bare.rpartition(":")
     host = host.strip("[]")
     if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:

@@ -22,7 +22,7 @@ from typing import Any
 
 from sozy.config import EngineSettings, Settings
 from sozy.faces import EngineClosed, FaceEngine, FaceEngineError, ImageError
-from sozy.fetch import FetchError, Fetcher
+from sozy.fetch import Fetcher, FetchError
 from sozy.logs import setup_logging
 from sozy.records import PhotoFaces, sha256_hex
 

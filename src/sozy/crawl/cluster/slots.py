@@ -91,7 +91,7 @@ class SharedHostLimiter:
 
 
 class _SharedSlot:
-    __slots__ = ("_actor", "_node", "_origin", "_interval", "_limit", "_token")
+    __slots__ = ("_actor", "_interval", "_limit", "_node", "_origin", "_token")
 
     def __init__(self, actor: Any, node: str, origin: str, interval: float, limit: int = 0) -> None:
         self._actor = actor
