@@ -10,10 +10,12 @@ script there; it writes what it saw as JSON::
 1. ``local``: the URL list crawled on this machine (no Ray): the reference.
 2. ``ray``: the same list crawled with ``--ray`` on a 3-node ``ray.cluster_utils.Cluster``
    (one CPU each), ``--per-host 2``; the image host counts its peak requests at once.
-3. ``resume``: ``python -m sozy.crawl --folders FACES_DIR --ray`` (a driver of its own: the
+3. ``wikimedia``: ``--names`` against the Wikimedia stand-ins on the same cluster: what the
+   media host and the APIs saw at once, and which agents.
+4. ``resume``: ``python -m sozy.crawl --folders FACES_DIR --ray`` (a driver of its own: the
    nodes read the folder's photos), killed with SIGKILL once a few photos are done, then the
    same command again to its end.
-4. ``loss``: the same list into a fresh data dir, and one worker node removed as soon
+5. ``loss``: the same list into a fresh data dir, and one worker node removed as soon
    as it has finished a batch and holds another.
 """
 
@@ -37,15 +39,17 @@ from sozy.crawl.runner import run_crawl
 from sozy.crawl.state import CrawlState
 from tests.crawl.conftest import QUICK, stored_points
 from tests.servers.gallery import gallery
+from tests.servers.wikimedia import wikimedia_server
 
 PER_HOST = 2
 NODES = 3
+WIKIMEDIA_NAMES = ["Barack Obama", "Joe Biden", "Kit Harington", "Rose Leslie", "Lin-Manuel Miranda", "Alex Lacamoire"]
 
 
-def settings_for(data_dir: Path) -> Settings:
+def settings_for(data_dir: Path, **overrides: Any) -> Settings:
     return load_settings(environ={}, overrides={
         **QUICK, "data_dir": str(data_dir), "engine.workers": 0, "crawl.per_host": PER_HOST,
-        "crawl.cluster_batch": 2, "crawl.total_timeout_s": 30.0, "crawl.read_timeout_s": 20.0,
+        "crawl.cluster_batch": 2, "crawl.total_timeout_s": 30.0, "crawl.read_timeout_s": 20.0, **overrides,
     })
 
 
@@ -60,8 +64,9 @@ class _Recording(RayCluster):
         return engine
 
 
-async def crawl(settings: Settings, urls: Path, cluster: RayCluster | None) -> dict[str, Any]:
-    result = await run_crawl(settings, CrawlPlan(url_lists=(urls,)), progress=False, print_summary=False,
+async def crawl(settings: Settings, urls: Path, cluster: RayCluster | None, plan: CrawlPlan | None = None
+                ) -> dict[str, Any]:
+    result = await run_crawl(settings, plan or CrawlPlan(url_lists=(urls,)), progress=False, print_summary=False,
                              handle_signals=False, cluster=cluster)
     return {"exit_code": result.exit_code, "summary": result.summary, **await crawl_report(settings)}
 
@@ -116,6 +121,23 @@ async def killed_and_resumed(address: str, folder: Path, work: Path) -> dict[str
     return report
 
 
+async def names_on_wikimedia(address: str, faces_dir: Path, work: Path) -> dict[str, Any]:
+    """A --names crawl on the cluster against the Wikimedia stand-ins; what each service saw."""
+    names = work / "names.txt"
+    names.write_text("\n".join(WIKIMEDIA_NAMES) + "\n")
+    async with wikimedia_server(faces_dir) as wm:
+        # Time spent in each request, so nodes that ignored a shared limit would overlap there.
+        wm.traffic.delays.update({"upload": 0.05, "wikidata": 0.02, "commons": 0.02})
+        settings = settings_for(work / "wikimedia", **wm.overrides())
+        report = await crawl(settings, names, RayCluster(address), CrawlPlan(names_file=names))
+        traffic = wm.traffic
+        report["peak"] = dict(traffic.peak)
+        report["requests"] = {s: len(traffic.to(s)) for s in ("upload", "wikidata", "commons")}
+        report["agents"] = {s: sorted(traffic.agents(s)) for s in ("upload", "wikidata", "commons")}
+        report["api_user_agent"] = settings.crawl.api_user_agent
+    return report
+
+
 async def remove_when_busy(cluster: Any, victim: Any, recorder: type[_Recording]) -> str:
     """Remove ``victim`` once it has finished a batch and holds another; returns its node name."""
     while not recorder.engines:
@@ -150,6 +172,7 @@ async def main(out: Path, work: Path, faces_dir: Path) -> None:
             report["ray"]["peak"] = host.peak
             report["ray"]["requests"] = host.requests
 
+            report["wikimedia"] = await names_on_wikimedia(cluster.address, faces_dir, work)
             report["resume"] = await killed_and_resumed(cluster.address, faces_dir, work)
 
             _Recording.engines = []

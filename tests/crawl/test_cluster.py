@@ -83,6 +83,23 @@ def test_per_host_holds_for_the_whole_cluster(scenarios: dict[str, Any]) -> None
 
 
 @pytest.mark.slow
+def test_wikimedia_limits_hold_for_the_whole_cluster(scenarios: dict[str, Any]) -> None:
+    wm = scenarios["wikimedia"]
+    assert wm["exit_code"] == 0 and set(wm["statuses"].values()) == {"done"}
+    assert wm["requests"]["upload"] == len(wm["statuses"]) >= 2 * NODES
+    # Three nodes downloading Commons media, at most 2 at once in all; the APIs in series;
+    # the one identifying agent everywhere.
+    assert 1 <= wm["peak"]["upload"] <= 2
+    assert wm["peak"]["wikidata"] == wm["peak"]["commons"] == 1
+    for service in ("upload", "wikidata", "commons"):
+        assert wm["agents"][service] == [wm["api_user_agent"]], service
+    # Identities from Wikidata: every named face carries its person's Q-id.
+    named = [p for p in wm["points"].values() if p["name"]]
+    assert named and all(p["person_id"].startswith("Q") for p in named)
+    assert len(wm["summary"]["nodes"]) == NODES
+
+
+@pytest.mark.slow
 def test_a_killed_driver_resumes_with_nothing_lost_and_nothing_twice(scenarios: dict[str, Any]) -> None:
     resume, local = scenarios["resume"], scenarios["local"]
     assert resume["first_exit"] == -9  # SIGKILL, mid-crawl

@@ -47,3 +47,16 @@ async def test_a_lost_node_gives_back_what_it_held_and_waited_for() -> None:
     assert slots.active(HOST) == 1
 
 
+
+
+async def test_a_pool_with_its_own_limit_is_held_to_it() -> None:
+    # A fetch policy's pool (e.g. every Wikimedia media download together) brings its own limit.
+    slots = HostSlots(per_host=8)
+    pool = "policy:wikimedia_media"
+    await slots.acquire("a1", "node-a", pool, 0.0, 2)
+    await slots.acquire("b1", "node-b", pool, 0.0, 2)
+    third = asyncio.ensure_future(slots.acquire("c1", "node-c", pool, 0.0, 2))
+    await asyncio.sleep(0)
+    assert not third.done() and slots.active(pool) == 2
+    await slots.release("b1")
+    await third
