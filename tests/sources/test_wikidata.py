@@ -11,6 +11,7 @@ from PIL import Image
 
 from sozy.fetch import WIKIMEDIA_MEDIA, Fetcher
 from sozy.sources import SourceError, WikidataNames
+from sozy.sources.toppeople import Band, Row, parse_sparql_rows, top_people_query
 from sozy.sources.wikidata import (
     OCCUPATIONS,
     Entity,
@@ -24,8 +25,7 @@ from sozy.sources.wikidata import (
     parse_search,
     standard_thumb_width,
 )
-from sozy.sources.toppeople import Band, Row, parse_sparql_rows, top_people_query
-from tests.servers.wikimedia import WikimediaServer, people_with_images
+from tests.servers.wikimedia import FakeEntity, WikimediaServer, people_with_images
 
 # --- parsing ----------------------------------------------------------------------------
 
@@ -540,3 +540,26 @@ async def test_one_identifying_agent_and_one_call_at_a_time_per_api(wikimedia: W
         await asyncio.gather(*(source.lookup(n) for n in names))
     assert wikimedia.traffic.agents("wikidata", "commons") == {settings.api_user_agent}
     assert wikimedia.traffic.peak["wikidata"] == wikimedia.traffic.peak["commons"] == 1
+
+
+async def test_top_people_walks_a_power_law_of_sitelinks_in_few_cheap_queries(wikimedia: WikimediaServer) -> None:
+    # Sitelinks counts as they are on Wikidata: a few people with hundreds, ever more with fewer.
+    people: list[FakeEntity] = []
+    for sitelinks in range(10, 400):
+        count = round(500 * (25 / sitelinks) ** 2 - 500 * (25 / (sitelinks + 1)) ** 2)
+        for _ in range(count):
+            people.append(FakeEntity(f"Q{7_000_000 + len(people)}", f"P{len(people)}", images=("x.jpg",),
+                                     occupations=("Q33999",), sitelinks=sitelinks))
+    wikimedia.entities = {e.qid: e for e in people}
+    # A query that must gather more than two pages of rows runs out of time.
+    wikimedia.sparql_max_rows = 100
+    settings = wikimedia.settings()
+    async with Fetcher(settings) as fetcher:
+        top = [q async for q in WikidataNames(fetcher, settings).top_people(
+            500, ["actor"], page_size=50, min_sitelinks=10)]
+        timeouts = fetcher.counters["http_5xx"]
+    expected = [e.qid for e in sorted(people, key=lambda e: (-e.sitelinks, "http://www.wikidata.org/entity/" + e.qid))]
+    assert top == expected[:500]
+    queries = _queries(wikimedia)
+    assert len(queries) <= 40 and timeouts <= 2
+    assert not any("OFFSET" in q for q in queries)

@@ -168,7 +168,7 @@ class TopPeople:
                 continue
             if band.low <= self.floor:
                 return
-            band = Band(self._next_low(band.low, len(rows)), band.low)
+            band = Band(self._next_low(band, len(rows)), band.low)
             page = self.page_size
 
     def _split(self, band: Band) -> Band:
@@ -184,11 +184,19 @@ class TopPeople:
             return Band(band.low, band.high, band.after or ""), max(1, page // 2)
         return self._split(band), page
 
-    def _next_low(self, low: int, found: int) -> int:
-        # People get more numerous as sitelinks fall: halve the floor of the band, or
-        # quarter it after a thin band. A band too wide is split when it is asked.
-        factor = 4 if found < self.page_size // 8 else 2
-        return max(self.floor, min(low - 1, low // factor))
+    def _next_low(self, band: Band, found: int) -> int:
+        """The floor of the next band down: a quarter of a page at the density just seen, and
+        never below half the last floor.
+
+        People get much more numerous as sitelinks fall (the counts follow a power
+        law), hence the margin; a band that still holds more than a page is split
+        when it is asked, at the cost of one query.
+        """
+        width = band.low // 2
+        if band.high is not None and band.after is None:
+            per_value = max(found, 1) / (band.high - band.low)
+            width = min(width, int(self.page_size / 4 / per_value))
+        return max(self.floor, band.low - max(1, width))
 
     async def _ask(self, query: str) -> list[Row]:
         started = time.monotonic()
