@@ -43,6 +43,8 @@ from tests.servers.wikimedia import wikimedia_server
 
 PER_HOST = 2
 NODES = 3
+# URLs serving the bytes of photos listed before them: content dedup across nodes.
+COPIES = 2
 WIKIMEDIA_NAMES = ["Barack Obama", "Joe Biden", "Kit Harington", "Rose Leslie", "Lin-Manuel Miranda", "Alex Lacamoire"]
 
 
@@ -158,19 +160,21 @@ async def main(out: Path, work: Path, faces_dir: Path) -> None:
 
     logging.basicConfig(level=logging.WARNING)
     report: dict[str, Any] = {}
-    async with gallery(faces_dir) as host:
+    async with gallery(faces_dir, copies=COPIES) as host:
         urls = host.url_list(work / "photos.csv")
         report["photos"] = len(host.photos)
+        report["urls"] = len(host.photos) + COPIES
         report["local"] = await crawl(settings_for(work / "local"), urls, None)
 
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
         workers = [cluster.add_node(num_cpus=1) for _ in range(NODES - 1)]
         cluster.wait_for_nodes()
         try:
-            host.peak = host.requests = 0
+            host.peak = host.requests = host.robots_requests = 0
             report["ray"] = await crawl(settings_for(work / "ray"), urls, RayCluster(cluster.address))
             report["ray"]["peak"] = host.peak
             report["ray"]["requests"] = host.requests
+            report["ray"]["robots_requests"] = host.robots_requests
 
             report["wikimedia"] = await names_on_wikimedia(cluster.address, faces_dir, work)
             report["resume"] = await killed_and_resumed(cluster.address, faces_dir, work)

@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from sozy.crawl.cluster import ClusterAddressError, resolve_address
 from sozy.crawl.cluster.address import RAY_CURRENT_CLUSTER
 from tests.crawl.conftest import REPO_ROOT, cli_env
 
-from .cluster_scenarios import NODES, PER_HOST
+from .cluster_scenarios import COPIES, NODES, PER_HOST
 
 pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'sozy[ray]')")
 
@@ -62,24 +63,30 @@ def test_a_cluster_crawl_stores_what_one_machine_stores(scenarios: dict[str, Any
     local, ray = scenarios["local"], scenarios["ray"]
     assert local["exit_code"] == ray["exit_code"] == 0
     assert len(local["points"]) > scenarios["photos"] // 2
-    # The same point ids, with the same people (name, identity, label) and photos.
+    # The same point ids, with the same people (name, identity, label) and photos, and the same
+    # outcome for every URL: the copies are duplicates wherever their originals were embedded.
     assert ray["points"] == local["points"]
-    assert set(ray["statuses"].values()) == {"done"} and len(ray["statuses"]) == scenarios["photos"]
+    assert ray["statuses"] == local["statuses"]
+    assert Counter(ray["statuses"].values()) == {"done": scenarios["photos"], "skipped": COPIES}
     # Every node took part, and the summary says how much each did.
     nodes = ray["summary"]["nodes"]
     assert len(nodes) == NODES and all(c["photos"] > 0 for c in nodes.values())
-    assert sum(c["photos"] for c in nodes.values()) == scenarios["photos"]
+    assert sum(c["photos"] for c in nodes.values()) == scenarios["urls"]
     assert ray["summary"]["run"]["photos_done"] == scenarios["photos"]
+    assert ray["summary"]["run"]["skipped_by_reason"] == {"duplicate_content": COPIES}
     assert ray["summary"]["engine"]["workers"] == NODES
-    assert ray["summary"]["fetch"]["image"] == scenarios["photos"]
+    assert ray["summary"]["fetch"]["image"] == scenarios["urls"]
 
 
 @pytest.mark.slow
-def test_per_host_holds_for_the_whole_cluster(scenarios: dict[str, Any]) -> None:
+def test_per_host_and_robots_hold_for_the_whole_cluster(scenarios: dict[str, Any]) -> None:
     ray = scenarios["ray"]
     # Measured at the image host: three nodes, each with its own fetcher, never more than --per-host at once.
-    assert ray["requests"] == scenarios["photos"]
+    assert ray["requests"] == scenarios["urls"]
     assert 1 <= ray["peak"] <= PER_HOST
+    # Its robots.txt was read once for the whole crawl, not once per node.
+    assert ray["robots_requests"] == 1
+    assert ray["summary"]["fetch"]["robots_fetches"] == 1
 
 
 @pytest.mark.slow
@@ -119,7 +126,7 @@ def test_a_node_lost_mid_crawl_loses_nothing_and_stores_nothing_twice(scenarios:
     assert loss["lost"] == [loss["removed"]] and loss["redone"] >= 1
     assert loss["exit_code"] == 0 and loss["summary"]["status"] == "finished"
     assert loss["points"] == local["points"]
-    assert set(loss["statuses"].values()) == {"done"} and len(loss["statuses"]) == scenarios["photos"]
+    assert loss["statuses"] == local["statuses"]
     # Every photo was recorded once: the lost batch was redone, not counted twice.
     assert set(loss["attempts"].values()) == {1}
     assert loss["summary"]["run"]["photos_done"] == scenarios["photos"]

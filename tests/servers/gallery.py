@@ -1,9 +1,12 @@
 """A loopback image host serving the real sample photos, counting requests in flight.
 
 ``/p/<n>.<ext>`` is the n-th photo of the manifest; ``url_list`` writes a CSV
-(url, name) for ``--urls`` with the person's name on single-person photos.
+(url, name) for ``--urls`` with the person's name on single-person photos,
+then ``copies`` more URLs serving the first photos' bytes again (found later
+and unnamed: the crawl skips them as duplicate content).
 The host records the most requests it served at once (``peak``), measured
-where a server measures it: from a request's arrival to its answer. Each
+where a server measures it: from a request's arrival to its answer, and
+how often its robots.txt was asked for (``robots_requests``; it has none: 404). Each
 answer takes ``latency_s`` (a far-away host), so clients that are not held to
 a limit do overlap.
 """
@@ -32,14 +35,16 @@ _NAMES = {
 
 
 class Gallery:
-    def __init__(self, faces_dir: Path, latency_s: float = 0.05) -> None:
+    def __init__(self, faces_dir: Path, latency_s: float = 0.05, copies: int = 0) -> None:
         with (faces_dir / "manifest.csv").open(newline="") as fh:
             rows = list(csv.DictReader(fh))
         self.photos = [(faces_dir / r["path"], r["people"].split(";")) for r in rows]
+        self.copies = copies
         self.latency_s = latency_s
         self.in_flight = 0
         self.peak = 0
         self.requests = 0
+        self.robots_requests = 0
         self.server: TestServer | None = None
 
     def url(self, path: str) -> str:
@@ -53,7 +58,13 @@ class Gallery:
             for i, (photo, people) in enumerate(self.photos):
                 name = _NAMES.get(people[0], "") if len(people) == 1 else ""
                 out.writerow([self.url(f"/p/{i}{photo.suffix.lower()}"), name])
+            for i, (photo, _) in enumerate(self.photos[: self.copies]):
+                out.writerow([self.url(f"/p/{len(self.photos) + i}{photo.suffix.lower()}"), ""])
         return path
+
+    async def _robots(self, request: web.Request) -> web.Response:
+        self.robots_requests += 1
+        raise web.HTTPNotFound()
 
     async def _photo(self, request: web.Request) -> web.Response:
         self.requests += 1
@@ -61,9 +72,9 @@ class Gallery:
         self.peak = max(self.peak, self.in_flight)
         try:
             stem = Path(request.match_info["name"]).stem
-            if not stem.isdigit() or int(stem) >= len(self.photos):
+            if not stem.isdigit() or int(stem) >= len(self.photos) + self.copies:
                 raise web.HTTPNotFound()
-            photo = self.photos[int(stem)][0]
+            photo = self.photos[int(stem) % len(self.photos)][0]
             await asyncio.sleep(self.latency_s)
             return web.Response(body=photo.read_bytes(), content_type=_TYPES[photo.suffix.lower()])
         finally:
@@ -71,10 +82,11 @@ class Gallery:
 
 
 @asynccontextmanager
-async def gallery(faces_dir: Path, latency_s: float = 0.05) -> AsyncIterator[Gallery]:
-    g = Gallery(faces_dir, latency_s)
+async def gallery(faces_dir: Path, latency_s: float = 0.05, copies: int = 0) -> AsyncIterator[Gallery]:
+    g = Gallery(faces_dir, latency_s, copies)
     app = web.Application()
     app.router.add_get("/p/{name}", g._photo)
+    app.router.add_get("/robots.txt", g._robots)
     g.server = TestServer(app, host="127.0.0.1")
     await g.server.start_server()
     try:

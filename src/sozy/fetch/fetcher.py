@@ -39,7 +39,7 @@ from .limits import HostLimiter, Limiter
 from .local import is_file_url, read_local_image
 from .policy import API, WEB, FetchPolicy
 from .retry import is_retryable_status, retry_after_seconds, retry_delay
-from .robots import MAX_ROBOTS_BYTES, RobotsCache, x_robots_block
+from .robots import MAX_ROBOTS_BYTES, RobotsAnswers, RobotsCache, x_robots_block
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # No AVIF/JPEG XL in Accept: content-negotiating CDNs would send formats the
@@ -92,6 +92,7 @@ class Fetcher:
         robots: bool | None = None,
         rng: random.Random | None = None,
         limiter: Limiter | None = None,
+        robots_answers: RobotsAnswers | None = None,
     ) -> None:
         if settings.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {settings.concurrency}")
@@ -104,7 +105,11 @@ class Fetcher:
         self.agents = UserAgentPool(settings.api_user_agent, rotate=settings.rotate_user_agents, rng=self._rng)
         # ``limiter``: per-host limits held elsewhere (a cluster's, shared by every node).
         self.limiter: Limiter = limiter or HostLimiter(settings.per_host, settings.per_host_rate)
-        self.robots = RobotsCache(self._load_robots)
+        # ``robots_answers``: robots.txt answers shared beyond this fetcher (a cluster's nodes).
+        shared = robots_answers
+        self.robots = RobotsCache(
+            self._load_robots if shared is None else lambda origin: shared.answer(origin, self._load_robots)
+        )
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._token = settings.robots_token
         self._session: aiohttp.ClientSession | None = None

@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from protego import Protego
 
@@ -62,6 +63,16 @@ def rules_from_response(status: int, body: bytes) -> tuple[RobotsRules, float]:
             return ALLOW_ALL, RULES_TTL_S
         return RobotsRules(Protego.parse(text)), RULES_TTL_S
     return ALLOW_ALL, RULES_TTL_S
+
+
+RobotsLoader = Callable[[str], Awaitable[tuple[int, bytes]]]
+
+
+class RobotsAnswers(Protocol):
+    """robots.txt answers kept beyond one fetcher (a cluster's, shared by every node):
+    ``answer(origin, load)`` is the known ``(status, body)``, else ``load(origin)``'s, passed on."""
+
+    async def answer(self, origin: str, load: RobotsLoader) -> tuple[int, bytes]: ...
 
 
 class RobotsCache:

@@ -117,7 +117,7 @@ class ClusterEngine:
         crawl = self.settings.crawl
         self._slots = ray.remote(HostSlots).options(
             name=ACTOR_NAME, num_cpus=0, scheduling_strategy=_pinned(here)
-        ).remote(crawl.per_host, crawl.per_host_rate)
+        ).remote(crawl.per_host, crawl.per_host_rate, crawl.total_timeout_s + crawl.connect_timeout_s)
         await self._add_new_nodes()
         if not self._actors:
             raise NoNodesLeft("no node of the Ray cluster could start the face engine (see the log)")

@@ -29,6 +29,7 @@ from sozy.records import PhotoFaces, sha256_hex
 from ..pipeline import fetch_job
 from ..state import Job
 from ..thumbnails import crop_faces
+from .robots import SharedRobotsAnswers
 from .slots import SharedHostLimiter
 
 log = logging.getLogger("sozy.crawl")
@@ -106,7 +107,8 @@ class NodeWorker:
         setup_logging(self.settings.log_level)
         self._engine = self._engine_factory(self.settings.engine, self._resources)
         await self._engine.start()
-        fetcher = Fetcher(self.settings.crawl, limiter=SharedHostLimiter(self._slots, self.node))
+        fetcher = Fetcher(self.settings.crawl, limiter=SharedHostLimiter(self._slots, self.node),
+                          robots_answers=SharedRobotsAnswers(self._slots))
         await fetcher.open()
         self._fetcher = fetcher
         return NodeInfo(self._engine.workers, self._engine.device, self._engine.model_id)

@@ -1,4 +1,4 @@
-"""Per-host limits for a whole cluster: one ``HostLimiter``, held by one actor.
+"""Politeness for a whole cluster: one ``HostLimiter`` and the robots.txt answers, held by one actor.
 
 Each node's ``Fetcher`` asks ``HostSlots`` for a slot before every request
 to a host and gives it back after, so ``crawl.per_host``, ``per_host_rate``,
@@ -9,6 +9,9 @@ decides, in one place.
 A slot is named by a token the node makes up before asking, so a node that
 gives up waiting (a cancelled fetch) can hand back a slot it has not been
 granted yet, and the driver can hand back every slot of a node it lost.
+
+The same actor keeps every host's robots.txt answer (``robots.RobotsBoard``),
+so a host's robots.txt is read once for the crawl, not once per node.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 
 from sozy.fetch.limits import HostLimiter
 
+from .robots import RobotsBoard
+
 # The actor's name in the crawl's Ray namespace.
 ACTOR_NAME = "sozy-host-slots"
 
@@ -27,8 +32,9 @@ ACTOR_NAME = "sozy-host-slots"
 class HostSlots:
     """The cluster's per-host limiter (the body of a Ray actor; async methods run on its loop)."""
 
-    def __init__(self, per_host: int, rate: float = 0.0) -> None:
+    def __init__(self, per_host: int, rate: float = 0.0, robots_wait_s: float = 60.0) -> None:
         self._limiter = HostLimiter(per_host, rate)
+        self._robots = RobotsBoard(robots_wait_s)
         self._held: dict[str, tuple[str, AbstractAsyncContextManager[None]]] = {}
         self._waiting: dict[str, str] = {}  # token → node, while its slot is being waited for
         self._dropped: set[str] = set()  # tokens handed back before they were granted
@@ -70,6 +76,16 @@ class HostSlots:
         waiting = [t for t, n in self._waiting.items() if n == node]
         self._dropped.update(waiting)
         return len(tokens) + len(waiting)
+
+    async def robots(self, origin: str) -> tuple[int, bytes] | None:
+        """``origin``'s robots.txt answer, or None: the asking node loads it (see ``robots.RobotsBoard``)."""
+        return await self._robots.get(origin)
+
+    def put_robots(self, origin: str, status: int, body: bytes) -> None:
+        self._robots.put(origin, status, body)
+
+    def drop_robots(self, origin: str) -> None:
+        self._robots.drop(origin)
 
     def active(self, origin: str) -> int:
         """Requests to ``origin`` holding a slot now, over the whole cluster."""
