@@ -10,6 +10,8 @@ from typing import Any
 from sozy.config import Settings
 from sozy.crawl.pipeline import CrawlPlan
 
+from tests.servers.celebrity import CelebritySite
+
 from .conftest import state_rows, stored_points
 
 # Small photos (quick to embed): one each of two people, and one group photo.
@@ -65,3 +67,56 @@ async def test_two_folders_with_one_name_stay_apart(
     rows = state_rows(settings)
     assert "file:faces-2/obama/obama-small.jpg" in rows and "file:faces/obama/obama-240p.jpg" in rows
     assert {r.status for r in rows.values()} == {"done"}
+
+
+async def test_lists_and_folders_that_grow_are_read_again_and_a_run_with_nothing_new_starts_no_engine(
+    faces_dir: Path, tmp_path: Path, site: CelebritySite, make_settings: Callable[..., Settings],
+    crawl: Callable[..., Any],
+) -> None:
+    root = gallery(faces_dir, tmp_path / "faces")
+    listed = tmp_path / "photos.txt"
+    listed.write_text(site.url("/photos/480/biden/biden2.jpg") + "\n")
+    settings = make_settings()
+    plan = CrawlPlan(folders=(root,), url_lists=(listed,))
+    first = await crawl(settings, plan)
+    assert first.exit_code == 0 and first.summary["run"]["photos_done"] == 4
+    assert first.summary["engine"]["workers"] >= 1
+
+    # Nothing new: every row is known, nothing is fetched, the engine never starts.
+    again = await crawl(settings, plan)
+    assert again.exit_code == 0
+    run = again.summary["run"]
+    assert (run["discovered"], run["fetched"], run["photos_done"]) == (0, 0, 0)
+    assert again.summary["engine"] is None
+
+    # The folder and the list grew: only the new photos are fetched, and the summary says they are new.
+    shutil.copyfile(faces_dir / "rose_leslie/rose-leslie2.jpg", root / "group" / "rose-leslie2.jpg")
+    listed.write_text(listed.read_text() + site.url("/photos/480/obama/obama-small.jpg") + "\n")
+    grown = await crawl(settings, plan)
+    assert grown.exit_code == 0
+    run = grown.summary["run"]
+    assert (run["discovered"], run["new"], run["resumed"], run["fetched"], run["photos_done"]) == (2, 2, 0, 2, 2)
+    rows = state_rows(settings)
+    assert rows["file:faces/group/rose-leslie2.jpg"].status == "done" and len(rows) == 6
+
+
+async def test_pending_photos_of_an_earlier_run_are_told_apart_from_new_ones(
+    faces_dir: Path, tmp_path: Path, make_settings: Callable[..., Settings], crawl: Callable[..., Any]
+) -> None:
+    root = gallery(faces_dir, tmp_path / "faces")
+    settings = make_settings()
+    assert (await crawl(settings, CrawlPlan(folders=(root,), limit=1))).exit_code == 0
+    shutil.copyfile(faces_dir / "obama/obama-small.jpg", root / "obama" / "obama-small.jpg")
+    result = await crawl(settings, CrawlPlan(folders=(root,)))
+    run = result.summary["run"]
+    assert (run["resumed"], run["new"], run["photos_done"]) == (2, 1, 3)
+
+
+async def test_an_engine_that_cannot_start_stops_the_crawl_at_the_first_photo_with_exit_4(
+    faces_dir: Path, tmp_path: Path, make_settings: Callable[..., Settings], crawl: Callable[..., Any]
+) -> None:
+    root = gallery(faces_dir, tmp_path / "faces")
+    settings = make_settings(**{"engine.device": "cuda"})  # dlib-bin is built without CUDA
+    result = await crawl(settings, CrawlPlan(folders=(root,)))
+    assert result.exit_code == 4 and result.summary["status"] == "failed"
+    assert {r.status for r in state_rows(settings).values()} == {"pending"}  # nothing lost

@@ -48,6 +48,7 @@ from sozy.records import Candidate, FaceRecord, PhotoFaces, utc_now
 from sozy.sources import ImageSearch, PageSource, SourceError, UrlListReport, WikidataNames, read_folders, read_url_list
 from sozy.thumbnails import remove_thumbnails
 
+from .lazyengine import EngineStartFailed
 from .naming import candidate_person, face_people
 from .outage import FoldedWarnings, HostDown, Outages, unreachable_host
 from .shard import Shard, name_key
@@ -83,6 +84,8 @@ _THREAD_HASH_BYTES = 1 << 20
 
 # Discovery unit kinds.
 NAME, SEARCH, TOP, URL_LIST, PAGE, FOLDER = "name", "search", "top", "urls", "page", "folders"
+# Sources read again by every run, for the rows added since.
+GROWING = frozenset({URL_LIST, FOLDER})
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,7 @@ class Crawler:
         self._tasks: list[asyncio.Task[Any]] = []
         self._feeder: asyncio.Task[None] | None = None
         self._fetchers: list[asyncio.Task[None]] = []
+        self._embedders: list[asyncio.Task[None]] = []
         self._failure: BaseException | None = None
         self._data_dir = settings.data_path
         self._wikidata: WikidataNames | None = None
@@ -255,7 +259,8 @@ class Crawler:
     async def _run(self) -> None:
         self._feeder = self._spawn(self._feed(), "feed")
         self._fetchers = [self._spawn(self._fetch_worker(), f"fetch-{i}") for i in range(self._fetch_workers)]
-        embedders = [self._spawn(self._embed_worker(), f"embed-{i}") for i in range(self._embed_workers)]
+        self._embedders = [self._spawn(self._embed_worker(), f"embed-{i}") for i in range(self._embed_workers)]
+        embedders = self._embedders
         storer = self._spawn(self._store_stage(), "store")
 
         await _settle([self._feeder])
@@ -305,7 +310,8 @@ class Crawler:
             return
         # A stage died of a bug or of the state file failing: stop everything
         # rather than hang with a stage missing.
-        log.error("crawl stage %s failed: %r", task.get_name(), exc, exc_info=exc)
+        if not isinstance(exc, EngineStartFailed):  # that one is reported once, by the runner
+            log.error("crawl stage %s failed: %r", task.get_name(), exc, exc_info=exc)
         if self._failure is None:
             self._failure = exc
         self.stop()
@@ -378,12 +384,14 @@ class Crawler:
                 return f"crawl.{key} ({url})"
         return "the source's URL settings (crawl.wikidata_api, crawl.commons_api, crawl.sparql_url)"
 
-    async def _emit(self, jobs: Iterable[Job]) -> None:
+    async def _emit(self, jobs: Iterable[Job], *, resumed: bool = False) -> None:
         for job in jobs:
             self._check_limit()
             await self._fetch_q.put(job)
             self._emitted += 1
             self.stats.mark("discovered")
+            if resumed:
+                self.stats.resumed += 1
 
     def _check_limit(self) -> None:
         if self.plan.limit is not None and self._emitted >= self.plan.limit:
@@ -399,7 +407,7 @@ class Crawler:
             if not jobs:
                 return
             after = jobs[-1].seq
-            await self._emit(jobs)
+            await self._emit(jobs, resumed=True)
 
     def _keyed(self, candidates: Iterable[Candidate], *, shard_by_url: bool) -> list[tuple[str, Candidate]]:
         """(state key, candidate) for candidates with a usable URL (and, if asked, in our shard)."""
@@ -422,8 +430,15 @@ class Crawler:
             await self._emit(await self._db(self.state.add_jobs, keyed))
 
     async def _stream_unit(self, kind: str, key: str, label: str, candidates: AsyncIterator[Candidate]) -> None:
-        """Add a streaming source's candidates in chunks; the unit is done once the stream ends."""
-        if (unit := await self._db(self.state.unit, kind, key)) is not None and unit.status == DONE:
+        """Add a streaming source's candidates in chunks; the unit is done once the stream ends.
+
+        URL lists and folders grow, so they are streamed again every run: a row whose
+        URL the state knows costs one index lookup and is left as it is (done photos
+        are not fetched again), new rows become new photos. A page walk done in an
+        earlier run is not repeated (that would fetch every page again).
+        """
+        if kind not in GROWING and (unit := await self._db(self.state.unit, kind, key)) is not None \
+                and unit.status == DONE:
             log.info("%s %s: done in an earlier run", kind, label)
             return
         chunk: list[Candidate] = []
@@ -656,9 +671,21 @@ class Crawler:
             job = await self._fetch_q.get()
             if job is None:
                 return
+            await self._engine_ready()
             photo = await self._fetch(job)
             if photo is not None:
                 await self._embed_q.put(photo)
+
+    async def _engine_ready(self) -> None:
+        """Start a lazy engine with the first photo, before fetching it: a run with nothing to
+        fetch never loads the models, and downloads do not compete with their loading."""
+        ensure_started = getattr(self.engine, "ensure_started", None)
+        if ensure_started is None:
+            return
+        await ensure_started()
+        # A GPU engine takes more photos at once than the estimate the stage was sized with.
+        while len(self._embedders) < self.engine.capacity and not self.stopping:
+            self._embedders.append(self._spawn(self._embed_worker(), f"embed-{len(self._embedders)}"))
 
     async def _fetch(self, job: Job) -> _Photo | None:
         if await self._taken_down(job):

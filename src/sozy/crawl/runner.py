@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sozy.config import Settings
-from sozy.faces import FaceEngine, FaceEngineError
+from sozy.faces import FaceEngineError
 from sozy.fetch import Fetcher
 from sozy.records import utc_now
 from sozy.store import StoreError, open_store
 
 from .contact import ContactMissing, check_contact
+from .lazyengine import EngineStartFailed, LazyEngine
 from .pipeline import CrawlPlan, Crawler
 from .progress import Progress
 from .state import CrawlState, StateError
@@ -130,14 +131,18 @@ async def run_crawl(
         signals = (signal.SIGINT, signal.SIGTERM) if handle_signals else ()
         for signum in signals:
             loop.add_signal_handler(signum, on_signal, signum)
-        log.info("crawl: %s; state %s; store %s; engine %d worker(s) on %s",
+        log.info("crawl: %s; state %s; store %s; %s",
                  ", ".join(plan.describe()) or "nothing new", state.path, _store_where(settings),
-                 engine.workers, engine.device)
+                 f"engine {engine.workers} worker(s) on {engine.device}" if engine.workers
+                 else "the face engine starts with the first photo")
         if display is not None:
             display.start()
         exit_code = EXIT_OK
         try:
             await crawler.run()
+        except EngineStartFailed as exc:  # with the first photo: that photo stays pending
+            log.error("%s", exc)
+            exit_code = EXIT_ENGINE
         except Exception as exc:  # a stage broke: report it, still write what we know
             log.error("crawl failed: %s", exc)
             exit_code = EXIT_FAILED
@@ -161,7 +166,8 @@ async def run_crawl(
             state_counts=state.url_counts(),
             unit_counts=state.unit_counts(),
             store=store_stats,
-            engine={"workers": engine.workers, "device": engine.device, "model": engine.model_id},
+            engine={"workers": engine.workers, "device": engine.device, "model": engine.model_id}
+            if engine.workers else None,
             shard=str(plan.shard) if plan.shard else None,
             sources=plan.describe(),
             discovery=dict(crawler.discovery),
@@ -214,11 +220,13 @@ async def _opened(settings: Settings, plan: CrawlPlan, cluster: RayCluster | Non
         _check_store_pairing(state, settings)
         res: _Resources | None = None
         try:
-            engine = cluster.engine(settings) if cluster is not None else FaceEngine(settings.engine)
-            try:
-                await engine.start()
-            except (FaceEngineError, ValueError, OSError) as exc:
-                raise CrawlStartError(f"the face engine could not start: {exc}", EXIT_ENGINE) from None
+            # A cluster starts now (it checks the nodes); the local engine with the first photo.
+            engine = cluster.engine(settings) if cluster is not None else LazyEngine(settings.engine)
+            if cluster is not None:
+                try:
+                    await engine.start()
+                except (FaceEngineError, ValueError, OSError) as exc:
+                    raise CrawlStartError(f"the face engine could not start: {exc}", EXIT_ENGINE) from None
             try:
                 async with Fetcher(settings.crawl) as fetcher:
                     res = _Resources(state, store, engine, fetcher)

@@ -17,6 +17,8 @@ class CrawlStats:
     started: float = field(default_factory=time.monotonic)
     # Photo URLs handed to the fetch stage (new candidates and pending ones from earlier runs).
     discovered: int = 0
+    # Of those, the ones an earlier run found and left pending (or failed, with --retry-failed).
+    resumed: int = 0
     # Photos fetched (bytes in memory).
     fetched: int = 0
     fetched_bytes: int = 0

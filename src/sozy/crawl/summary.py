@@ -11,7 +11,8 @@ The JSON (``--summary PATH``, default ``<data_dir>/crawl-summary.json``)::
       "startup_s": 3.1,
       "shard": "2/8" | null, "sources": ["names:config/names.txt", ...],
       "run": {                      # this run only
-        "discovered": N, "fetched": N, "fetched_bytes": N, "embedded": N,
+        "discovered": N, "resumed": N, "new": N,   # queued = resumed (from earlier runs) + new
+        "fetched": N, "fetched_bytes": N, "embedded": N,
         "faces_found": N, "faces_stored": N, "photos_done": N,
         "failed": N, "skipped": N,
         "failed_by_reason": {"http_404": 3, ...}, "skipped_by_reason": {"robots_txt": 2, ...},
@@ -72,6 +73,8 @@ def build_summary(
     duration = stats.elapsed
     run = {
         "discovered": stats.discovered,
+        "resumed": stats.resumed,
+        "new": stats.discovered - stats.resumed,
         "fetched": stats.fetched,
         "fetched_bytes": stats.fetched_bytes,
         "embedded": stats.embedded,
@@ -139,8 +142,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     lines = [
         f"Crawl {summary['status']} in {_duration(summary['duration_s'])}"
         + (f" (shard {summary['shard']})" if summary.get("shard") else ""),
-        f"  photos: {run['discovered']} queued, {run['fetched']} fetched, {run['photos_done']} done, "
-        f"{run['skipped']} skipped, {run['failed']} failed",
+        f"  photos: {run['discovered']} queued ({_queued(run)}), {run['fetched']} fetched, "
+        f"{run['photos_done']} done, {run['skipped']} skipped, {run['failed']} failed",
         f"  faces:  {run['faces_found']} found, {run['faces_stored']} stored, {run['people']} named people",
     ]
     if run["skipped_by_reason"]:
@@ -176,6 +179,11 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     if store:
         lines.append(f"  store:  {store.get('faces')} faces of {store.get('people')} people ({store.get('backend')})")
     return "\n".join(lines)
+
+
+def _queued(run: Mapping[str, Any]) -> str:
+    resumed = run.get("resumed", 0)
+    return f"{run['discovered'] - resumed} new, {resumed} resumed from earlier runs"
 
 
 def _sorted(counter: Mapping[str, int]) -> dict[str, int]:
