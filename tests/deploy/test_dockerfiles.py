@@ -56,6 +56,8 @@ def test_final_stage_serves_the_api_with_a_healthcheck(path: Path, tmp_path: Pat
     empty.write_text("")
     settings = load_settings(path=empty, environ={k: v for k, v in env.items() if k.startswith("SOZY_")})
     assert settings.api.port == 8000 and settings.api.host == "0.0.0.0"
+    # The converted ONNX descriptor model is cached on the data volume, so it survives restarts.
+    assert settings.engine.model_cache_dir.startswith(settings.data_dir + "/")
     # The data folder exists and belongs to the user before any volume is mounted on it.
     assert "chown sozy:sozy /data" in final.runs()
 

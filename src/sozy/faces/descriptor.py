@@ -130,7 +130,7 @@ class DlibDescriptor:
         return [np.asarray([list(vector) for vector in v], dtype=np.float32).reshape(-1, 128) for v in found]
 
 
-def load_descriptor(kind: str, device: str, weights: Path, cache_dir: Path | None = None) -> OnnxDescriptor | DlibDescriptor:
+def load_descriptor(kind: str, device: str, weights: Path, cache_dir: Path | None = None) -> Descriptor:
     """The descriptor ``engine.descriptor`` names, on ``device`` (dlib's runs where dlib was built for)."""
     if resolve_descriptor(kind) == "dlib":
         return DlibDescriptor(weights)
