@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .index import HELD_OUT
+from .index import HELD_OUT, LICENSE_URL
 
 pytestmark = pytest.mark.browser
 
@@ -118,6 +118,27 @@ def test_a_photo_shows_named_cards_with_distances(page, live_server, faces_dir):
     assert shown[0]["title"] == f"L2 distance {expected[0]['distance']:.3f}"
     assert page.locator("#error").is_hidden()
     assert page.locator("#boxes .box").count() == 1
+
+
+def test_every_card_links_its_author_and_licence(page, live_server, faces_dir):
+    photo = (faces_dir / HELD_OUT).read_bytes()
+    upload(page, "obama.jpg", photo, "image/jpeg")
+    wait_for_cards(page, 1)
+    expected = search_json(live_server, photo)["faces"][0]["matches"]
+    credits = page.eval_on_selector_all(
+        "#faces .card .license",
+        """lines => lines.map(l => ({
+            author: l.querySelector('a.author') && [l.querySelector('a.author').textContent,
+                                                    l.querySelector('a.author').href],
+            licence: l.querySelector('a.licence') && [l.querySelector('a.licence').textContent,
+                                                      l.querySelector('a.licence').href,
+                                                      l.querySelector('a.licence').rel],
+        }))""",
+    )
+    assert len(credits) == len(expected)
+    for shown, match in zip(credits, expected, strict=True):
+        assert shown["author"] == [match["attribution"], match["page_url"]]
+        assert shown["licence"] == [match["license"], LICENSE_URL, "license noopener noreferrer"]
 
 
 def test_a_group_photo_gives_one_list_per_face(page, faces_dir):

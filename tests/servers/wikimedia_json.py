@@ -23,11 +23,13 @@ def api_error(code: str, info: str) -> dict[str, Any]:
 
 
 def file_title(name: str) -> str:
-    """MediaWiki title normalisation for files: ``File:``, spaces, first letter upper."""
+    """MediaWiki title normalisation for files: ``File:``, spaces, first letter upper
+    (one letter stays one: Wikimedia keeps ``ß``, where Python's upper() gives ``SS``)."""
     for prefix in ("File:", "Image:"):
         name = name.removeprefix(prefix)
     name = name.replace("_", " ").strip()
-    return "File:" + name[:1].upper() + name[1:]
+    first = name[:1].upper()
+    return "File:" + (first if len(first) == 1 else name[:1]) + name[1:]
 
 
 def page_id(name: str) -> int:

@@ -45,7 +45,13 @@ class MediaHost:
         self.renderer = PhotoRenderer(Path(faces_dir))
         self.photos = {p.path: p for p in read_manifest(Path(faces_dir))}
         self.robots_txt = "User-agent: *\nAllow: /\n"
+        self.retry_after = 1
+        self._throttled = 0
         self._server: TestServer | None = None
+
+    def throttle(self, answers: int, retry_after: int = 1) -> None:
+        """The next ``answers`` downloads get 429 Too Many Requests with ``Retry-After``."""
+        self._throttled, self.retry_after = answers, retry_after
 
     @property
     def base_url(self) -> str:
@@ -100,6 +106,9 @@ class MediaHost:
     def _check_agent(self, request: web.Request) -> None:
         if refuses_agent(request.headers.get("User-Agent", "")):
             raise web.HTTPForbidden(text=REFUSED_AGENT)
+        if self._throttled:
+            self._throttled -= 1
+            raise web.HTTPTooManyRequests(text="Too many requests", headers={"Retry-After": str(self.retry_after)})
 
     async def _original(self, request: web.Request) -> web.Response:
         self._check_agent(request)

@@ -9,7 +9,7 @@ import re
 import pytest
 from PIL import Image
 
-from sozy.fetch import WIKIMEDIA_MEDIA, Fetcher
+from sozy.fetch import WIKIMEDIA_MEDIA, Fetcher, FetchError
 from sozy.sources import SourceError, WikidataNames
 from sozy.sources.toppeople import Band, Row, parse_sparql_rows, top_people_query
 from sozy.sources.wikidata import (
@@ -563,3 +563,20 @@ async def test_top_people_walks_a_power_law_of_sitelinks_in_few_cheap_queries(wi
     queries = _queries(wikimedia)
     assert len(queries) <= 40 and timeouts <= 2
     assert not any("OFFSET" in q for q in queries)
+
+
+async def test_the_media_hosts_robots_txt_and_429s_apply(wikimedia: WikimediaServer) -> None:
+    settings = wikimedia.settings(backoff_max_s=2.0)
+    async with Fetcher(settings) as fetcher:
+        found = await WikidataNames(fetcher, settings).lookup("Kit Harington")
+        wikimedia.media.throttle(1, retry_after=1)
+        first = await fetcher.image(found[0].image_url, policy=WIKIMEDIA_MEDIA)  # after the 429's Retry-After
+    wikimedia.media.robots_txt = "User-agent: SozyBot\nDisallow: /wikipedia/commons/thumb/\n"
+    async with Fetcher(settings) as fetcher:
+        with pytest.raises(FetchError) as info:
+            await fetcher.image(found[0].image_url, policy=WIKIMEDIA_MEDIA)
+    assert first.image_type == "jpeg"
+    assert info.value.reason == "robots_txt"
+    assert "/thumb/" in found[0].image_url
+    downloads = [r for r in wikimedia.requests_to("upload") if "/thumb/" in r.path]
+    assert len(downloads) == 2  # refused once, then fetched; never asked under the disallow
