@@ -77,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a text file with one person a line (a name or a Wikidata Q-id); each is looked "
                           "up on Wikidata and their photos taken from Wikimedia Commons")
     src.add_argument("--top", metavar="N", type=int,
-                     help="the N people with a photo that most Wikipedias link to (Wikidata SPARQL)")
+                     help="the N people with a photo that most Wikipedias link to (Wikidata SPARQL); needs a "
+                          "contact of yours in crawl.api_user_agent (SOZY_CRAWL_API_USER_AGENT), as does a "
+                          "--names file of more than 300 names")
     src.add_argument("--occupation", metavar="X", action="append", default=[],
                      help="with --top: only people with this occupation (actor, singer, athlete, "
                           "footballer, politician, musician, … or a Q-id); repeat for several")
