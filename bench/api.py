@@ -232,8 +232,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def api_server(data_dir: Path, workers: int, log: Path) -> Iterator[str]:
-    """``python -m sozy.api`` on a free port, no rate limit; yields its URL once /readyz says ready."""
+def api_server(
+    data_dir: Path, workers: int, log: Path, settings: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``python -m sozy.api`` on a free port, no rate limit unless ``settings`` (SOZY_* variables)
+    say otherwise; yields its URL once /readyz says ready."""
     port = free_port()
     # Only the settings given here: no SOZY_* from the caller's shell, no ./config/sozy.toml.
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOZY_")}
@@ -242,6 +245,7 @@ def api_server(data_dir: Path, workers: int, log: Path) -> Iterator[str]:
         SOZY_CONFIG=str(log.parent / "none.toml"),
         SOZY_API_RATE_LIMIT_PER_MINUTE="0",
     )
+    env.update(settings or {})
     (log.parent / "none.toml").write_text("")
     command = [
         sys.executable, "-m", "sozy.api", "--data-dir", str(data_dir), "--port", str(port),

@@ -158,7 +158,7 @@ class ApiSettings:
     # Searches waiting for the engine beyond this are answered 503.
     queue_limit: int = 32
     # Request bodies being read at once; more uploads are answered 503 before any byte is read.
-    max_uploads: int = 8
+    max_uploads: int = 6
     # A body must arrive within body_timeout_s, with no pause longer than body_idle_timeout_s (else 408).
     body_timeout_s: float = 60.0
     body_idle_timeout_s: float = 10.0

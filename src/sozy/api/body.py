@@ -89,12 +89,16 @@ async def read_body(
 ) -> bytes:
     """The whole body, refusing with 413 as soon as more than ``limit`` bytes arrive."""
     _check_content_length(request, limit, reported_limit)
-    body = bytearray()
+    # Chunks kept as they came and joined once: a growing bytearray over-allocates, and
+    # every upload in progress (api.max_uploads of them) holds what it has received so far.
+    chunks: list[bytes] = []
+    received = 0
     async for chunk in _stream(request, timeouts):
-        if len(body) + len(chunk) > limit:
+        received += len(chunk)
+        if received > limit:
             raise too_large(reported_limit)
-        body += chunk
-    return bytes(body)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _check_content_length(request: Request, limit: int, reported_limit: int) -> None:

@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:
             _send(conn, ("init_failed", f"{type(exc).__name__}: {exc}"))
             return 3
+        _release_memory()  # what loading the models left behind
         _send(conn, ("ready", info))
         _serve(conn, analyzer, config)
     except (EOFError, ConnectionError):
@@ -109,22 +110,48 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(conn: socket.socket, analyzer: Any, config: WorkerConfig) -> None:
-    from sozy.faces.errors import FaceEngineError, TaskFailed
-
     while True:
         message = _recv(conn)
         if message is None:
             return
-        token, kind, payload = message
-        try:
-            result = _run(analyzer, kind, payload, config.test_hooks)
-        except FaceEngineError as exc:
-            reply = (token, "error", exc)
-        except Exception as exc:  # a bug or a dlib failure on this photo: report it, keep serving
-            reply = (token, "error", TaskFailed(f"{type(exc).__name__}: {exc}"))
-        else:
-            reply = (token, "ok", result)
-        _send(conn, reply)
+        _send(conn, _answer(analyzer, message, config.test_hooks))
+        message = None  # the photo and its pixels go before the next task
+        _release_memory()
+
+
+def _answer(analyzer: Any, message: tuple[Any, str, Any], test_hooks: bool) -> tuple[Any, str, Any]:
+    from sozy.faces.errors import FaceEngineError, TaskFailed
+
+    token, kind, payload = message
+    try:
+        return (token, "ok", _run(analyzer, kind, payload, test_hooks))
+    except FaceEngineError as exc:
+        return (token, "error", exc)
+    except Exception as exc:  # a bug or a dlib failure on this photo: report it, keep serving
+        return (token, "error", TaskFailed(f"{type(exc).__name__}: {exc}"))
+
+
+def _release_memory() -> None:
+    """Hand the heap's free pages back to the system after a task (glibc's malloc_trim).
+
+    A large photo's pixels are freed when its task ends, but glibc keeps most of
+    them mapped; the next large photo would then peak above the last one's rest.
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc()
 
 
 def _extension_file() -> str:
