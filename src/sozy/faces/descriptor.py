@@ -86,6 +86,9 @@ class OnnxDescriptor:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3  # warnings about unused CPU fallbacks are noise
+        # No memory arena: it keeps the high-water mark of the largest batch for good, and a
+        # worker must come back to its rest after a crowd photo (issue 13: bounded worker memory).
+        options.enable_cpu_mem_arena = False
         self._session = ort.InferenceSession(model, options, providers=self.providers)
         self._input, self._output = INPUT_NAME, OUTPUT_NAME
 
