@@ -93,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="web pages to take photos from (<img>, srcset, og:image), following same-site "
                           "links to crawl.page_depth")
     src.add_argument("--folders", metavar="DIR", type=Path, action="append", default=[],
-                     help="local photos laid out as DIR/<person name>/<photo>; the folder names the person")
+                     help="local photos laid out as DIR/<person name>/<photo>; the folder names the person "
+                          "(or DIR/people.csv, folder,name, maps short folder names to names); read again "
+                          "every run for new photos. The sample gallery: examples/faces")
 
     run = p.add_argument_group("this run")
     run.add_argument("--retry-failed", action="store_true",
