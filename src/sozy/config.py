@@ -104,6 +104,24 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class IdentitySettings:
+    # Check source labels against the person's own faces and attach unnamed faces while
+    # crawling (sozy.store.consensus); `python -m sozy.store relabel` does it in bulk.
+    consensus: bool = True
+    # Two faces closer than this are linked as one person (dlib's own rule).
+    link_distance: float = 0.6
+    # An unnamed face is attached to a person when their nearest face is closer than this
+    # and no other person's is (stricter than 0.6: only clear matches).
+    attach_distance: float = 0.5
+    # A new face is checked against this many of the person's nearest faces.
+    neighbours: int = 16
+    # A person needs this many faces before a claim can be outvoted.
+    min_faces: int = 3
+    # A claimed face must link to at least this share of the person's other faces.
+    majority: float = 0.5
+
+
+@dataclass(frozen=True)
 class CrawlSettings:
     concurrency: int = 64
     per_host: int = 8
@@ -189,6 +207,7 @@ class Settings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     crawl: CrawlSettings = field(default_factory=CrawlSettings)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
     api: ApiSettings = field(default_factory=ApiSettings)
 
     @property
@@ -218,6 +237,7 @@ def _resolve(tp: Any) -> Any:
             "EngineSettings": EngineSettings,
             "StoreSettings": StoreSettings,
             "CrawlSettings": CrawlSettings,
+            "IdentitySettings": IdentitySettings,
             "ApiSettings": ApiSettings,
         }.get(tp, tp)
     return tp

@@ -45,7 +45,7 @@ def test_every_flag_of_every_command_is_explained():
             if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
                 continue
             assert action.help and len(action.help) > 10, f"{command.prog} {action.option_strings} has no help"
-    assert set(_subparsers(parser)) == {"stats", "optimize", "delete", "takedowns", "lift", "copy"}
+    assert set(_subparsers(parser)) == {"stats", "optimize", "relabel", "delete", "takedowns", "lift", "copy"}
 
 
 def test_help_runs_as_a_module():
@@ -161,3 +161,15 @@ def test_stats_after_a_small_crawl_explain_why_nothing_is_indexed(tmp_path, caps
     assert main(["--data-dir", str(tmp_path), "stats"]) == 0
     indexed = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("indexed:"))
     assert "0 of 40 faces in the search index; the other 40 are searched exactly" in indexed
+
+
+def test_relabel_reports_what_it_changed_and_a_second_run_changes_nothing(tmp_path, capsys):
+    _make_store(tmp_path)
+    base = ["--data-dir", str(tmp_path)]
+    assert main([*base, "relabel"]) == 0
+    first = capsys.readouterr().out
+    assert first.startswith("relabelled 40 faces of 10 people") and "0 taken from a person" in first
+    assert main([*base, "relabel"]) == 0
+    assert "0 given an identity, 0 taken from a person they do not look like, 0 unnamed faces attached, 0 renamed" in (
+        capsys.readouterr().out
+    )

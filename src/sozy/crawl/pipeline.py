@@ -46,6 +46,7 @@ from sozy.faces.errors import EngineClosed, FaceEngineError, ImageError
 from sozy.fetch import FetchError, Fetched, Fetcher, policy_for
 from sozy.records import Candidate, FaceRecord, PhotoFaces, utc_now
 from sozy.sources import ImageSearch, PageSource, SourceError, UrlListReport, WikidataNames, read_folders, read_url_list
+from sozy.store.consensus import Consensus, ConsensusRule
 from sozy.thumbnails import remove_thumbnails
 
 from .lazyengine import EngineStartFailed
@@ -216,6 +217,9 @@ class Crawler:
         self._failure: BaseException | None = None
         self._data_dir = settings.data_path
         self._wikidata: WikidataNames | None = None
+        # Labels checked against the people's own faces as they are stored (sozy.store.consensus).
+        rule = ConsensusRule.from_settings(settings.identity)
+        self._consensus = Consensus(store, rule) if settings.identity.consensus else None
         self._search: ImageSearch | None = None
         self._search_allowed: bool | None = None  # robots.txt of the search page, once asked
         # Lookups (names, image search, top people) by outcome, and the kinds stopped by a host down.
@@ -858,7 +862,9 @@ class Crawler:
         batch, self._batch, self._batch_faces = self._batch, [], 0
         outcomes, self._outcomes = self._outcomes, []
         records = [r for item in batch for r in item.records]
-        error, refused = await self._upsert(records) if records else (None, set())
+        error, refused, checked = await self._upsert(records) if records else (None, set(), {})
+        for item in batch:  # with the labels consensus decided
+            item.records = [checked.get(r.id, r) for r in item.records]
         if refused:
             # Taken down while this crawl ran: the store refused them, their crops go too.
             await asyncio.to_thread(remove_thumbnails, self._data_dir, refused)
@@ -892,25 +898,33 @@ class Crawler:
             await self._db(self.state.record, outcomes)
         self._claimed.clear()
 
-    async def _upsert(self, records: list[FaceRecord]) -> tuple[str | None, set[str]]:
-        """Upsert in store-sized chunks, retrying a few times: the error text if it still fails,
-        and the ids the store refused (a takedown matches them)."""
+    async def _upsert(self, records: list[FaceRecord]) -> tuple[str | None, set[str], dict[str, FaceRecord]]:
+        """Check the labels (consensus), then upsert in store-sized chunks, retrying a few times:
+        the error text if it still fails, the ids the store refused (a takedown matches them)
+        and the records as written, by id."""
         size = max(1, self.settings.store.upsert_batch)
         for attempt in range(1, STORE_ATTEMPTS + 1):
             try:
                 refused: set[str] = set()
-                for start in range(0, len(records), size):
-                    refused.update(await self.store.upsert(records[start:start + size]))
-                return None, refused
+                written, updates = records, {}
+                if self._consensus is not None:
+                    result = await self._consensus.check(records)
+                    written, updates = result.records, result.updates
+                    self.stats.relabelled["rejected"] += result.rejected
+                    self.stats.relabelled["attached"] += result.attached
+                for start in range(0, len(written), size):
+                    refused.update(await self.store.upsert(written[start:start + size]))
+                await self.store.set_payloads(updates)
+                return None, refused, {r.id: r for r in written}
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 if attempt == STORE_ATTEMPTS:
                     log.error("store write of %d faces failed %d times: %r", len(records), attempt, exc)
-                    return f"{type(exc).__name__}: {exc}", set()
+                    return f"{type(exc).__name__}: {exc}", set(), {}
                 log.warning("store write failed (%r), retrying", exc)
                 await asyncio.sleep(0.5 * 2**attempt)
-        return None, set()  # pragma: no cover
+        return None, set(), {}  # pragma: no cover
 
     # --- outcomes ---------------------------------------------------------------------
 

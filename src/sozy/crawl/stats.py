@@ -33,8 +33,10 @@ class CrawlStats:
     # Discovery units (names looked up, lists read, pages walked) by outcome.
     units_done: int = 0
     units_failed: Counter[str] = field(default_factory=Counter)
-    # Distinct names given to stored faces this run.
+    # Distinct people (person_id) of the faces stored this run.
     people: set[str] = field(default_factory=set)
+    # Consensus this run: source claims rejected, unnamed faces attached to a person.
+    relabelled: Counter[str] = field(default_factory=Counter)
     # Per cluster node (``--ray``): photos embedded, faces found, photos failed there.
     nodes: dict[str, Counter[str]] = field(default_factory=dict)
     # When each stage first and last did something (monotonic), for per-stage rates.

@@ -16,7 +16,8 @@ The JSON (``--summary PATH``, default ``<data_dir>/crawl-summary.json``)::
         "faces_found": N, "faces_stored": N, "photos_done": N,
         "failed": N, "skipped": N,
         "failed_by_reason": {"http_404": 3, ...}, "skipped_by_reason": {"robots_txt": 2, ...},
-        "people": N,                # distinct names given to stored faces
+        "people": N,                # distinct people (person_id) of the faces stored
+        "labels": {"rejected": N, "attached": N},   # consensus: claims that failed, unnamed faces attached
         "units_done": N, "units_failed_by_reason": {...},
         "lookups": {"done": N, "failed": N, "not_tried": N}   # names, image search, top people
       },
@@ -86,6 +87,7 @@ def build_summary(
         "failed_by_reason": _sorted(stats.failed),
         "skipped_by_reason": _sorted(stats.skipped),
         "people": len(stats.people),
+        "labels": {"rejected": stats.relabelled["rejected"], "attached": stats.relabelled["attached"]},
         "units_done": stats.units_done,
         "units_failed_by_reason": _sorted(stats.units_failed),
         "lookups": _sorted(lookups or {}),
@@ -146,6 +148,12 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"{run['photos_done']} done, {run['skipped']} skipped, {run['failed']} failed",
         f"  faces:  {run['faces_found']} found, {run['faces_stored']} stored, {run['people']} named people",
     ]
+    labels = run.get("labels") or {}
+    if labels.get("rejected") or labels.get("attached"):
+        lines.append(
+            f"  labels: {labels.get('rejected', 0)} source names rejected by consensus, "
+            f"{labels.get('attached', 0)} unnamed faces attached to a person"
+        )
     if run["skipped_by_reason"]:
         lines.append("  skipped: " + _reasons(run["skipped_by_reason"]))
     if run["failed_by_reason"]:

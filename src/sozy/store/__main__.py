@@ -26,6 +26,7 @@ from sozy.thumbnails import remove_thumbnails
 
 from . import open_store
 from .base import FaceStore, StoreError
+from .consensus import ConsensusRule, relabel
 from .copy import Checkpoint, CopyProgress, copy_store
 
 PROG = "python -m sozy.store"
@@ -85,6 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="build the embedded store's search index now (the crawler does it when it closes)",
         description="Build the HNSW search index for faces not yet indexed. Embedded store only: "
         "a Qdrant server indexes in the background by itself.",
+    )
+
+    commands.add_parser(
+        "relabel",
+        help="check every face's person by consensus, attach unnamed faces, migrate old stores",
+        description="Give faces stored before identities their person_id (from their name); then, "
+        "person by person, take the person away from faces outside the majority of that person's own "
+        "faces (a photo of someone else in their list), show each person under their most common "
+        "spelling, and attach faces of nobody known that clearly match one person. The same rule as "
+        "a crawl applies face by face (settings [identity]; docs/store.md). Safe to run again.",
     )
 
     delete = commands.add_parser(
@@ -218,6 +229,22 @@ async def run_optimize(settings: Settings) -> None:
     print(f"search index of {count:,} faces {what} ({time.perf_counter() - started:.1f} s)")
 
 
+async def run_relabel(settings: Settings) -> None:
+    store = await open_store(settings, create=False, optimize_on_open=False, optimize_every=0)
+    started = time.perf_counter()
+    try:
+        report = await relabel(
+            store, ConsensusRule.from_settings(settings.identity), lambda line: print(line, file=sys.stderr, flush=True)
+        )
+    finally:
+        await store.close(optimize=False)
+    print(
+        f"relabelled {report.faces:,} faces of {report.people:,} people in {time.perf_counter() - started:.1f} s: "
+        f"{report.migrated:,} given an identity, {report.rejected:,} taken from a person they do not look like, "
+        f"{report.attached:,} unnamed faces attached, {report.renamed:,} renamed to their person's display name"
+    )
+
+
 async def run_delete(settings: Settings, fields: dict[str, str | None], block: bool) -> None:
     if not any(fields.values()):
         raise UsageError("delete needs at least one of --image-url, --page-url, --name, --person-id, --source")
@@ -339,6 +366,8 @@ async def run(args: argparse.Namespace) -> None:
         await run_stats(settings, args.json)
     elif args.command == "optimize":
         await run_optimize(settings)
+    elif args.command == "relabel":
+        await run_relabel(settings)
     elif args.command == "delete":
         await run_delete(settings, _selector(args), block=not args.allow_recrawl)
     elif args.command == "takedowns":

@@ -53,6 +53,7 @@ from .base import (
     check_vector,
     delete_selector,
     group_people,
+    identity_payload,
     is_point_id,
     record_points,
 )
@@ -355,6 +356,8 @@ class EmbeddedStore:
     async def upsert_points(self, points: Sequence[StoredPoint]) -> list[str]:
         for point in points:
             check_vector(point.vector)
+        # Payloads written before identities get theirs (a copy from an old store).
+        points = [StoredPoint(p.id, p.vector, identity_payload(dict(p.payload))) for p in points]
         points, refused = refuse_taken_down(points, self._takedowns)
         if not points:
             return refused

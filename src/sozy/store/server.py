@@ -46,6 +46,7 @@ from .base import (
     check_k,
     check_vector,
     delete_selector,
+    identity_payload,
     is_point_id,
     merge_people,
     person_hit,
@@ -288,6 +289,8 @@ class ServerStore:
         return await self.upsert_points(record_points(records))
 
     async def upsert_points(self, points: Sequence[StoredPoint]) -> list[str]:
+        # Payloads written before identities get theirs (a copy from an old store).
+        points = [StoredPoint(p.id, p.vector, identity_payload(dict(p.payload))) for p in points]
         # Every vector checked before any is written; keyed by the point object itself.
         vectors = {id(p): check_vector(p.vector).tolist() for p in points}
         kept, refused = refuse_taken_down(points, await self._current_takedowns())
