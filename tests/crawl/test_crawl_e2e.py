@@ -191,7 +191,10 @@ async def test_crawl_stores_exactly_the_expected_faces_and_accounts_for_every_ur
             assert pl["image_sha256"] == row.sha256 and pl["faces_in_image"] == photo.faces
             assert pl["source"] == row.candidate.source and pl["page_url"] == row.candidate.page_url
             assert pl["model"] == summary["engine"]["model"]
-            assert pl["name"] == (given if i == named_index else None), (url, i)
+            if i == named_index:
+                assert (pl["name"], pl["label"]) == (given, "source"), (url, i)
+            else:  # nobody, or attached by consensus to who it clearly is (checked below)
+                assert pl["label"] == ("consensus" if pl["name"] else "none"), (url, i)
             if pl["name"] and photo.faces > 1:
                 # The named face in a group photo really is that person.
                 distance = float(np.linalg.norm(p.vector - reference[FOLDER_OF[pl["name"]]]))

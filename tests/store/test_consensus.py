@@ -65,3 +65,8 @@ async def test_a_batch_is_checked_against_the_store_and_against_itself(store):
     await store.set_payloads(result.updates)
     people = await store.search_people(bob[0], k=2)
     assert [p.person_id for p in people] == ["bob", "ann"] and people[0].faces[0].id == stored[0].id
+    # Crawled again (a resumed crawl re-checks photos not marked done): the same decisions,
+    # nothing more to change; a face never counts as its own neighbour.
+    again = await Consensus(store).check(new)
+    assert [(r.person_id, r.name, r.label) for r in again.records] == labels
+    assert again.updates == {}

@@ -912,9 +912,11 @@ class Crawler:
                     written, updates = result.records, result.updates
                     self.stats.relabelled["rejected"] += result.rejected
                     self.stats.relabelled["attached"] += result.attached
+                # Stored faces first: a crash before the new ones are written leaves a state
+                # that checking the batch again (its photos are not done) decides the same way.
+                await self.store.set_payloads(updates)
                 for start in range(0, len(written), size):
                     refused.update(await self.store.upsert(written[start:start + size]))
-                await self.store.set_payloads(updates)
                 return None, refused, {r.id: r for r in written}
             except asyncio.CancelledError:
                 raise

@@ -191,7 +191,7 @@ class Consensus:
                 return kept
             result.rejected += 1
             record = replace(record, person_id=None, name=None, label=Label.NONE.value)
-        hits = await self._nearest(record.vector, result, named=True)
+        hits = await self._nearest(record.vector, result, own=record.id, named=True)
         target = attachment(hits, self.rule)
         if target is None:
             return record
@@ -202,7 +202,8 @@ class Consensus:
         """The record (with the person's display name) if its claim holds, else None."""
         rule = self.rule
         person = str(record.person_id)
-        others = [h for h in await self._nearest(record.vector, result, person_id=person) if h.vector is not None]
+        others = await self._nearest(record.vector, result, own=record.id, person_id=person)
+        others = [h for h in others if h.vector is not None]
         if len(others) < rule.neighbours:
             # The whole person is in view: the majority over all of them, earlier faces included.
             vectors = np.stack([record.vector, *[h.vector for h in others if h.vector is not None]])
@@ -224,25 +225,33 @@ class Consensus:
         """Faces of nobody near a newly confirmed face (a group photo crawled before the
         portraits) are attached now if they clearly are someone: one query for them, and one
         per face close enough to be a candidate."""
-        near = await self._nearest(record.vector, result, named=False)
+        near = await self._nearest(record.vector, result, own=record.id, named=False)
         for hit in near:
             if hit.distance >= self.rule.attach_distance or hit.vector is None:
                 break
-            target = attachment(await self._nearest(hit.vector, result, named=True), self.rule)
+            target = attachment(await self._nearest(hit.vector, result, own=hit.id, named=True), self.rule)
             if target is None:
                 continue
             result.change(hit, {PERSON_FIELD: target.person_id, NAME_FIELD: target.name, "label": Label.CONSENSUS.value})
             result.attached += 1
 
     async def _nearest(
-        self, vector: np.ndarray, result: ConsensusResult, *, person_id: str | None = None, named: bool | None = None
+        self,
+        vector: np.ndarray,
+        result: ConsensusResult,
+        *,
+        own: str,
+        person_id: str | None = None,
+        named: bool | None = None,
     ) -> list[FaceHit]:
         """The ``rule.neighbours`` nearest faces (of ``person_id``, of someone or of nobody:
-        ``named``), stored or decided earlier in this batch, with what this batch changed applied."""
+        ``named``), stored or decided earlier in this batch, with what this batch changed applied;
+        never the face ``own`` itself."""
         k = self.rule.neighbours
-        stored = await self.store.neighbours(vector, k, person_id=person_id, named=named, with_vectors=True)
+        # One more than needed: the face itself may be stored already (a photo crawled again).
+        stored = await self.store.neighbours(vector, k + 1, person_id=person_id, named=named, with_vectors=True)
         batch = {r.id for r in result.records}
-        hits = [h for h in stored if h.id not in result.changed and h.id not in batch]
+        hits = [h for h in stored if h.id not in result.changed and h.id not in batch and h.id != own]
         candidates = [
             FaceHit(r.id, 0.0, {PERSON_FIELD: r.person_id, NAME_FIELD: r.name, "label": r.label}, r.vector)
             for r in result.records
@@ -252,7 +261,7 @@ class Consensus:
                 face.person_id == person_id if person_id is not None
                 else named is None or bool(face.person_id) == named
             )
-            if wanted and face.vector is not None:
+            if wanted and face.vector is not None and face.id != own:
                 distance = float(np.linalg.norm(face.vector - vector))
                 hits.append(FaceHit(face.id, distance, face.payload, face.vector))
         hits.sort(key=lambda h: h.distance)
