@@ -81,7 +81,8 @@ def main() -> None:
         run = summary["run"]
         if run["discovered"] or run["fetched"] or summary["engine"] is not None:
             raise SystemExit(f"the re-run did work it should not have: {run}, engine {summary['engine']}")
-        print(f"state after the re-run: {summary['state']['done']:,} done, units {summary['state']['units']}, discovery {summary['discovery']}")
+        state = summary["state"]
+        print(f"state after the re-run: {state['done']:,} done, units {state['units']}, discovery {summary['discovery']}")
         print(f"nothing to read (empty list): {empty_s:.2f} s (state, store, fetcher; no face engine)")
         print(f"re-run, all {args.rows:,} rows done: {rerun_s:.2f} s, {args.rows / rerun_s:,.0f} rows/s, "
               f"{rerun_s - empty_s:.2f} s over the fixed cost")

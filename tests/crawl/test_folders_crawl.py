@@ -7,9 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sozy.config import Settings
-from sozy.crawl.pipeline import CrawlPlan
+import pytest
 
+from sozy.config import Settings
+from sozy.crawl.__main__ import main
+from sozy.crawl.pipeline import CrawlPlan
 from tests.servers.celebrity import CelebritySite
 
 from .conftest import state_rows, stored_points
@@ -121,3 +123,15 @@ async def test_an_engine_that_cannot_start_stops_the_crawl_at_the_first_photo_wi
     result = await crawl(settings, CrawlPlan(folders=(root,)))
     assert result.exit_code == 4 and result.summary["status"] == "failed"
     assert {r.status for r in state_rows(settings).values()} == {"pending"}  # nothing lost
+
+
+def test_a_people_csv_without_its_columns_stops_the_crawl_before_it_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "faces" / "obama").mkdir(parents=True)
+    (tmp_path / "faces" / "people.csv").write_text("who,what\nobama,Barack Obama\n", encoding="utf-8")
+    code = main(["--folders", str(tmp_path / "faces"), "--data-dir", str(tmp_path / "data"), "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "people.csv" in err[0] and "folder and name" in err[0]
+    assert not (tmp_path / "data").exists()  # nothing created
