@@ -57,3 +57,14 @@ def test_json_responses_say_nosniff(guarded_server):
         response = httpx.get(guarded_server.url + path, timeout=60)
         assert response.headers["x-content-type-options"] == "nosniff", path
         assert response.headers["content-type"].startswith("application/json"), path
+
+
+def test_headers_over_the_limit_are_refused_even_when_they_arrive_at_once(guarded_server):
+    """h11 bounds only a head still arriving; a 40 KB head in one read is refused by the app (431)."""
+    request = b"GET /v1/stats HTTP/1.1\r\nHost: sozy\r\n" + b"X-Pad: " + b"a" * 40000 + b"\r\n\r\n"
+    with connect(guarded_server.url) as sock:
+        sock.sendall(request)
+        raw, closed = read_until_closed(sock)
+    responses = parse_responses(raw)
+    assert [r.status for r in responses] == [431]
+    assert b"headers_too_large" in responses[0].body

@@ -86,7 +86,7 @@ def create_app(
         Mount("/static", app=pages.Static(), name="static"),
     ]
     middleware = [
-        Middleware(FramingGuard),
+        Middleware(FramingGuard, max_header_bytes=api.max_header_bytes),
         Middleware(AccessLog),
         Middleware(MetricsMiddleware, metrics=ctx.metrics),
     ]

@@ -7,6 +7,9 @@
   a refusal) closes the connection: whatever the client sends after it is
   never taken for a next request, and the server stops reading a body it
   does not want.
+- A request whose headers together exceed ``max_header_bytes`` is answered
+  431 and closed: h11 only bounds a head still arriving, so one that came in
+  a single read would otherwise pass whatever its size.
 - Every response says ``X-Content-Type-Options: nosniff``: a browser must
   take JSON for JSON, whatever is in it.
 """
@@ -24,8 +27,9 @@ _NOSNIFF = (b"x-content-type-options", b"nosniff")
 class FramingGuard:
     """ASGI middleware around the whole app (outermost, so it sees every response)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_header_bytes: int = 16384) -> None:
         self.app = app
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -33,7 +37,12 @@ class FramingGuard:
             return
         names = {name.lower() for name, _ in scope["headers"]}
         if b"content-length" in names and b"transfer-encoding" in names:
-            await _refuse_ambiguous(send)
+            await _refuse(send, 400, "bad_framing", "a request must not have both Content-Length and Transfer-Encoding")
+            return
+        size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+        size += sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+        if self.max_header_bytes and size > self.max_header_bytes:
+            await _refuse(send, 431, "headers_too_large", f"the request's headers exceed {self.max_header_bytes} bytes")
             return
         body_pending = _has_body(scope)
 
@@ -66,19 +75,12 @@ def _has_body(scope: Scope) -> bool:
     return False
 
 
-async def _refuse_ambiguous(send: Send) -> None:
-    body = json.dumps(
-        {
-            "error": {
-                "code": "bad_framing",
-                "message": "a request must not have both Content-Length and Transfer-Encoding",
-            }
-        }
-    ).encode()
+async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 400,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
