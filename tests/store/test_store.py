@@ -308,3 +308,12 @@ async def test_nearest_person_to_an_unseen_obama_photo_is_obama(store, shared_em
     assert all(p.distance >= SAME_PERSON_DISTANCE for p in named[1:])
     faces = await store.search(query, k=1)
     assert faces[0].distance == pytest.approx(people[0].distance)
+
+
+async def test_stats_count_faces_named_before_identities(store):
+    """A face written by an older Sozy (a name, no person_id) is counted, so the API and
+    `sozy.store stats` can say that `relabel` is needed."""
+    await store.upsert([make_record(np.full(128, 0.1, np.float32), 1, name="Ann")])
+    assert (await store.stats()).without_identity == 0
+    await store.set_payloads({make_record(np.zeros(128), 1, name="Ann").id: {"person_id": None, "label": None}})
+    assert (await store.stats()).without_identity == 1

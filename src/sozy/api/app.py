@@ -149,4 +149,11 @@ async def _open_store(settings: Settings, stack: contextlib.AsyncExitStack) -> F
 
     store = await open_store(settings)
     stack.push_async_callback(store.close)
+    old = (await store.stats()).without_identity
+    if old:
+        # Only named people are offered: these faces would be left out of every answer.
+        log.warning(
+            "%d faces were stored before identities and are not offered as anyone until "
+            "`python -m sozy.store relabel` gives them their person_id", old,
+        )
     return store

@@ -191,6 +191,8 @@ def _print_stats(store: FaceStore, stats: Any, as_json: bool) -> None:
     print(f"faces:      {stats.faces:,}")
     print(f"people:     {stats.people:,} distinct names")
     print(f"models:     {', '.join(stats.models) or '-'}")
+    if stats.without_identity:
+        print(f"identity:   {stats.without_identity:,} named faces from before identities: run `{PROG} relabel`")
     if stats.indexed is not None:
         print(f"indexed:    {stats.indexed:,} of {stats.faces:,} faces in the search index{_index_note(store, stats)}")
 

@@ -62,6 +62,9 @@ class StoreStats:
     collection: str
     # Faces already in the vector index (HNSW); None where the backend doesn't say.
     indexed: int | None = None
+    # Faces with a name but no person_id: written before identities, not offered until
+    # `python -m sozy.store relabel` gives them one.
+    without_identity: int = 0
 
 
 @dataclass(frozen=True, eq=False)

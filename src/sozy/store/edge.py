@@ -634,6 +634,8 @@ class EmbeddedStore:
                 str(h.value) for h in shard.facet(qe.FacetRequest(key="model", limit=limit, exact=True)).hits if h.count > 0
             )
             info = shard.info()
+            old = qe.Filter(must=[qe.IsEmptyCondition(PERSON_FIELD)], must_not=[qe.IsEmptyCondition("name")])
+            without_identity = shard.count(qe.CountRequest(exact=True, filter=old))
             return StoreStats(
                 faces=faces,
                 people=people,
@@ -641,6 +643,7 @@ class EmbeddedStore:
                 backend=self.backend,
                 collection=self.collection,
                 indexed=info.indexed_vectors_count,
+                without_identity=without_identity,
             )
 
         async with self._gate:

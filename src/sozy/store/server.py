@@ -562,6 +562,11 @@ class ServerStore:
             people = await self._client.facet(self.collection, key=PERSON_FIELD, limit=limit, exact=True)
             models = await self._client.facet(self.collection, key="model", limit=limit, exact=True)
             info = await self._client.get_collection(self.collection)
+            old = m.Filter(
+                must=[m.IsEmptyCondition(is_empty=m.PayloadField(key=PERSON_FIELD))],
+                must_not=[m.IsEmptyCondition(is_empty=m.PayloadField(key="name"))],
+            )
+            without_identity = (await self._client.count(self.collection, count_filter=old, exact=True)).count
         return StoreStats(
             faces=faces,
             people=sum(1 for h in people.hits if h.count > 0),
@@ -569,6 +574,7 @@ class ServerStore:
             backend=self.backend,
             collection=self.collection,
             indexed=info.indexed_vectors_count if self.remote else None,
+            without_identity=without_identity,
         )
 
     async def scroll_points(self, offset: str | None, limit: int) -> tuple[list[StoredPoint], str | None]:
