@@ -425,7 +425,7 @@ class Crawler:
             if shard_by_url and self.plan.shard is not None and not self.plan.shard.owns(key):
                 self.discovery["other_shard"] += 1
                 continue
-            keyed.append((key, dataclasses.replace(cand, image_url=key)))
+            keyed.append((key, cand if cand.image_url == key else dataclasses.replace(cand, image_url=key)))
         return keyed
 
     async def _add_and_emit(self, candidates: Sequence[Candidate]) -> None:
