@@ -12,10 +12,13 @@ script there; it writes what it saw as JSON::
    (one CPU each), ``--per-host 2``; the image host counts its peak requests at once.
 3. ``wikimedia``: ``--names`` against the Wikimedia stand-ins on the same cluster: what the
    media host and the APIs saw at once, and which agents.
-4. ``resume``: ``python -m sozy.crawl --folders FACES_DIR --ray`` (a driver of its own: the
+4. ``poison``: a photo that kills the node actor embedding it (as a crash in a native
+   library would): its batch fails after three nodes died under it, the crawl goes on
+   with new actors on the same nodes.
+5. ``resume``: ``python -m sozy.crawl --folders FACES_DIR --ray`` (a driver of its own: the
    nodes read the folder's photos), killed with SIGKILL once a few photos are done, then the
    same command again to its end.
-5. ``loss``: the same list into a fresh data dir, and one worker node removed as soon
+6. ``loss``: the same list into a fresh data dir, and one worker node removed as soon
    as it has finished a batch and holds another.
 """
 
@@ -25,18 +28,22 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sozy.config import Settings, load_settings
+from sozy.config import EngineSettings, Settings, load_settings
 from sozy.crawl.cluster import ClusterEngine, RayCluster
+from sozy.crawl.cluster.node import node_engine_settings
 from sozy.crawl.pipeline import CrawlPlan
 from sozy.crawl.runner import run_crawl
 from sozy.crawl.state import CrawlState
+from sozy.faces import FaceEngine
 from tests.crawl.conftest import QUICK, stored_points
 from tests.servers.gallery import gallery
 from tests.servers.wikimedia import wikimedia_server
@@ -53,6 +60,37 @@ def settings_for(data_dir: Path, **overrides: Any) -> Settings:
         **QUICK, "data_dir": str(data_dir), "engine.workers": 0, "crawl.per_host": PER_HOST,
         "crawl.cluster_batch": 2, "crawl.total_timeout_s": 30.0, "crawl.read_timeout_s": 20.0, **overrides,
     })
+
+
+POISON = b"sozy-test-poison"
+
+
+class _PoisonedEngine(FaceEngine):
+    """A node engine whose actor process dies on photos carrying ``POISON``."""
+
+    async def embed(self, data: bytes) -> Any:
+        if POISON in data:
+            os._exit(1)  # the whole actor process, as a segfault would
+        return await super().embed(data)
+
+
+def poisoned_engine(settings: EngineSettings, resources: Mapping[str, float]) -> _PoisonedEngine:
+    return _PoisonedEngine(node_engine_settings(settings, resources))
+
+
+async def poisoned_photo(address: str, faces_dir: Path, work: Path) -> dict[str, Any]:
+    """A folder of four photos and one that kills whichever node embeds it."""
+    photos = sorted(faces_dir.glob("*/*.jpg"))[:5]
+    folder = work / "poisoned-folder" / "somebody"
+    folder.mkdir(parents=True)
+    for photo in photos[1:]:
+        shutil.copy(photo, folder / photo.name)
+    data = photos[0].read_bytes()  # the first, with POISON in a JPEG comment
+    (folder / "poison.jpg").write_bytes(data[:2] + b"\xff\xfe" + (len(POISON) + 2).to_bytes(2, "big") + POISON + data[2:])
+    recorder = _Recording(address, engine_factory=poisoned_engine)
+    report = await crawl(settings_for(work / "poisoned"), work, recorder, CrawlPlan(folders=(folder.parent,)))
+    report.update(lost=recorder.engines[-1].lost)
+    return report
 
 
 class _Recording(RayCluster):
@@ -177,6 +215,8 @@ async def main(out: Path, work: Path, faces_dir: Path) -> None:
             report["ray"]["robots_requests"] = host.robots_requests
 
             report["wikimedia"] = await names_on_wikimedia(cluster.address, faces_dir, work)
+            _Recording.engines = []
+            report["poison"] = await poisoned_photo(cluster.address, faces_dir, work)
             report["resume"] = await killed_and_resumed(cluster.address, faces_dir, work)
 
             _Recording.engines = []

@@ -107,6 +107,19 @@ def test_wikimedia_limits_hold_for_the_whole_cluster(scenarios: dict[str, Any]) 
 
 
 @pytest.mark.slow
+def test_a_photo_that_kills_nodes_fails_alone(scenarios: dict[str, Any]) -> None:
+    poison = scenarios["poison"]
+    assert poison["exit_code"] == 0 and poison["summary"]["status"] == "finished"
+    failed = {u: s for u, s in poison["statuses"].items() if s != "done"}
+    # The poisoned photo's batch (cluster_batch 2) failed after three nodes died under it;
+    # --retry-failed tries it again. Every other photo is done, on new actors of the same nodes.
+    assert any(u.endswith("/poison.jpg") for u in failed), poison["statuses"]
+    assert set(failed.values()) == {"failed"} and len(failed) <= 2 and len(poison["statuses"]) == 5
+    assert poison["summary"]["run"]["failed_by_reason"] == {"node_lost": len(failed)}
+    assert len(poison["lost"]) == 3
+
+
+@pytest.mark.slow
 def test_a_killed_driver_resumes_with_nothing_lost_and_nothing_twice(scenarios: dict[str, Any]) -> None:
     resume, local = scenarios["resume"], scenarios["local"]
     assert resume["first_exit"] == -9  # SIGKILL, mid-crawl

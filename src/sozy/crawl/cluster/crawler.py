@@ -25,7 +25,7 @@ from ..pipeline import Crawler, CrawlPlan, _Analysed
 from ..state import CrawlState, Job
 from ..stats import CrawlStats
 from ..thumbnails import save_thumbnails
-from .engine import LANES_PER_NODE, ClusterEngine
+from .engine import LANES_PER_NODE, BatchLost, ClusterEngine
 from .node import PhotoResult
 
 log = logging.getLogger("sozy.crawl")
@@ -65,8 +65,13 @@ class ClusterCrawler(Crawler):
             jobs = [job for job in batch if not await self._taken_down(job)]
             if not jobs:
                 continue
-            # Folder photos (file:<folder>/...) are read by the node, at the driver's paths.
-            node, result = await self.cluster.process(jobs, dict(self.fetcher.local_roots))
+            try:
+                # Folder photos (file:<folder>/...) are read by the node, at the driver's paths.
+                node, result = await self.cluster.process(jobs, dict(self.fetcher.local_roots))
+            except BatchLost as exc:  # failed, not the crawl: --retry-failed tries them again
+                for job in jobs:
+                    self._record_error(job, exc.code, str(exc))
+                continue
             # The summary's fetch counters are the whole crawl's: the driver's and every node's.
             self.fetcher.counters.update(result.counters)
             for job, photo in zip(jobs, result.photos, strict=True):

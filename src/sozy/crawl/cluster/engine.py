@@ -38,12 +38,20 @@ LANES_PER_NODE = 2
 NODE_POLL_S = 5.0
 # How long a node may take to load its models before it is left out.
 NODE_START_TIMEOUT_S = 300.0
+# A batch whose node died this many times fails (its photos, not the crawl): it may be what kills them.
+MAX_BATCH_LOSSES = 3
 
 
 class ClusterUnreachable(FaceEngineError):
     """``ray.init`` failed: no cluster at the address, or one this Ray cannot join."""
 
     code = "cluster_unreachable"
+
+
+class BatchLost(FaceEngineError):
+    """A batch's node died under it ``MAX_BATCH_LOSSES`` times."""
+
+    code = "node_lost"
 
 
 class NoNodesLeft(FaceEngineError):
@@ -68,12 +76,14 @@ class ClusterEngine:
         self.address = address
         self._engine_factory = engine_factory
         self._ray: Any = None
+        self._joined = False  # this engine called ray.init (and so ray.shutdown)
         self._slots: Any = None
         self._actors: dict[str, Any] = {}  # node name → actor, while it is alive
-        self._ids: dict[str, str] = {}  # Ray node id → node name (every node ever started)
+        self._ids: dict[str, str] = {}  # Ray node id → node name (nodes with an actor, or left out)
         self._info: dict[str, NodeInfo] = {}
         self._idle: asyncio.Queue[_Lane] = asyncio.Queue()
         self._watcher: asyncio.Task[None] | None = None
+        self._adding = asyncio.Lock()  # one look for new nodes at a time (the watcher, or a batch with none)
         self.lost: list[str] = []
         # Batches each node finished, and has now (the driver's per-node photo counts are in CrawlStats).
         self.batches: Counter[str] = Counter()
@@ -113,6 +123,7 @@ class ClusterEngine:
                 ray.init(address=self.address, logging_level=logging.WARNING, configure_logging=False)
             except Exception as exc:  # ConnectionError, RuntimeError, version mismatches, ...
                 raise ClusterUnreachable(f"cannot join the Ray cluster at {self.address}: {_short(exc)}") from None
+            self._joined = True
         here = ray.get_runtime_context().get_node_id()
         crawl = self.settings.crawl
         self._slots = ray.remote(HostSlots).options(
@@ -141,7 +152,8 @@ class ClusterEngine:
                 with contextlib.suppress(Exception):
                     ray.kill(actor)
         self._actors.clear()
-        await asyncio.to_thread(ray.shutdown)
+        if self._joined:
+            await asyncio.to_thread(ray.shutdown)
 
     # --- the work ---------------------------------------------------------------------------
 
@@ -152,6 +164,7 @@ class ClusterEngine:
 
         ``local_roots``: the crawled folders by name, for ``file:<folder>/...`` photos."""
         ray = self._ray
+        losses = 0
         while True:
             lane = await self._next_lane()
             self.in_flight[lane.node] += 1
@@ -159,6 +172,9 @@ class ClusterEngine:
                 result: BatchResult = await lane.actor.process.remote(list(jobs), dict(local_roots or {}))
             except ray.exceptions.RayActorError as exc:
                 await self._lose(lane.node, exc)
+                losses += 1
+                if losses >= MAX_BATCH_LOSSES:
+                    raise BatchLost(f"{losses} nodes died while this batch ran on them (last: {lane.node})") from None
                 self.redone += 1
                 continue
             except asyncio.CancelledError:
@@ -176,13 +192,19 @@ class ClusterEngine:
             if lane.node in self._actors:
                 return lane
             if not self._actors:
-                self._idle.put_nowait(lane)  # wakes the next batch waiting, which fails too
-                raise NoNodesLeft("every node of the Ray cluster is gone")
+                # Every actor died: nodes Ray still counts alive get new ones (their lanes go in the queue).
+                await self._add_new_nodes()
+                if not self._actors:
+                    self._idle.put_nowait(lane)  # wakes the next batch waiting, which fails too
+                    raise NoNodesLeft("every node of the Ray cluster is gone")
 
     async def _lose(self, node: str, exc: BaseException) -> None:
         if self._actors.pop(node, None) is None:
             return
         self.lost.append(node)
+        # If Ray still counts the node alive (only its actor died), the watcher starts another there.
+        for node_id in [i for i, name in self._ids.items() if name == node]:
+            del self._ids[node_id]
         log.warning("node %s lost (%s): its batches go to the other %d node(s)",
                     node, type(exc).__name__, len(self._actors))
         with contextlib.suppress(Exception):
@@ -201,15 +223,15 @@ class ClusterEngine:
                 log.warning("looking for new Ray nodes failed: %r", exc)
 
     async def _add_new_nodes(self) -> None:
-        ray = self._ray
-        nodes = await asyncio.to_thread(ray.nodes)
-        new = [n for n in nodes if n.get("Alive") and n["NodeID"] not in self._ids]
-        for n in new:
-            self._ids[n["NodeID"]] = _node_name(n)
-        started = await asyncio.gather(*(self._start_node(n) for n in new))
-        for lanes in started:
-            for lane in lanes:
-                self._idle.put_nowait(lane)
+        async with self._adding:
+            nodes = await asyncio.to_thread(self._ray.nodes)
+            new = [n for n in nodes if n.get("Alive") and n["NodeID"] not in self._ids]
+            for n in new:
+                self._ids[n["NodeID"]] = _node_name(n)
+            started = await asyncio.gather(*(self._start_node(n) for n in new))
+            for lanes in started:
+                for lane in lanes:
+                    self._idle.put_nowait(lane)
 
     async def _start_node(self, node: dict[str, Any]) -> list[_Lane]:
         ray = self._ray
