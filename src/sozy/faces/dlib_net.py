@@ -25,10 +25,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from sozy.faces.errors import FaceEngineError
+
+_T = TypeVar("_T")
 
 # -- the network's shape, as dlib's example writes it -----------------------------------
 
@@ -256,7 +259,7 @@ def _skip_training_state(stream: _Stream, version: int, *, with_input: bool) -> 
         stream.tensor()  # params_grad
 
 
-def _expect(value, allowed, what):  # type: ignore[no-untyped-def]
+def _expect(value: _T, allowed: tuple[_T, ...], what: str) -> _T:
     if value not in allowed:
         raise ValueError(f"{what}: expected {' or '.join(map(str, allowed))}, found {value}")
     return value
