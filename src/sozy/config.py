@@ -117,7 +117,7 @@ class IdentitySettings:
     neighbours: int = 16
     # A person needs this many faces before a claim can be outvoted.
     min_faces: int = 3
-    # A claimed face must link to at least this share of the person's other faces.
+    # The linked group that is a person's majority holds more than this share of their faces.
     majority: float = 0.5
 
 

@@ -9,17 +9,19 @@ The rule (figures behind each threshold in docs/store.md, measured by
 ``bench/identity.py --sweep`` on the sample photos and calibrated synthetic faces):
 
 - **Same-person link**: two faces closer than ``link_distance`` (0.6, dlib's own rule).
-- **Majority**: among a person's faces, a face is in the majority when it links to at
-  least half of the others. A person with fewer than ``min_faces`` faces has no majority
-  yet: every claim stands until there is one.
+- **Majority**: the person's faces joined by chains of links into a group of more than
+  half of them (``majority``). Without one (fewer than ``min_faces`` faces, or no group
+  that large yet) every claim stands until there is one.
 - **A new claimed face** is checked against the person's ``neighbours`` nearest faces
   (one k-NN query filtered on ``person_id``: bounded cost per face, whatever the store's
-  size). While the person has no more faces than that, the query sees all of them, so
+  size). While the person has fewer faces than that, the query sees all of them, so
   the majority is recomputed over the whole person and earlier faces outside it lose
-  their label too (a wrong first photo is caught once the right ones arrive).
+  their label too (a wrong first photo is caught once the right ones arrive); a larger
+  person's new face must link to two of its nearest faces of the person.
 - **Attachment**: a face without a person (unnamed, or whose claim failed) is attached to
   the person of its nearest named face when that face is closer than
-  ``attach_distance`` (0.5, stricter than 0.6) and no other person's face is.
+  ``attach_distance`` (0.5, stricter than 0.6), no other person's is, and the face
+  passes that person's check as a claim would.
 - ``python -m sozy.store relabel`` applies the same rule in bulk, over each whole
   person, which also catches what a neighbourhood cannot see (a co-star who fills a
   large share of someone's photos), and migrates stores written before identities.
@@ -63,7 +65,7 @@ class ConsensusRule:
     attach_distance: float = 0.5
     neighbours: int = 16
     min_faces: int = 3
-    # A face is in the majority when it links to at least this share of the person's other faces.
+    # The linked group that is the majority holds more than this share of the person's faces.
     majority: float = 0.5
 
     @classmethod
@@ -103,21 +105,44 @@ def pairwise(vectors: np.ndarray) -> np.ndarray:
 
 
 def in_majority(vectors: np.ndarray, rule: ConsensusRule) -> np.ndarray:
-    """Which of one person's faces are in the majority (all of them while there are fewer
-    than ``rule.min_faces``)."""
+    """Which of one person's faces are in the majority: the faces joined by same-person links
+    (a chain of faces each closer than ``link_distance`` to the next) into a group holding
+    more than ``rule.majority`` of them. Without such a group (fewer than ``rule.min_faces``
+    faces, or no clear majority yet) every claim stands."""
     n = len(vectors)
     if n < rule.min_faces:
         return np.ones(n, dtype=bool)
-    links = (pairwise(vectors) < rule.link_distance).sum(1) - 1
-    return np.asarray(links >= math.ceil(rule.majority * (n - 1)), dtype=bool)
+    group = _components(pairwise(vectors) < rule.link_distance)
+    largest = np.bincount(group).argmax()
+    members = group == largest
+    if members.sum() <= rule.majority * n:
+        return np.ones(n, dtype=bool)
+    return members
+
+
+def _components(linked: np.ndarray) -> np.ndarray:
+    """The connected component of each node of a boolean adjacency matrix."""
+    n = len(linked)
+    group = np.arange(n)
+    for i in range(n):  # union-find over the links, with path halving
+        for j in np.nonzero(linked[i, i + 1 :])[0] + i + 1:
+            a, b = _root(group, i), _root(group, int(j))
+            if a != b:
+                group[max(a, b)] = min(a, b)
+    return np.array([_root(group, i) for i in range(n)])
+
+
+def _root(group: np.ndarray, i: int) -> int:
+    while group[i] != i:
+        group[i] = group[group[i]]
+        i = int(group[i])
+    return i
 
 
 def supported(distances: Sequence[float], rule: ConsensusRule) -> bool:
-    """A face whose ``distances`` to the person's nearest other faces give it a majority."""
-    if len(distances) + 1 < rule.min_faces:
-        return True
-    links = sum(1 for d in distances if d < rule.link_distance)
-    return links >= math.ceil(rule.majority * len(distances))
+    """A face of a person too large to see whole: linked to at least two of the person's
+    faces nearest to it (a stranger's face links to none; one link could be a lookalike)."""
+    return sum(1 for d in distances if d < rule.link_distance) >= min(2, len(distances))
 
 
 def attachment(hits: Sequence[FaceHit], rule: ConsensusRule) -> FaceHit | None:
@@ -191,35 +216,46 @@ class Consensus:
                 return kept
             result.rejected += 1
             record = replace(record, person_id=None, name=None, label=Label.NONE.value)
-        hits = await self._nearest(record.vector, result, own=record.id, named=True)
-        target = attachment(hits, self.rule)
+        target = await self._attachment(record.id, record.vector, result)
         if target is None:
             return record
         result.attached += 1
         return replace(record, person_id=target.person_id, name=target.name, label=Label.CONSENSUS.value)
 
+    async def _attachment(self, own: str, vector: np.ndarray, result: ConsensusResult) -> FaceHit | None:
+        """The person a face of nobody clearly is: the nearest named faces point to one person
+        (``attachment``), and the face passes that person's check as if it claimed them (so
+        a photo misfiled under someone cannot pull that person's lookalikes in)."""
+        target = attachment(await self._nearest(vector, result, own=own, named=True), self.rule)
+        if target is None or not target.person_id:
+            return None
+        others = await self._nearest(vector, result, own=own, person_id=target.person_id)
+        return target if self._holds(vector, others, result, judge_others=False) else None
+
     async def _check_claim(self, record: FaceRecord, result: ConsensusResult) -> FaceRecord | None:
         """The record (with the person's display name) if its claim holds, else None."""
-        rule = self.rule
         person = str(record.person_id)
         others = await self._nearest(record.vector, result, own=record.id, person_id=person)
-        others = [h for h in others if h.vector is not None]
-        if len(others) < rule.neighbours:
-            # The whole person is in view: the majority over all of them, earlier faces included.
-            vectors = np.stack([record.vector, *[h.vector for h in others if h.vector is not None]])
-            majority = in_majority(vectors, rule)
-            for hit, ok in zip(others, majority[1:], strict=True):
-                if not ok:
-                    result.change(hit, NOBODY)
-                    result.rejected += 1
-            keep = bool(majority[0])
-        else:
-            keep = supported([h.distance for h in others], rule)
-        if not keep:
+        if not self._holds(record.vector, others, result, judge_others=True):
             return None
         # Q-ids carry their Wikidata label; a key person shows their most common spelling.
         name = record.name if _QID.fullmatch(person) else display_name([record.name, *[h.name for h in others]])
         return replace(record, name=name or record.name)
+
+    def _holds(self, vector: np.ndarray, others: list[FaceHit], result: ConsensusResult, *, judge_others: bool) -> bool:
+        """Whether a face belongs with ``others``, its person's nearest faces. While the person
+        has fewer faces than a query returns, it is seen whole: the majority is taken over
+        all of them, and (``judge_others``) earlier faces outside it lose their person."""
+        others = [h for h in others if h.vector is not None]
+        if len(others) >= self.rule.neighbours:
+            return supported([h.distance for h in others], self.rule)
+        majority = in_majority(np.stack([vector, *[h.vector for h in others]]), self.rule)  # type: ignore[misc]
+        if judge_others:
+            for hit, ok in zip(others, majority[1:], strict=True):
+                if not ok:
+                    result.change(hit, NOBODY)
+                    result.rejected += 1
+        return bool(majority[0])
 
     async def _adopt(self, record: FaceRecord, result: ConsensusResult) -> None:
         """Faces of nobody near a newly confirmed face (a group photo crawled before the
@@ -229,7 +265,7 @@ class Consensus:
         for hit in near:
             if hit.distance >= self.rule.attach_distance or hit.vector is None:
                 break
-            target = attachment(await self._nearest(hit.vector, result, own=hit.id, named=True), self.rule)
+            target = await self._attachment(hit.id, hit.vector, result)
             if target is None:
                 continue
             result.change(hit, {PERSON_FIELD: target.person_id, NAME_FIELD: target.name, "label": Label.CONSENSUS.value})
@@ -342,11 +378,12 @@ def _majority_of(vectors: np.ndarray, rule: ConsensusRule) -> np.ndarray:
     if len(vectors) <= MAX_PAIRWISE:
         return in_majority(vectors, rule)
     sample = vectors[np.random.default_rng(len(vectors)).choice(len(vectors), MAX_PAIRWISE, replace=False)]
+    core = sample[in_majority(sample, rule)].astype(np.float64)
     ok = np.empty(len(vectors), dtype=bool)
     for start in range(0, len(vectors), MAX_PAIRWISE):
         chunk = vectors[start : start + MAX_PAIRWISE].astype(np.float64)
-        d = np.sqrt(np.maximum((chunk**2).sum(1)[:, None] - 2 * chunk @ sample.T + (sample**2).sum(1)[None, :], 0))
-        ok[start : start + MAX_PAIRWISE] = (d < rule.link_distance).sum(1) >= math.ceil(rule.majority * len(sample))
+        d = np.sqrt(np.maximum((chunk**2).sum(1)[:, None] - 2 * chunk @ core.T + (core**2).sum(1)[None, :], 0))
+        ok[start : start + MAX_PAIRWISE] = (d < rule.link_distance).sum(1) >= min(2, len(core))
     return ok
 
 
@@ -357,10 +394,12 @@ async def _attach_unnamed(
     if progress:
         progress(f"attaching: {len(unnamed):,} faces of nobody known")
     updates: dict[str, dict[str, Any]] = {}
+    consensus = Consensus(store, rule)
     for face in unnamed:
         if face.vector.shape != (VECTOR_SIZE,):
             continue
-        target = attachment(await store.neighbours(face.vector, rule.neighbours, named=True), rule)
+        # Decided against the store as it was: attachments made here do not attract more.
+        target = await consensus._attachment(face.id, face.vector, ConsensusResult(records=[]))
         if target is not None:
             updates[face.id] = {PERSON_FIELD: target.person_id, NAME_FIELD: target.name, "label": Label.CONSENSUS.value}
     await store.set_payloads(updates)
