@@ -184,6 +184,8 @@ class ApiSettings:
     max_connections: int = 512
     # Idle keep-alive connections are closed after this many seconds.
     keep_alive_s: float = 5.0
+    # A request's line and headers must arrive within this many seconds (0 = no limit).
+    header_timeout_s: float = 10.0
     # Largest request line plus headers, in bytes (h11's limit).
     max_header_bytes: int = 16384
     # image_url fetches one client may have running at once (the pool holds 64 connections).

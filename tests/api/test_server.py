@@ -9,6 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
 from sozy.api.server import server_config
 from sozy.config import Settings
 
@@ -32,7 +34,7 @@ def test_limits_and_timeouts_come_from_the_settings():
     config = server_config(_echo_app(), settings)
     assert (config.limit_concurrency, config.timeout_keep_alive, config.h11_max_incomplete_event_size) == (77, 3, 8192)
     assert config.access_log is False  # the raw path, query included, is never logged
-    assert config.http == "h11"
+    assert issubclass(config.http, H11Protocol) and config.http.head_timeout_s == 10.0  # type: ignore[arg-type,union-attr]
     assert config.proxy_headers is False  # no proxy is trusted by default
 
 
@@ -67,3 +69,35 @@ def test_connections_beyond_the_limit_are_answered_503():
         with connect(server.url) as third:
             third.sendall(b"GET /who HTTP/1.1\r\nHost: sozy\r\n\r\n")
             assert read_response(third).status == 503
+
+
+def test_a_request_head_trickling_in_is_cut_off():
+    """One header byte every 0.2 s keeps uvicorn's keep-alive clock from ever running out;
+    api.header_timeout_s (1 s here) closes the connection all the same."""
+    settings = Settings().replace(**{"api.header_timeout_s": 1.0})
+    head = b"GET /who HTTP/1.1\r\nHost: sozy\r\nX-Slow: " + b"a" * 200 + b"\r\n\r\n"
+    with AppServer(_echo_app(), settings) as server, connect(server.url) as sock:
+        sock.settimeout(0.2)
+        sent = 0
+        closed = False
+        for byte in head:
+            try:
+                sock.sendall(bytes([byte]))
+                sent += 1
+                if sock.recv(1) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+    assert closed, "the server kept a trickling request head open"
+    assert sent < len(head)  # cut off before the head was complete
+
+
+def test_keep_alive_requests_each_get_the_head_clock_afresh():
+    settings = Settings().replace(**{"api.header_timeout_s": 1.0})
+    with AppServer(_echo_app(), settings) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+        for _ in range(3):
+            assert http.get("/who").status_code == 200
