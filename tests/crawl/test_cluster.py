@@ -183,3 +183,16 @@ def test_shard_and_ray_do_not_mix(tmp_path: Path) -> None:
         env=cli_env(), capture_output=True, text=True, timeout=120, check=False,
     )
     assert run.returncode == 2 and "--shard and --ray" in run.stderr
+
+
+def test_without_the_ray_extra_the_flag_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import sozy.crawl.cluster
+    from sozy.crawl.__main__ import main
+
+    monkeypatch.setattr(sozy.crawl.cluster, "ray_available", lambda: False)
+    urls = tmp_path / "photos.txt"
+    urls.write_text("http://127.0.0.1:9/a.jpg\n")
+    assert main(["--urls", str(urls), "--data-dir", str(tmp_path / "data"), "--ray", "auto"]) == 2
+    assert capsys.readouterr().err.strip() == "sozy.crawl: error: --ray needs Ray: pip install 'sozy[ray]'"
+    assert not (tmp_path / "data").exists()
