@@ -63,13 +63,15 @@ async def test_names_against_a_dead_endpoint_stop_early_say_why_once_and_exit_5(
     summary = json.loads((Path(settings.data_dir) / "crawl-summary.json").read_text())
     assert summary["status"] == "incomplete" and summary["exit_code"] == 5
     assert summary["sources_down"]["name"]["host"] == host
+    assert summary["sources_down"]["name"]["failures"] == HOST_DOWN_AFTER
+    # Nothing is held against the names: the ones that failed on the way go back to pending
+    # with those not tried, and the same command resumes them all once the host is back.
     lookups = summary["run"]["lookups"]
-    assert lookups["failed"] >= HOST_DOWN_AFTER and lookups.get("done", 0) == 0
-    assert lookups["failed"] + lookups["not_tried"] == len(NAMES)
+    assert lookups == {"not_tried": len(NAMES)}
+    assert summary["run"]["units_failed_by_reason"] == {}
     assert "Crawl incomplete" in out.decode() and f"stopped: name lookups, {host} unreachable" in out.decode()
-    # What was not tried stays pending: the same command resumes it once the host is back.
     with CrawlState(Path(settings.data_dir) / "crawl.sqlite") as state:
-        assert state.unit_counts()["name"]["pending"] == lookups["not_tried"]
+        assert state.unit_counts()["name"] == {"pending": len(NAMES)}
 
 
 async def test_pending_names_are_looked_up_when_the_host_is_back(
@@ -87,8 +89,9 @@ async def test_pending_names_are_looked_up_when_the_host_is_back(
     back = make_settings(**wikimedia.overrides())
     second = await crawl(back, plan)
     assert second.exit_code == 0
-    assert second.summary["run"]["lookups"]["done"] >= 1 and second.summary["sources_down"] == {}
-    assert second.summary["run"]["photos_done"] >= 1  # Lin-Manuel Miranda's photo, looked up this time
+    # Every name is looked up this time, the ones that failed in the first run too.
+    assert second.summary["run"]["lookups"]["done"] == HOST_DOWN_AFTER + 5 and second.summary["sources_down"] == {}
+    assert second.summary["run"]["photos_done"] >= 1  # Lin-Manuel Miranda's photo
 
 
 def test_a_success_or_another_host_breaks_the_run_of_failures() -> None:
@@ -107,4 +110,5 @@ def test_a_success_or_another_host_breaks_the_run_of_failures() -> None:
     down = outages.failure("name", refused("b:1"))
     assert down is not None and down.host == "b:1" and down.failures == 3 and outages.stopped("name")
     assert outages.failure("name", refused("b:1")) is None  # said once
+    assert [reason for _, reason in down.failed] == ["connection"] * 3
     assert not outages.stopped("search")

@@ -56,8 +56,8 @@ exit codes: 0 finished (per-photo failures are in the summary), 130 interrupted
 (state saved), 1 a stage broke mid-crawl, 2 bad arguments/config/input,
 3 state or store cannot be opened (in use?), 4 the face engine cannot start,
 5 every name/search lookup failed: the host is unreachable (check the network,
-or crawl.wikidata_api / crawl.commons_api / crawl.sparql_url); lookups not
-made stay pending, so the same command resumes them.
+or crawl.wikidata_api / crawl.commons_api / crawl.sparql_url); its lookups
+stay pending, so the same command resumes them.
 """
 
 

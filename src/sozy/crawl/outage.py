@@ -4,8 +4,9 @@ Offline, or with a dead endpoint, every name lookup fails the same way after
 its retries. ``Outages`` counts connection failures (refused, reset, DNS,
 TLS, timeouts) of each kind of lookup in a row: after ``HOST_DOWN_AFTER``
 of them on one host with no success between, that kind is stopped, one
-line names the host, the error and what to check, and the lookups not yet
-made stay pending for the next run. ``FoldedWarnings`` logs the first few
+line names the host, the error and what to check, and the lookups of that
+run of failures go back to pending with those not yet made, so the same
+command resumes them all once the host is back. ``FoldedWarnings`` logs the first few
 failures of each kind and reason and counts the rest.
 """
 
@@ -37,12 +38,13 @@ class HostDown:
     reason: str
     error: str
     failures: int
+    # (unit key, reason) of the lookups that failed in the run that found the host down.
+    failed: tuple[tuple[str, str], ...] = ()
 
     def message(self, hint: str) -> str:
         return (f"{self.kind} lookups stopped: {self.host} cannot be reached ({self.reason}: {self.error}) "
                 f"after {self.failures} failures in a row and no success. Check the network, or {hint}. "
-                "The lookups not made stay pending: the same command resumes them; --retry-failed "
-                "retries the failed ones")
+                "Those lookups and the ones not made stay pending: the same command resumes them")
 
     def to_dict(self) -> dict[str, object]:
         return {"host": self.host, "reason": self.reason, "error": self.error, "failures": self.failures}
@@ -54,24 +56,28 @@ class Outages:
     def __init__(self, limit: int = HOST_DOWN_AFTER) -> None:
         self.limit = limit
         self.down: dict[str, HostDown] = {}
-        self._run: dict[str, tuple[str, int]] = {}  # kind -> (host, failures in a row)
+        # kind -> (host, the (unit key, reason) of each failure in a row on it)
+        self._run: dict[str, tuple[str, list[tuple[str, str]]]] = {}
 
     def success(self, kind: str) -> None:
         self._run.pop(kind, None)
 
-    def failure(self, kind: str, exc: BaseException) -> HostDown | None:
-        """Count a failed lookup; the outage when this failure stops its kind (once), else None."""
+    def failure(self, kind: str, exc: BaseException, key: str = "") -> HostDown | None:
+        """Count a failed lookup (of unit ``key``); the outage when this failure stops its kind
+        (once), else None."""
         host = unreachable_host(exc)
         if host is None:
             self._run.pop(kind, None)  # the host answered: it is up
             return None
-        last_host, count = self._run.get(kind, (host, 0))
-        count = count + 1 if last_host == host else 1
-        self._run[kind] = (host, count)
-        if count < self.limit or kind in self.down:
-            return None
+        last_host, failed = self._run.get(kind, (host, []))
+        if last_host != host:
+            failed = []
         assert isinstance(exc, FetchError)
-        outage = HostDown(kind, host, exc.reason, exc.detail or str(exc), count)
+        failed.append((key, exc.reason))
+        self._run[kind] = (host, failed)
+        if len(failed) < self.limit or kind in self.down:
+            return None
+        outage = HostDown(kind, host, exc.reason, exc.detail or str(exc), len(failed), tuple(failed))
         self.down[kind] = outage
         return outage
 

@@ -364,20 +364,30 @@ class Crawler:
     @property
     def every_lookup_failed(self) -> bool:
         """Lookups were made this run and none succeeded (offline, or a dead endpoint)."""
-        return self.lookups["failed"] > 0 and self.lookups["done"] == 0
+        return self.lookups["done"] == 0 and (self.lookups["failed"] > 0 or bool(self.outages.down))
 
     @property
     def sources_down(self) -> dict[str, HostDown]:
         return dict(self.outages.down)
 
-    def _lookup_failed(self, kind: str, label: str, exc: Exception) -> None:
-        """Count a failed lookup; fold repeated warnings; stop its kind when its host is down."""
-        self.lookups["failed"] += 1
+    async def _lookup_failed(self, kind: str, key: str, label: str, exc: Exception) -> None:
+        """Record a failed lookup; fold repeated warnings; when its host is found down, stop its
+        kind and put the lookups that failed on the way back to pending."""
         reason = _reason_of(exc)
+        await self._db(self.state.fail_unit, kind, key, reason, str(exc), label=label)
+        self.stats.units_failed[f"{kind}:{reason}"] += 1
+        self.lookups["failed"] += 1
         self._lookup_warnings.warn(kind, reason, "%s lookup %r failed: %s", kind, label, exc)
-        outage = self.outages.failure(kind, exc)
-        if outage is not None:
-            log.error("%s", outage.message(self._setting_hint(outage.host)))
+        outage = self.outages.failure(kind, exc, key)
+        if outage is None:
+            return
+        log.error("%s", outage.message(self._setting_hint(outage.host)))
+        await self._db(self.state.requeue_units, kind, [k for k, _ in outage.failed])
+        for _, why in outage.failed:
+            self.stats.units_failed[f"{kind}:{why}"] -= 1
+        self.stats.units_failed = +self.stats.units_failed  # drop the zeros
+        self.lookups["failed"] -= len(outage.failed)
+        self.lookups["not_tried"] += len(outage.failed)
 
     def _setting_hint(self, host: str) -> str:
         """Which setting names ``host``, for the line that says what to check."""
@@ -567,10 +577,7 @@ class Crawler:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            reason = _reason_of(exc)
-            self._lookup_failed(TOP, label, exc)
-            await self._db(self.state.fail_unit, TOP, key, reason, str(exc), label=label)
-            self.stats.units_failed[f"{TOP}:{reason}"] += 1
+            await self._lookup_failed(TOP, key, label, exc)
             return
         self.lookups["done"] += 1
         self.outages.success(TOP)
@@ -636,10 +643,7 @@ class Crawler:
             if self.outages.stopped(unit.kind) and unreachable_host(exc) is not None:
                 self.lookups["not_tried"] += 1  # in flight when its host was found down: stays pending
                 return
-            reason = _reason_of(exc)
-            self._lookup_failed(unit.kind, unit.label, exc)
-            await self._db(self.state.fail_unit, unit.kind, unit.key, reason, str(exc))
-            self.stats.units_failed[f"{unit.kind}:{reason}"] += 1
+            await self._lookup_failed(unit.kind, unit.key, unit.label, exc)
             return
         self.lookups["done"] += 1
         self.outages.success(unit.kind)

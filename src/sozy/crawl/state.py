@@ -447,6 +447,14 @@ class CrawlState:
                 (reason, error[:500], utc_now(), kind, key),
             )
 
+    def requeue_units(self, kind: str, keys: Sequence[str]) -> None:
+        """Failed units back to pending, for the next run (their host was down, not they wrong)."""
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE units SET status = 'pending', updated_at = ? WHERE kind = ? AND key = ? AND status = 'failed'",
+                [(utc_now(), kind, key) for key in keys],
+            )
+
     def unit_counts(self) -> dict[str, dict[str, int]]:
         """``{kind: {status: units}}``."""
         counts: dict[str, dict[str, int]] = {}
