@@ -50,6 +50,8 @@ from sozy.records import utc_now
 from .stats import STAGES, CrawlStats
 
 SUMMARY_VERSION = 1
+# Discovery units that are lookups (names, image search, top people), as the pipeline names them.
+LOOKUP_KINDS = frozenset({"name", "search", "top"})
 
 
 def build_summary(
@@ -178,6 +180,11 @@ def format_summary(summary: Mapping[str, Any]) -> str:
             f"  state:  {state.get('done', 0)} done, {state.get('pending', 0)} pending, "
             f"{state.get('failed', 0)} failed, {state.get('skipped', 0)} skipped (all runs)"
         )
+        lookups = [counts for kind, counts in (state.get("units") or {}).items() if kind in LOOKUP_KINDS]
+        pending, failed = (sum(c.get(status, 0) for c in lookups) for status in ("pending", "failed"))
+        if pending or failed:
+            lines.append(f"  lookups: {pending} pending, {failed} failed (all runs; --retry-failed retries "
+                         "the failed ones)")
     nodes = summary.get("nodes")
     if nodes:
         lines.append("  nodes:  " + ", ".join(
