@@ -205,7 +205,9 @@ async def main(out: Path, work: Path, faces_dir: Path) -> None:
         report["local"] = await crawl(settings_for(work / "local"), urls, None)
 
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-        workers = [cluster.add_node(num_cpus=1) for _ in range(NODES - 1)]
+        # The first worker counts a (logical) GPU: its actor asks Ray for it (num_gpus), and its
+        # engine, finding no CUDA build of dlib, embeds on the CPU. The last one is removed later.
+        workers = [cluster.add_node(num_cpus=1, num_gpus=1 if i == 0 else 0) for i in range(NODES - 1)]
         cluster.wait_for_nodes()
         try:
             host.peak = host.requests = host.robots_requests = 0
