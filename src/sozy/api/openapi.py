@@ -246,7 +246,7 @@ def _search_operation(settings: Settings) -> dict[str, Any]:
         },
         "responses": {
             "200": {
-                "description": "One result list per face found.",
+                "description": "One result list per face found (the largest 20, or 1 with faces=largest).",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchResult"}}},
             },
             "400": _error_response(
@@ -254,14 +254,26 @@ def _search_operation(settings: Settings) -> dict[str, Any]:
                 "empty_image, bad_url, blocked_address (image_url points into a private network), fetch_failed, "
                 "fetch_timeout, redirect_limit."
             ),
-            "413": _error_response("The photo is too large in bytes (too_large) or pixels (too_many_pixels)."),
+            "408": _error_response(
+                "The body stopped arriving (api.body_idle_timeout_s) or took too long (api.body_timeout_s): "
+                "body_timeout; the connection is closed."
+            ),
+            "413": _error_response(
+                "The photo is too large in bytes (too_large), or in pixels or the memory decoding it would need "
+                "(too_many_pixels)."
+            ),
             "415": _error_response(
                 "Not a usable photo: not_an_image, corrupt_image, or an unsupported Content-Type."
             ),
             "422": _error_response("No face was found in the photo (no_face)."),
-            "429": _RATE_LIMITED,
+            "429": _error_response(
+                "Too many requests from your address (rate_limited), or too many of your image_url fetches "
+                "running (too_many_fetches); see Retry-After.",
+                True,
+            ),
             "503": _error_response(
-                "Overloaded (too many searches waiting for the face engine) or not ready; see Retry-After.", True
+                "Overloaded (the face engine's queue or the upload slots are full) or not ready; see Retry-After.",
+                True,
             ),
         },
     }
