@@ -24,6 +24,9 @@ from tests.servers.celebrity import CelebritySite, read_manifest
 from .conftest import cli_args, cli_env, state_rows, stored_points
 
 PROCESS_TIMEOUT_S = 240
+# These crawls test kills, not timeouts: fetch timeouts a loaded machine cannot trip (the
+# conftest's 1 s read timeout failed photos of the reference crawl at load average 20).
+PATIENT = {"engine.workers": 1, "crawl.concurrency": 4, "crawl.read_timeout_s": 30.0, "crawl.total_timeout_s": 120.0}
 
 
 def photo_list(site: CelebritySite, faces_dir: Path, path: Path) -> Path:
@@ -111,8 +114,8 @@ async def test_kill_9_twice_then_rerun_gives_the_uninterrupted_result(
 ) -> None:
     photos = photo_list(site, faces_dir, tmp_path / "photos.csv")
     # One engine worker and a small fetch concurrency: slow enough to be killed halfway.
-    reference = make_settings(tmp_path / "reference", **{"engine.workers": 1, "crawl.concurrency": 4})
-    killed = make_settings(tmp_path / "killed", **{"engine.workers": 1, "crawl.concurrency": 4})
+    reference = make_settings(tmp_path / "reference", **PATIENT)
+    killed = make_settings(tmp_path / "killed", **PATIENT)
 
     code, _, err = await finish(await start([*cli_args(reference), "--urls", str(photos)]))
     assert code == 0, err
@@ -149,7 +152,7 @@ async def test_ctrl_c_stops_gracefully_with_a_summary_and_a_rerun_finishes(
     tmp_path: Path, faces_dir: Path, site: CelebritySite, make_settings,
 ) -> None:
     photos = photo_list(site, faces_dir, tmp_path / "photos.csv")
-    settings = make_settings(**{"engine.workers": 1, "crawl.concurrency": 4})
+    settings = make_settings(**PATIENT)
     command = [*cli_args(settings), "--urls", str(photos)]
     data = Path(settings.data_dir)
 
@@ -186,7 +189,7 @@ async def test_a_second_ctrl_c_exits_at_once_and_the_state_stays_usable(
     tmp_path: Path, faces_dir: Path, site: CelebritySite, make_settings,
 ) -> None:
     photos = photo_list(site, faces_dir, tmp_path / "photos.csv")
-    settings = make_settings(**{"engine.workers": 1, "crawl.concurrency": 4})
+    settings = make_settings(**PATIENT)
     command = [*cli_args(settings), "--urls", str(photos)]
     proc = await start(command)
     await wait_for_done(proc, Path(settings.data_dir), 1)
