@@ -36,6 +36,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import contextlib  # noqa: E402
 import importlib.util  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
@@ -158,7 +159,8 @@ def crowd_photo(crops: list[Image.Image], faces: int = CROWD_FACES, tile: int = 
         crop = crops[i % len(crops)].resize((tile, tile), Image.Resampling.LANCZOS)
         if (i // len(crops)) % 2:
             crop = ImageOps.mirror(crop)
-        crop = crop.point(lambda v, k=1 + 0.08 * ((i // len(crops)) % 3): min(255, int(v * k)))
+        gain = 1 + 0.08 * ((i // len(crops)) % 3)
+        crop = crop.point(lambda v, k=gain: min(255, int(v * k)))
         canvas.paste(crop, ((i % columns) * tile, (i // columns) * tile))
     return encode(canvas, "JPEG", quality=90)
 
@@ -179,9 +181,15 @@ def largest_photos(face: Image.Image, max_decode_mb: int) -> dict[str, bytes]:
     rgba_side = int(np.sqrt((max_decode_mb * MB) // 5))  # 4 bytes a pixel + the halved copy
     return {
         f"16-bit PNG {CAP_SIDE}x{CAP_SIDE}": encode(with_face(Image.new("I;16", (CAP_SIDE,) * 2, 40000), face), "PNG"),
-        f"RGBA PNG {rgba_side}x{rgba_side}": encode(with_face(Image.new("RGBA", (rgba_side,) * 2, (90, 140, 200, 255)), face), "PNG"),
-        f"RGB JPEG {CAP_SIDE}x{CAP_SIDE}": encode(with_face(Image.new("RGB", (CAP_SIDE,) * 2, (90, 140, 200)), face), "JPEG"),
-        f"RGBA PNG {CAP_SIDE}x{CAP_SIDE} (over the budget)": encode(Image.new("RGBA", (CAP_SIDE,) * 2, (1, 2, 3, 4)), "PNG"),
+        f"RGBA PNG {rgba_side}x{rgba_side}": encode(
+            with_face(Image.new("RGBA", (rgba_side,) * 2, (90, 140, 200, 255)), face), "PNG"
+        ),
+        f"RGB JPEG {CAP_SIDE}x{CAP_SIDE}": encode(
+            with_face(Image.new("RGB", (CAP_SIDE,) * 2, (90, 140, 200)), face), "JPEG"
+        ),
+        f"RGBA PNG {CAP_SIDE}x{CAP_SIDE} (over the budget)": encode(
+            Image.new("RGBA", (CAP_SIDE,) * 2, (1, 2, 3, 4)), "PNG"
+        ),
     }
 
 
@@ -212,7 +220,8 @@ def stalled_uploads(url: str, pid: int) -> tuple[float, Counter[str]]:
     socks: list[socket.socket] = []
     outcome: Counter[str] = Counter()
     head = (
-        b"POST /v1/search HTTP/1.1\r\nHost: sozy\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % STALLED_BYTES
+        b"POST /v1/search HTTP/1.1\r\nHost: sozy\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+        % STALLED_BYTES
     )
     body = b"\xff\xd8\xff\xe0" + bytes(STALLED_BYTES - 1024 - 4)
 
@@ -268,8 +277,16 @@ class Tally:
                 self.good_unanswered.append(f"{kind}: {status} {note}")
 
 
-def raw_exchange(url: str, source: str, data: bytes, *, pause_after: int | None = None, pause_s: float = 0.0,
-                 drip_s: float = 0.0, timeout: float = 90.0) -> tuple[int | None, dict[str, str]]:
+def raw_exchange(
+    url: str,
+    source: str,
+    data: bytes,
+    *,
+    pause_after: int | None = None,
+    pause_s: float = 0.0,
+    drip_s: float = 0.0,
+    timeout: float = 90.0,
+) -> tuple[int | None, dict[str, str]]:
     """Send ``data`` on a raw socket (optionally pausing, or dripping a byte at a time); read one response head."""
     host, port = url.removeprefix("http://").split(":")
     try:
@@ -287,15 +304,11 @@ def raw_exchange(url: str, source: str, data: bytes, *, pause_after: int | None 
             elif pause_after is not None:
                 sock.sendall(data[:pause_after])
                 time.sleep(pause_s)  # the hostile client's stall
-                try:
+                with contextlib.suppress(OSError):
                     sock.sendall(data[pause_after:])
-                except OSError:
-                    pass
             else:
-                try:
+                with contextlib.suppress(OSError):
                     sock.sendall(data)
-                except OSError:
-                    pass
             head = b""
             while b"\r\n\r\n" not in head:
                 chunk = sock.recv(65536)
@@ -326,7 +339,7 @@ def hostile_requests(photos: list[bytes], big16: bytes) -> list[tuple[str, float
         b"POST /v1/search HTTP/1.1\r\nHost: sozy\r\nContent-Type: image/jpeg\r\nContent-Length: 44\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /v1/stats HTTP/1.1\r\nHost: sozy\r\n\r\n"
     )
-    parts = "".join(f"--b\r\nContent-Disposition: form-data; name=\"f{i}\"\r\n\r\nx\r\n" for i in range(20)) + "--b--\r\n"
+    parts = "".join(f'--b\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\nx\r\n' for i in range(20)) + "--b--\r\n"
     return [
         ("garbage body", 10, {"raw": post_head(20000) + os.urandom(20000)}),
         ("truncated jpeg", 8, {"raw": post_head(len(jpeg) // 2) + jpeg[: len(jpeg) // 2]}),
@@ -334,7 +347,11 @@ def hostile_requests(photos: list[bytes], big16: bytes) -> list[tuple[str, float
         ("k=superscript", 8, {"http": ("POST", "/v1/search?k=%C2%B2", jpeg)}),
         ("k=arabic digits", 4, {"http": ("POST", "/v1/search?per_person=%D9%A3", jpeg)}),
         ("CL+TE smuggling", 8, {"raw": smuggle}),
-        ("unread body + pipelined", 6, {"raw": post_head(300, "text/plain") + b"x" * 300 + b"GET /healthz HTTP/1.1\r\nHost: s\r\n\r\n"}),
+        (
+            "unread body + pipelined",
+            6,
+            {"raw": post_head(300, "text/plain") + b"x" * 300 + b"GET /healthz HTTP/1.1\r\nHost: s\r\n\r\n"},
+        ),
         ("declared 50 MB", 6, {"raw": post_head(50 * MB)}),
         ("stalled body", 2, {"raw": post_head(len(jpeg)) + jpeg, "pause_after": len(jpeg) // 2, "pause_s": 12.0}),
         ("dripping body", 1, {"raw": post_head(len(jpeg)) + jpeg, "drip_s": 0.5}),
@@ -351,7 +368,9 @@ def hostile_requests(photos: list[bytes], big16: bytes) -> list[tuple[str, float
     ]
 
 
-def soak(url: str, pid: int, photos: list[bytes], crowd: bytes, big16: bytes, clients: int, seconds: float) -> dict[str, object]:
+def soak(
+    url: str, pid: int, photos: list[bytes], crowd: bytes, big16: bytes, clients: int, seconds: float
+) -> dict[str, object]:
     tally = Tally()
     bad_kinds = hostile_requests(photos, big16)
     deadline = time.monotonic() + seconds
@@ -390,8 +409,11 @@ def soak(url: str, pid: int, photos: list[bytes], crowd: bytes, big16: bytes, cl
                 kind, _, how = rng.choices(bad_kinds, weights)[0]
                 if "raw" in how:
                     status, headers = raw_exchange(
-                        url, source, how["raw"],  # type: ignore[arg-type]
-                        pause_after=how.get("pause_after"), pause_s=how.get("pause_s", 0.0),  # type: ignore[arg-type]
+                        url,
+                        source,
+                        how["raw"],  # type: ignore[arg-type]
+                        pause_after=how.get("pause_after"),
+                        pause_s=how.get("pause_s", 0.0),  # type: ignore[arg-type]
                         drip_s=how.get("drip_s", 0.0),  # type: ignore[arg-type]
                     )
                 else:
@@ -402,7 +424,9 @@ def soak(url: str, pid: int, photos: list[bytes], crowd: bytes, big16: bytes, cl
                         elif payload is None:
                             response = http.request(method, path)
                         else:
-                            response = http.request(method, path, content=payload, headers={"Content-Type": "image/png"})
+                            response = http.request(
+                                method, path, content=payload, headers={"Content-Type": "image/png"}
+                            )
                         status, headers = response.status_code, dict(response.headers)
                     except httpx.HTTPError:
                         status, headers = None, {}
@@ -439,16 +463,22 @@ def soak(url: str, pid: int, photos: list[bytes], crowd: bytes, big16: bytes, cl
 # -- main --------------------------------------------------------------------------------------
 
 
-async def prepare(api: ModuleType, workers: int, data_dir: Path) -> tuple[list[tuple[str, list[str], bytes]], dict[str, PhotoFaces], dict[str, float]]:
+async def prepare(
+    api: ModuleType, workers: int, data_dir: Path
+) -> tuple[list[tuple[str, list[str], bytes]], dict[str, PhotoFaces], dict[str, float]]:
     """The shared photos' faces into a small store; in-process timings of the crowd photo."""
     photos = api.load_photos()
     async with FaceEngine(EngineSettings(workers=workers)) as engine:
         results = await engine.embed_many([data for _, _, data in photos])
-        found = {rel: r for (rel, _, _), r in zip(photos, results) if isinstance(r, PhotoFaces)}
+        found = {rel: r for (rel, _, _), r in zip(photos, results, strict=False) if isinstance(r, PhotoFaces)}
         crowd = crowd_photo(face_crops(photos, found))
         one = (api.FACES_DIR / "obama" / "obama.jpg").read_bytes()
         timings: dict[str, float] = {}
-        for label, data, cap in (("one", one, 20), ("crowd, 20 described", crowd, 20), ("crowd, all described", crowd, 0)):
+        for label, data, cap in (
+            ("one", one, 20),
+            ("crowd, 20 described", crowd, 20),
+            ("crowd, all described", crowd, 0),
+        ):
             runs = []
             for _ in range(3):
                 started = time.perf_counter()
@@ -484,7 +514,8 @@ def main() -> None:
         large = largest_photos(face, defaults.max_decode_mb)
         good_photos = [data for rel, _, data in photos if rel in found and found[rel].faces]
         print(
-            f"engine in process: one face {inproc['one'] * 1000:.0f} ms; crowd of {inproc['crowd, 20 described faces']:.0f} "
+            f"engine in process: one face {inproc['one'] * 1000:.0f} ms; "
+            f"crowd of {inproc['crowd, 20 described faces']:.0f} "
             f"faces {inproc['crowd, 20 described'] * 1000:.0f} ms with 20 described, "
             f"{inproc['crowd, all described'] * 1000:.0f} ms with all described (before)",
             flush=True,
@@ -499,8 +530,12 @@ def main() -> None:
             crowd_s, crowd_response = timed_search(url, crowd, args.reps)
             ratio = crowd_s / one_s
             described = len(crowd_response.json()["faces"])
-            print(f"1. search: one face {one_s * 1000:.0f} ms, crowd ({described} faces searched) {crowd_s * 1000:.0f} ms: "
-                  f"crowd / one = {ratio:.2f} (goal <= {GOAL_CROWD_RATIO:g})", flush=True)
+            print(
+                f"1. search: one face {one_s * 1000:.0f} ms, "
+                f"crowd ({described} faces searched) {crowd_s * 1000:.0f} ms: "
+                f"crowd / one = {ratio:.2f} (goal <= {GOAL_CROWD_RATIO:g})",
+                flush=True,
+            )
             # 2. peak worker memory
             peaks: dict[str, float] = {}
             with httpx.Client(timeout=300) as http:
@@ -512,23 +547,33 @@ def main() -> None:
                     peak = max(proc_kb(w, "VmHWM") for w in children(pid)) / 1024
                     peaks[label] = peak
                     code = response.json().get("error", {}).get("code", "ok") if response.status_code != 200 else "ok"
-                    print(f"2. {label} ({len(data) / MB:.1f} MB upload): HTTP {response.status_code} {code}, "
-                          f"worker peak {peak:.0f} MiB", flush=True)
+                    print(
+                        f"2. {label} ({len(data) / MB:.1f} MB upload): HTTP {response.status_code} {code}, "
+                        f"worker peak {peak:.0f} MiB",
+                        flush=True,
+                    )
             allowed_peak = max(v for k, v in peaks.items() if "over the budget" not in k and "JPEG" not in k)
             # 3. stalled uploads
             stall_mb, stall_outcome = stalled_uploads(url, pid)
-            print(f"3. {STALLED_UPLOADS} stalled {STALLED_BYTES // MB} MB uploads: server RSS +{stall_mb:.0f} MiB "
-                  f"(goal <= {GOAL_STALL_MB}); {dict(stall_outcome)}", flush=True)
+            print(
+                f"3. {STALLED_UPLOADS} stalled {STALLED_BYTES // MB} MB uploads: server RSS +{stall_mb:.0f} MiB "
+                f"(goal <= {GOAL_STALL_MB}); {dict(stall_outcome)}",
+                flush=True,
+            )
             # 4. soak
             result = soak(url, pid, good_photos, crowd, large[next(iter(large))], args.clients, args.soak_seconds)
             tally: Tally = result["tally"]  # type: ignore[assignment]
         with open("/proc/loadavg") as fh:
             load_after = fh.read().split()[:3]
-    print(f"4. soak {args.soak_seconds:.0f} s, {args.clients} clients: {tally.good} good and {tally.bad} hostile requests")
+    print(
+        f"4. soak {args.soak_seconds:.0f} s, {args.clients} clients: {tally.good} good and {tally.bad} hostile requests"
+    )
     for key, count in sorted(tally.statuses.items()):
         print(f"   {count:6d}  {key}")
-    print(f"   server RSS {result['rss_start_mb']:.0f} MiB at start, {result['rss_warm_mb']:.0f} after warm-up, "
-          f"{result['rss_end_mb']:.0f} at the end (max {result['rss_max_mb']:.0f}): growth {result['growth'] * 100:+.1f}%")
+    print(
+        f"   server RSS {result['rss_start_mb']:.0f} MiB at start, {result['rss_warm_mb']:.0f} after warm-up, "
+        f"{result['rss_end_mb']:.0f} at the end (max {result['rss_max_mb']:.0f}): growth {result['growth'] * 100:+.1f}%"
+    )
     for line in (tally.status_500 + tally.good_unanswered)[:20]:
         print(f"   ! {line}")
     print(f"load after: {load_after}")

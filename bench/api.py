@@ -110,7 +110,9 @@ class Phase:
         )
 
 
-async def drive(label: str, call: Callable[[bytes], Awaitable[object]], photos: Sequence[bytes], clients: int, seconds: float) -> Phase:
+async def drive(
+    label: str, call: Callable[[bytes], Awaitable[object]], photos: Sequence[bytes], clients: int, seconds: float
+) -> Phase:
     """``clients`` callers taking the next photo of one fixed sequence until ``seconds`` are up;
     requests under way then are finished and counted. Both phases send the same sequence, so
     request n is the same photo in each (photos differ tenfold in cost)."""
@@ -152,7 +154,7 @@ async def engine_phase(
     async with FaceEngine(EngineSettings(workers=workers)) as engine:
         # Every worker warm, and every photo's faces: the store's real faces, and which photos have one.
         results = await engine.embed_many([data for _, _, data in photos])
-        found = {rel: r for (rel, _, _), r in zip(photos, results) if isinstance(r, PhotoFaces)}
+        found = {rel: r for (rel, _, _), r in zip(photos, results, strict=False) if isinstance(r, PhotoFaces)}
         usable = [data for rel, _, data in photos if rel in found and found[rel].faces]
         phase = await drive("engine alone", engine.embed, usable, clients, seconds)
         return phase, found, engine.model_id
@@ -232,9 +234,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def api_server(
-    data_dir: Path, workers: int, log: Path, settings: dict[str, str] | None = None
-) -> Iterator[str]:
+def api_server(data_dir: Path, workers: int, log: Path, settings: dict[str, str] | None = None) -> Iterator[str]:
     """``python -m sozy.api`` on a free port, no rate limit unless ``settings`` (SOZY_* variables)
     say otherwise; yields its URL once /readyz says ready."""
     port = free_port()
@@ -353,8 +353,10 @@ def main() -> None:
     photos = load_photos()
     engine, found, model = asyncio.run(engine_phase(photos, workers, args.clients, args.seconds))
     usable = [data for rel, _, data in photos if rel in found and found[rel].faces]
-    print(f"photos: {len(usable)} of {len(photos)} shared photos have a face ({model}); "
-          f"{args.clients} clients, {workers} engine workers, {args.seconds:.0f} s per phase")
+    print(
+        f"photos: {len(usable)} of {len(photos)} shared photos have a face ({model}); "
+        f"{args.clients} clients, {workers} engine workers, {args.seconds:.0f} s per phase"
+    )
     records = shared_records(photos, found)
     started = time.perf_counter()
     data_dir, built = cached_store(args.faces, records, args.rebuild)
@@ -374,9 +376,11 @@ def main() -> None:
     rate_ratio = api.rps / (workers * rate)
     errors = len(api.errors)
     ok = latency_ratio <= GOAL_LATENCY and rate_ratio >= GOAL_RATE and errors == 0
-    print(f"engine rate {rate:.2f} photos/s per worker; {len(both)} requests paired for the p50 ratio; "
-          f"load average at end {os.getloadavg()[0]:.1f}; "
-          f"goals {'met' if ok else 'MISSED'}")
+    print(
+        f"engine rate {rate:.2f} photos/s per worker; {len(both)} requests paired for the p50 ratio; "
+        f"load average at end {os.getloadavg()[0]:.1f}; "
+        f"goals {'met' if ok else 'MISSED'}"
+    )
     print(
         f"api p50 / engine-alone: {latency_ratio:.2f} (goal <= {GOAL_LATENCY}); "
         f"rps / (workers x engine rate): {rate_ratio:.2f} (goal >= {GOAL_RATE}); errors {errors}"

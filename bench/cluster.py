@@ -49,8 +49,8 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
-from sozy.config import EngineSettings, Settings, load_settings
-from sozy.records import Box, Face, PhotoFaces
+from sozy.config import EngineSettings, Settings, load_settings  # noqa: E402
+from sozy.records import Box, Face, PhotoFaces  # noqa: E402
 
 GOAL = 1.2
 _IN_NETNS = "SOZY_BENCH_NETNS"

@@ -86,8 +86,10 @@ def main() -> None:
     weights = find_model_files().encoder
     reference = DlibDescriptor(weights)
     onnx = OnnxDescriptor(convert(weights))
-    print(f"{faces} faces from {len(photos)} photos in {FACES_DIR}; dlib {dlib.__version__} (BLAS {dlib.DLIB_USE_BLAS}), "
-          f"onnxruntime {onnxruntime.__version__} {onnx.active_providers}, one thread each, best of {args.rounds} rounds")
+    print(
+        f"{faces} faces from {len(photos)} photos in {FACES_DIR}; dlib {dlib.__version__} (BLAS {dlib.DLIB_USE_BLAS}), "
+        f"onnxruntime {onnxruntime.__version__} {onnx.active_providers}, one thread each, best of {args.rounds} rounds"
+    )
     reference.describe(chips[:2]), onnx.describe(chips[:2])  # warm-up
 
     dlib_ms, dlib_vectors = best_cpu_ms_per_face(lambda: reference.describe(chips), faces, args.rounds)
@@ -95,12 +97,17 @@ def main() -> None:
         lambda: np.concatenate([onnx.describe(p) for p in photos]), faces, args.rounds
     )
     batch_ms, _ = best_cpu_ms_per_face(lambda: onnx.describe(chips), faces, args.rounds)
-    one_ms, _ = best_cpu_ms_per_face(lambda: np.concatenate([onnx.describe(c[None]) for c in chips]), faces, args.rounds)
+    one_ms, _ = best_cpu_ms_per_face(
+        lambda: np.concatenate([onnx.describe(c[None]) for c in chips]), faces, args.rounds
+    )
     worst = float(np.linalg.norm(dlib_vectors.astype(np.float64) - onnx_vectors, axis=1).max())
     print(f"  dlib face_recognition_model_v1          {dlib_ms:7.1f} CPU ms/face")
     print(f"  ONNX Runtime, a photo's faces per call  {onnx_ms:7.1f} CPU ms/face  ({dlib_ms / onnx_ms:.1f}× dlib)")
     print(f"  ONNX Runtime, one face per call         {one_ms:7.1f} CPU ms/face  ({dlib_ms / one_ms:.1f}× dlib)")
-    print(f"  ONNX Runtime, batches of {onnx.batch:<3}           {batch_ms:7.1f} CPU ms/face  ({dlib_ms / batch_ms:.1f}× dlib)")
+    print(
+        f"  ONNX Runtime, batches of {onnx.batch:<3}           {batch_ms:7.1f} CPU ms/face  "
+        f"({dlib_ms / batch_ms:.1f}× dlib)"
+    )
     print(f"  max L2(dlib, ONNX) over {faces} faces = {worst:.2e}  (goal ≤ 0.001)")
     print(f"speedup = {dlib_ms / onnx_ms:.1f}")
 

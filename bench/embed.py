@@ -141,7 +141,7 @@ async def bench_pool(
     if failures:
         raise SystemExit(f"{label}: {len(failures)} photos failed, first: {failures[0]!r}")
     faces = sum(len(r.faces) for r in results)
-    found = {rel: r for (rel, _), r in zip(photos, results)}
+    found = {rel: r for (rel, _), r in zip(photos, results, strict=False)}
     return Run(label, seconds, len(items), faces, cpu), found, dlib_file
 
 
@@ -162,7 +162,7 @@ def _naive_task(path: str) -> list[tuple[tuple[int, int, int, int], np.ndarray]]
     image = _fr.load_image_file(path)
     locations = _fr.face_locations(image)
     vectors = _fr.face_encodings(image, known_face_locations=locations)
-    return list(zip(locations, vectors))
+    return list(zip(locations, vectors, strict=False))
 
 
 def naive_available() -> str | None:
@@ -184,7 +184,7 @@ def bench_naive(photos: list[tuple[str, bytes]], repeat: int, workers: int) -> t
         results = pool.map(_naive_task, paths, chunksize=1)
         seconds, cpu = time.perf_counter() - started, cpu_seconds(pids) - cpu_started
     faces = sum(len(r) for r in results)
-    found = {rel: r for (rel, _), r in zip(photos, results)}
+    found = {rel: r for (rel, _), r in zip(photos, results, strict=False)}
     label = f"naive face_recognition loop, {workers} processes, full res"
     return Run(label, seconds, len(paths), faces, cpu), found
 
@@ -225,13 +225,27 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="pool and baseline processes (default: one per core)")
     parser.add_argument("--fast-dlib", default=None, help=f"dlib build folder (default {FAST_DLIB_DIR} if built)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the face_recognition loop")
-    parser.add_argument("--descriptor", choices=("onnx", "dlib"), default=EngineSettings.descriptor,
-                        help="engine.descriptor (onnx: ONNX Runtime, the default; dlib: dlib's own)")
-    parser.add_argument("--max-side", type=int, default=EngineSettings.max_side, help="engine.max_side (detection size)")
-    parser.add_argument("--upsample", type=int, default=EngineSettings.upsample,
-                        help="engine.upsample (0: faces under about 80 px at detection size are not found)")
-    parser.add_argument("--upsample-below-px", type=int, default=EngineSettings.upsample_below_px,
-                        help="engine.upsample_below_px (0: always upsample, as face_recognition does)")
+    parser.add_argument(
+        "--descriptor",
+        choices=("onnx", "dlib"),
+        default=EngineSettings.descriptor,
+        help="engine.descriptor (onnx: ONNX Runtime, the default; dlib: dlib's own)",
+    )
+    parser.add_argument(
+        "--max-side", type=int, default=EngineSettings.max_side, help="engine.max_side (detection size)"
+    )
+    parser.add_argument(
+        "--upsample",
+        type=int,
+        default=EngineSettings.upsample,
+        help="engine.upsample (0: faces under about 80 px at detection size are not found)",
+    )
+    parser.add_argument(
+        "--upsample-below-px",
+        type=int,
+        default=EngineSettings.upsample_below_px,
+        help="engine.upsample_below_px (0: always upsample, as face_recognition does)",
+    )
     args = parser.parse_args()
     repeat = args.repeat or (1 if args.quick else 8)
     workers = args.workers or available_cpus()
@@ -239,15 +253,25 @@ def main() -> None:
     import dlib
 
     print(f"machine: {machine()}")
-    print(f"photos: {len(photos)} from {FACES_DIR} × {repeat} = {len(photos) * repeat} images; {workers} workers; "
-          f"engine max_side {args.max_side}, upsample {args.upsample} (below {args.upsample_below_px} px), "
-          f"descriptor {args.descriptor}; in-process dlib {dlib.__version__} (BLAS {dlib.DLIB_USE_BLAS})")
+    print(
+        f"photos: {len(photos)} from {FACES_DIR} × {repeat} = {len(photos) * repeat} images; {workers} workers; "
+        f"engine max_side {args.max_side}, upsample {args.upsample} (below {args.upsample_below_px} px), "
+        f"descriptor {args.descriptor}; in-process dlib {dlib.__version__} (BLAS {dlib.DLIB_USE_BLAS})"
+    )
 
-    settings = EngineSettings(workers=workers, device="cpu", max_side=args.max_side, upsample=args.upsample,
-                             upsample_below_px=args.upsample_below_px, descriptor=args.descriptor)
-    single, single_found = bench_single(photos, repeat, settings)
+    settings = EngineSettings(
+        workers=workers,
+        device="cpu",
+        max_side=args.max_side,
+        upsample=args.upsample,
+        upsample_below_px=args.upsample_below_px,
+        descriptor=args.descriptor,
+    )
+    single, _single_found = bench_single(photos, repeat, settings)
     print(row(single))
-    pool, pool_found, _ = asyncio.run(bench_pool(photos, repeat, settings, f"FaceEngine pool, {workers} workers, default dlib"))
+    pool, pool_found, _ = asyncio.run(
+        bench_pool(photos, repeat, settings, f"FaceEngine pool, {workers} workers, default dlib")
+    )
     print(row(pool))
     efficiency = pool.faces_per_s / (workers * single.faces_per_s)
     print(f"  efficiency = pool ÷ ({workers} × single) = {efficiency:.2f}  (goal ≥ 0.90)")
@@ -258,11 +282,16 @@ def main() -> None:
     fast = None
     if fast_path:
         fast, fast_found, dlib_file = asyncio.run(
-            bench_pool(photos, repeat, replace(settings, dlib_path=fast_path), f"FaceEngine pool, {workers} workers, fast dlib")
+            bench_pool(
+                photos, repeat, replace(settings, dlib_path=fast_path), f"FaceEngine pool, {workers} workers, fast dlib"
+            )
         )
         print(row(fast))
-        print(f"  fast dlib ({dlib_file}): {fast.faces_per_s / pool.faces_per_s:.2f}× the default pool; "
-              f"same faces: {sum(len(fast_found[r].faces) == len(pool_found[r].faces) for r in pool_found)}/{len(pool_found)} photos")
+        print(
+            f"  fast dlib ({dlib_file}): {fast.faces_per_s / pool.faces_per_s:.2f}× the default pool; "
+            f"same faces: {sum(len(fast_found[r].faces) == len(pool_found[r].faces) for r in pool_found)}"
+            f"/{len(pool_found)} photos"
+        )
     else:
         print("  fast dlib: not built (scripts/build-fast-dlib.sh)")
 
@@ -274,14 +303,21 @@ def main() -> None:
         naive, naive_found = bench_naive(photos, naive_repeat, workers)
         print(row(naive))
         equal, total, worst = compare_people(pool_found, naive_found)
-        print(f"  same people: face counts equal on {equal}/{total} photos; "
-              f"every engine face within {worst:.3f} of a naive one (same person < 0.6)")
+        print(
+            f"  same people: face counts equal on {equal}/{total} photos; "
+            f"every engine face within {worst:.3f} of a naive one (same person < 0.6)"
+        )
         speedup = pool.images_per_s / naive.images_per_s
-        print(f"  engine ÷ naive = {speedup:.2f}× images/s, {naive.cpu_ms_per_image / pool.cpu_ms_per_image:.2f}× less CPU per image  (goal ≥ 4×)")
+        print(
+            f"  engine ÷ naive = {speedup:.2f}× images/s, "
+            f"{naive.cpu_ms_per_image / pool.cpu_ms_per_image:.2f}× less CPU per image  (goal ≥ 4×)"
+        )
         if fast is not None:
             fast_speedup = fast.images_per_s / naive.images_per_s
-            print(f"  engine with fast dlib ÷ naive = {fast_speedup:.2f}× images/s, "
-                  f"{naive.cpu_ms_per_image / fast.cpu_ms_per_image:.2f}× less CPU per image")
+            print(
+                f"  engine with fast dlib ÷ naive = {fast_speedup:.2f}× images/s, "
+                f"{naive.cpu_ms_per_image / fast.cpu_ms_per_image:.2f}× less CPU per image"
+            )
     else:
         print(f"  naive baseline: {why_not}")
 

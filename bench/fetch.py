@@ -203,7 +203,7 @@ async def run_bare(urls: Sequence[str], concurrency: int) -> tuple[int, str]:
 
 async def run_fetcher(urls: Sequence[str], concurrency: int) -> tuple[int, str]:
     from sozy.config import CrawlSettings
-    from sozy.fetch import FetchError, Fetcher
+    from sozy.fetch import Fetcher, FetchError
 
     settings = CrawlSettings(concurrency=concurrency, per_host=concurrency)
     async with Fetcher(settings) as fetcher:

@@ -87,11 +87,17 @@ def main() -> None:
         if run["discovered"] or run["fetched"] or summary["engine"] is not None:
             raise SystemExit(f"the re-run did work it should not have: {run}, engine {summary['engine']}")
         state = summary["state"]
-        print(f"state after the re-run: {state['done']:,} done, units {state['units']}, discovery {summary['discovery']}")
-        print(f"nothing to read (empty list): {empty_s:.2f} s, {empty_cpu:.2f} s CPU "
-              "(state, store, fetcher; no face engine)")
-        print(f"re-run, all {args.rows:,} rows done: {rerun_s:.2f} s, {rerun_cpu:.2f} s CPU, "
-              f"{args.rows / rerun_s:,.0f} rows/s, {rerun_s - empty_s:.2f} s over the fixed cost")
+        print(
+            f"state after the re-run: {state['done']:,} done, units {state['units']}, discovery {summary['discovery']}"
+        )
+        print(
+            f"nothing to read (empty list): {empty_s:.2f} s, {empty_cpu:.2f} s CPU "
+            "(state, store, fetcher; no face engine)"
+        )
+        print(
+            f"re-run, all {args.rows:,} rows done: {rerun_s:.2f} s, {rerun_cpu:.2f} s CPU, "
+            f"{args.rows / rerun_s:,.0f} rows/s, {rerun_s - empty_s:.2f} s over the fixed cost"
+        )
         print(f"re-run of a {args.rows:,}-row all-done list: {rerun_s:.1f} s ({rerun_cpu:.1f} s CPU)")
 
 

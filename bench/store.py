@@ -124,7 +124,9 @@ class Synthetic:
     so the million vectors never sit in this process's memory at once (the RSS measured is
     the store's) and exact search can regenerate them."""
 
-    def __init__(self, people: int, faces_each: int, cal: Calibration, seed: int = 7, chunk_people: int = 10_000) -> None:
+    def __init__(
+        self, people: int, faces_each: int, cal: Calibration, seed: int = 7, chunk_people: int = 10_000
+    ) -> None:
         self.people = people
         self.faces_each = faces_each
         self.cal = cal
@@ -258,7 +260,11 @@ async def measure(
                 indexing += time.perf_counter() - t
                 index_peak = max(index_peak, getattr(store, "last_index_peak_bytes", 0))
                 since_index = 0
-                print(f"  {label}: index built at {done:,} faces ({time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
+                print(
+                    f"  {label}: index built at {done:,} faces ({time.perf_counter() - t:.0f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
         print(f"  {label}: {done:,} faces stored ({done / spent:,.0f}/s)", file=sys.stderr, flush=True)
     row.upserts_per_s = done / spent
 
@@ -288,7 +294,7 @@ async def measure(
         for q in warmup:
             await store.search(q, 10)
     times, found = [], []
-    for q, expected in zip(queries, truth[0]):
+    for q, expected in zip(queries, truth[0], strict=False):
         t = time.perf_counter()
         hits = await store.search(q, 10)
         times.append(time.perf_counter() - t)
@@ -296,7 +302,7 @@ async def measure(
     row.top10_p50_ms, row.top10_p99_ms, row.recall = _ms(times, 50), _ms(times, 99), float(np.mean(found))
 
     times, found = [], []
-    for q, expected in zip(queries[:people_queries], truth[1][:people_queries]):
+    for q, expected in zip(queries[:people_queries], truth[1][:people_queries], strict=False):
         t = time.perf_counter()
         people = await store.search_people(q, 10, 1)
         times.append(time.perf_counter() - t)
@@ -308,8 +314,15 @@ async def measure(
 
 
 async def run_embedded(
-    synth: Synthetic, queries, truth, root: Path, label: str, people_queries: int, index_every: int = 0,
-    warmup: np.ndarray | None = None, search_threads: int | None = None,
+    synth: Synthetic,
+    queries,
+    truth,
+    root: Path,
+    label: str,
+    people_queries: int,
+    index_every: int = 0,
+    warmup: np.ndarray | None = None,
+    search_threads: int | None = None,
 ) -> Row:
     settings = Settings(data_dir=str(root))
     if search_threads is not None:
@@ -319,7 +332,14 @@ async def run_embedded(
     store = await open_store(settings, optimize_on_open=False, optimize_every=0)
     try:
         return await measure(
-            store, synth, queries, truth, label, batch=1000, people_queries=people_queries, index_every=index_every,
+            store,
+            synth,
+            queries,
+            truth,
+            label,
+            batch=1000,
+            people_queries=people_queries,
+            index_every=index_every,
             warmup=warmup,
         )
     finally:
@@ -331,7 +351,13 @@ async def run_local(synth: Synthetic, queries, truth, people_queries: int) -> Ro
     store = await open_store(settings)
     try:
         return await measure(
-            store, synth, queries, truth, "qdrant-client local", batch=settings.store.upsert_batch, people_queries=people_queries
+            store,
+            synth,
+            queries,
+            truth,
+            "qdrant-client local",
+            batch=settings.store.upsert_batch,
+            people_queries=people_queries,
         )
     finally:
         await store.close()
@@ -370,8 +396,13 @@ def serving_rss_gb(root: Path, queries: np.ndarray) -> float:
     query_file = root / "queries.npy"
     np.save(query_file, queries)
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    out = subprocess.run([sys.executable, "-c", _SERVING_CODE, str(root), str(query_file)],
-                         check=True, capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", _SERVING_CODE, str(root), str(query_file)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     return int(out.stdout.split()[-1]) / 1024**2
 
 
@@ -393,18 +424,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000, help="faces in the big embedded store (default 1,000,000)")
     parser.add_argument("--faces-per-person", type=int, default=10, help="faces per synthetic person (default 10)")
-    parser.add_argument("--local-n", type=int, default=20_000, help="faces in the side-by-side comparison (default 20,000)")
+    parser.add_argument(
+        "--local-n", type=int, default=20_000, help="faces in the side-by-side comparison (default 20,000)"
+    )
     parser.add_argument("--queries", type=int, default=200, help="queries timed per store (default 200)")
     parser.add_argument("--dir", help="where to put the stores (default: a temporary directory, removed after)")
     parser.add_argument("--quick", action="store_true", help="50,000 faces, 5,000 side by side, 50 queries")
-    parser.add_argument("--warmup", type=int, default=1000,
-                        help="searches (other queries) run before the timed ones, as in a serving process (default 1,000); "
-                             "the p50 of the first searches after the index build is printed too")
-    parser.add_argument("--search-threads", type=int, default=0,
-                        help="store.search_threads for the big store (default 0: one per core, as Sozy's default)")
-    parser.add_argument("--index-every", type=int, default=DEFAULT_OPTIMIZE_EVERY,
-                        help=f"build the index every this many faces, as a crawl's store does (default {DEFAULT_OPTIMIZE_EVERY:,}); "
-                             "0 = once, after all are stored")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=1000,
+        help="searches (other queries) run before the timed ones, as in a serving process (default 1,000); "
+        "the p50 of the first searches after the index build is printed too",
+    )
+    parser.add_argument(
+        "--search-threads",
+        type=int,
+        default=0,
+        help="store.search_threads for the big store (default 0: one per core, as Sozy's default)",
+    )
+    parser.add_argument(
+        "--index-every",
+        type=int,
+        default=DEFAULT_OPTIMIZE_EVERY,
+        help=f"build the index every this many faces, as a crawl's store does (default {DEFAULT_OPTIMIZE_EVERY:,}); "
+        "0 = once, after all are stored",
+    )
     args = parser.parse_args()
     if args.quick:
         args.n, args.local_n, args.queries = 50_000, 5_000, 50
@@ -415,7 +460,8 @@ def main() -> None:
         f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
         f"qdrant-edge-py {importlib.metadata.version('qdrant-edge-py')}, qdrant-client "
         f"{importlib.metadata.version('qdrant-client')}; load average at start {load_start[0]:.1f} "
-        f"(a shared machine: compare ratios, not absolute times); big store: store.search_threads {args.search_threads} "
+        "(a shared machine: compare ratios, not absolute times); "
+        f"big store: store.search_threads {args.search_threads} "
         "(0 = one per core)"
     )
 
@@ -439,9 +485,17 @@ def main() -> None:
     people_queries = args.queries
     try:
         big_row = asyncio.run(
-            run_embedded(big, queries, truth, root / "big", "embedded (qdrant-edge)", people_queries, args.index_every,
-                         warmup=big.queries(args.warmup, salt=1) if args.warmup else None,
-                         search_threads=args.search_threads)
+            run_embedded(
+                big,
+                queries,
+                truth,
+                root / "big",
+                "embedded (qdrant-edge)",
+                people_queries,
+                args.index_every,
+                warmup=big.queries(args.warmup, salt=1) if args.warmup else None,
+                search_threads=args.search_threads,
+            )
         )
         rss_self, rss_child = _rss_gb(), big_row.extra["index_peak_gb"]
         rss_serving = serving_rss_gb(root / "big", queries)
@@ -450,7 +504,9 @@ def main() -> None:
         small = Synthetic(args.local_n // args.faces_per_person, args.faces_per_person, cal, seed=11)
         small_queries = small.queries(min(args.queries, 100))
         small_truth = exact_search(small, small_queries, 10)
-        small_row = asyncio.run(run_embedded(small, small_queries, small_truth, root / "small", "embedded (qdrant-edge)", 100))
+        small_row = asyncio.run(
+            run_embedded(small, small_queries, small_truth, root / "small", "embedded (qdrant-edge)", 100)
+        )
         # Local mode groups by brute force (hundreds of ms a query): fewer grouped queries.
         local_row = asyncio.run(run_local(small, small_queries, small_truth, people_queries=20))
     finally:
@@ -463,11 +519,18 @@ def main() -> None:
         print_row(row)
     print(
         f"\n{big.faces:,} faces stored in {big.faces / big_row.upserts_per_s:.0f} s, "
-        + (f"the index built every {args.index_every:,} faces ({big_row.extra['index_total_s']:.0f} s in all), "
-           if args.index_every else "")
+        + (
+            f"the index built every {args.index_every:,} faces ({big_row.extra['index_total_s']:.0f} s in all), "
+            if args.index_every
+            else ""
+        )
         + f"searchable {big_row.index_s:.0f} s after the last write; "
-        + (f"top-10 p50 of the first {len(queries)} searches after it {big_row.extra['first_top10_p50_ms']:.2f} ms, "
-           f"after {args.warmup:,} others {big_row.top10_p50_ms:.2f} ms; " if "first_top10_p50_ms" in big_row.extra else "")
+        + (
+            f"top-10 p50 of the first {len(queries)} searches after it {big_row.extra['first_top10_p50_ms']:.2f} ms, "
+            f"after {args.warmup:,} others {big_row.top10_p50_ms:.2f} ms; "
+            if "first_top10_p50_ms" in big_row.extra
+            else ""
+        )
         + f"stats() {big_row.extra['stats_s']:.2f} s for "
         f"{big_row.extra['people']:,} people; peak RSS {rss_self:.2f} GB (this process) and "
         f"{rss_child:.2f} GB (the index-building child); a fresh process searching the indexed store "
@@ -490,12 +553,19 @@ def main() -> None:
         f"{local_row.people_p50_ms / small_row.people_p50_ms:.0f}x slower"
     )
     print(
-        f"SUMMARY store: {big.faces:,} faces embedded: {big_row.upserts_per_s:,.0f} upserts/s, index {big_row.index_s:.0f} s, "
+        f"SUMMARY store: {big.faces:,} faces embedded: {big_row.upserts_per_s:,.0f} upserts/s, "
+        f"index {big_row.index_s:.0f} s, "
         f"top-10 p50 {big_row.top10_p50_ms:.2f} ms"
-        + (f" ({big_row.extra['first_top10_p50_ms']:.2f} ms first after the build)" if "first_top10_p50_ms" in big_row.extra else "")
+        + (
+            f" ({big_row.extra['first_top10_p50_ms']:.2f} ms first after the build)"
+            if "first_top10_p50_ms" in big_row.extra
+            else ""
+        )
         + f", people p50 {big_row.people_p50_ms:.2f} ms, "
-        f"recall@10 {big_row.recall:.3f}, peak RSS {rss:.2f} GB writing, {rss_serving:.2f} GB searching; local mode at {small.faces:,}: top-10 "
-        f"{local_row.top10_p50_ms / small_row.top10_p50_ms:.0f}x, people {local_row.people_p50_ms / small_row.people_p50_ms:.0f}x slower"
+        f"recall@10 {big_row.recall:.3f}, peak RSS {rss:.2f} GB writing, {rss_serving:.2f} GB searching; "
+        f"local mode at {small.faces:,}: top-10 "
+        f"{local_row.top10_p50_ms / small_row.top10_p50_ms:.0f}x, "
+        f"people {local_row.people_p50_ms / small_row.people_p50_ms:.0f}x slower"
     )
 
 

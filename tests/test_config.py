@@ -42,7 +42,11 @@ def test_shipped_config_file_lists_every_setting_with_its_default() -> None:
 def test_file_then_env_then_overrides(tmp_path: Path) -> None:
     config = tmp_path / "sozy.toml"
     config.write_text('data_dir = "/srv/sozy"\n[engine]\nworkers = 3\n[crawl]\nper_host = 2\n')
-    env = {"SOZY_ENGINE_WORKERS": "5", "SOZY_STORE_URL": "http://qdrant:6333", "SOZY_API_CORS_ORIGINS": "a.example, b.example"}
+    env = {
+        "SOZY_ENGINE_WORKERS": "5",
+        "SOZY_STORE_URL": "http://qdrant:6333",
+        "SOZY_API_CORS_ORIGINS": "a.example, b.example",
+    }
     settings = load_settings(path=config, environ=env, overrides={"crawl.per_host": 7, "store.api_key": None})
 
     assert settings.data_dir == "/srv/sozy"
@@ -76,12 +80,12 @@ def test_config_and_test_suite_variables_are_not_settings() -> None:
 def test_bad_file_is_a_clear_error(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("[engine\nworkers = 1\n")
-    with pytest.raises(ConfigError, match="bad.toml"):
+    with pytest.raises(ConfigError, match=r"bad\.toml"):
         load_settings(path=config, environ={})
     with pytest.raises(ConfigError, match="not found"):
         load_settings(path=tmp_path / "missing.toml", environ={})
     config.write_text("[engine]\nworkers = true\n")
-    with pytest.raises(ConfigError, match="engine.workers"):
+    with pytest.raises(ConfigError, match=r"engine\.workers"):
         load_settings(path=config, environ={})
 
 

@@ -229,8 +229,9 @@ class Settings:
         return _apply(self, _nest(changes), origin="override")
 
 
-def _sections() -> dict[str, type]:
-    return {f.name: f.type for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(_resolve(f.type))}
+def _sections() -> tuple[str, ...]:
+    """The names of the settings' sections ([engine], [store], ...), in declaration order."""
+    return tuple(f.name for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(_resolve(f.type)))
 
 
 def _resolve(tp: Any) -> Any:
@@ -352,9 +353,8 @@ def load_settings(
     environ = os.environ if environ is None else environ
     settings = Settings()
     config_path = Path(path) if path else Path(environ.get("SOZY_CONFIG", "") or DEFAULT_CONFIG_PATH)
-    if path or environ.get("SOZY_CONFIG"):
-        if not config_path.is_file():
-            raise ConfigError(f"config file not found: {config_path}")
+    if (path or environ.get("SOZY_CONFIG")) and not config_path.is_file():
+        raise ConfigError(f"config file not found: {config_path}")
     if config_path.is_file():
         try:
             data = tomllib.loads(config_path.read_text(encoding="utf-8"))

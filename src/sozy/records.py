@@ -11,7 +11,7 @@ import re
 import unicodedata
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -191,7 +191,7 @@ def sha256_hex(data: bytes) -> str:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 _KEY_SEPARATORS = re.compile(r"[\s\-_.\u2010-\u2015]+")

@@ -85,9 +85,11 @@ def api_client(engine, store, tmp_path) -> ApiClient:
         settings = base_settings(str(tmp_path / "data"), **overrides)
         app = create_app(settings, engine=engine, store=store_ or store, remote=remote)
         transport = httpx.ASGITransport(app=app, client=client)
-        async with app.router.lifespan_context(app):
-            async with httpx.AsyncClient(transport=transport, base_url="http://sozy.test", timeout=60) as http:
-                yield http
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://sozy.test", timeout=60) as http,
+        ):
+            yield http
 
     return open_client
 
@@ -133,5 +135,7 @@ def guarded_server(tmp_path_factory, shared_embeddings, face_photos, faces_dir):
             "api.allow_private_urls": True,
         },
     )
-    with LiveServer(settings, faces_dir, lambda base: shared_records(shared_embeddings, people, faces_dir, base)) as live:
+    with LiveServer(
+        settings, faces_dir, lambda base: shared_records(shared_embeddings, people, faces_dir, base)
+    ) as live:
         yield live

@@ -14,7 +14,9 @@ class MapResolver(AbstractResolver):
         self.answers = answers
         self.calls: list[str] = []
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         self.calls.append(host)
         if host not in self.answers:
             raise OSError(socket.EAI_NONAME, f"{host} does not resolve")
@@ -22,7 +24,11 @@ class MapResolver(AbstractResolver):
         addresses = rounds[min(len(self.calls_for(host)) - 1, len(rounds) - 1)]
         return [
             {
-                "hostname": host, "host": a, "port": port, "proto": 0, "flags": socket.AI_NUMERICHOST,
+                "hostname": host,
+                "host": a,
+                "port": port,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
                 "family": socket.AF_INET6 if ":" in a else socket.AF_INET,
             }
             for a in addresses

@@ -20,7 +20,10 @@ def test_access_log_has_the_route_and_never_the_query(guarded_server, caplog):
         )
         missing = httpx.get(f"{guarded_server.url}/v1/faces/not-a-face?{secret}", timeout=60)
         searched = httpx.post(
-            f"{guarded_server.url}/v1/search?k=3&{secret}", content=b"GIF89a-not-really", headers={"Content-Type": "image/gif"}, timeout=60
+            f"{guarded_server.url}/v1/search?k=3&{secret}",
+            content=b"GIF89a-not-really",
+            headers={"Content-Type": "image/gif"},
+            timeout=60,
         )
     assert (deleted.status_code, missing.status_code, searched.status_code) == (200, 404, 415)
     access = [r.getMessage() for r in caplog.records if r.name == "sozy.api.access"]

@@ -39,10 +39,8 @@ def test_a_queued_wait_is_not_mistaken_for_service_time():
 
 def test_gate_refuses_beyond_its_limit_with_retry_after():
     gate = upload_gate(limit=1)
-    with gate.slot():
-        with pytest.raises(ApiError) as refused:
-            with gate.slot():
-                pass
+    with gate.slot(), pytest.raises(ApiError) as refused, gate.slot():
+        pass
     assert refused.value.status == 503
     assert "uploads" in refused.value.message
     assert 1 <= int(refused.value.headers["Retry-After"]) <= 60

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import httpx
-import pytest
 from openapi_spec_validator import validate
 
 from sozy.api import create_app
@@ -36,9 +35,11 @@ async def test_readyz_is_503_when_the_store_is_unusable(engine, tmp_path):
             pass
 
     app = create_app(base_settings(str(tmp_path)), engine=engine, store=BrokenStore())  # type: ignore[arg-type]
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            ready = await client.get("/readyz")
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        ready = await client.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["checks"] == {"engine": "ok", "store": "failed: OSError"}
     assert ready.headers["Retry-After"]
@@ -78,7 +79,11 @@ async def test_cors(api_client):
     async with api_client(**{"api.cors_origins": (origin,)}) as client:
         preflight = await client.options(
             "/v1/search",
-            headers={"Origin": origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"},
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            },
         )
         allowed = await client.get("/v1/stats", headers={"Origin": origin})
         other = await client.get("/v1/stats", headers={"Origin": "https://evil.example.com"})

@@ -26,7 +26,9 @@ def _audit(event: str, args: tuple) -> None:
     if _opened is None or event != "open":
         return
     path, mode, flags = args
-    writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (isinstance(flags, int) and flags & _WRITE_FLAGS)
+    writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+        isinstance(flags, int) and flags & _WRITE_FLAGS
+    )
     if writes:
         _opened.append((str(path), mode))
 
@@ -47,7 +49,7 @@ def files_opened_for_writing() -> Iterator[list[tuple[str, object]]]:
 
 def multipart(boundary: str, payload: bytes) -> bytes:
     head = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"me.jpg\"\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="me.jpg"\r\n'
         "Content-Type: image/jpeg\r\n\r\n"
     ).encode()
     return head + payload + f"\r\n--{boundary}--\r\n".encode()
@@ -57,8 +59,14 @@ async def test_the_detector_sees_starlettes_spooled_upload(tmp_path):
     """Starlette's own form parser spools uploads over 1 MiB to a temporary file: the hook must notice."""
     body = multipart("b", b"\xff\xd8\xff" + b"\0" * (3 * 1024 * 1024))
     scope = {
-        "type": "http", "method": "POST", "path": "/", "query_string": b"",
-        "headers": [(b"content-type", b"multipart/form-data; boundary=b"), (b"content-length", str(len(body)).encode())],
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "query_string": b"",
+        "headers": [
+            (b"content-type", b"multipart/form-data; boundary=b"),
+            (b"content-length", str(len(body)).encode()),
+        ],
     }
     chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
 

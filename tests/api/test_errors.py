@@ -82,8 +82,12 @@ LIMIT = 256 * 1024
 
 async def test_too_large_by_content_length(api_client):
     async with api_client(**{"api.max_upload_bytes": LIMIT}) as client:
-        response = await client.post("/v1/search", content=b"\xff\xd8\xff" + b"\0" * LIMIT, headers={"Content-Type": "image/jpeg"})
-        multipart = await client.post("/v1/search", files={"image": ("a.jpg", b"\xff\xd8\xff" + b"\0" * (LIMIT + 70_000), "image/jpeg")})
+        response = await client.post(
+            "/v1/search", content=b"\xff\xd8\xff" + b"\0" * LIMIT, headers={"Content-Type": "image/jpeg"}
+        )
+        multipart = await client.post(
+            "/v1/search", files={"image": ("a.jpg", b"\xff\xd8\xff" + b"\0" * (LIMIT + 70_000), "image/jpeg")}
+        )
         encoded = base64.b64encode(b"\xff\xd8\xff" + b"\0" * (LIMIT + 10)).decode()
         as_json = await client.post("/v1/search", json={"image_base64": encoded})
     for r in (response, multipart, as_json):
@@ -93,7 +97,9 @@ async def test_too_large_by_content_length(api_client):
 
 async def test_multipart_image_part_over_the_limit_is_413_even_within_the_framing_allowance(api_client):
     async with api_client(**{"api.max_upload_bytes": LIMIT}) as client:
-        response = await client.post("/v1/search", files={"image": ("a.jpg", b"\xff\xd8\xff" + b"\0" * LIMIT, "image/jpeg")})
+        response = await client.post(
+            "/v1/search", files={"image": ("a.jpg", b"\xff\xd8\xff" + b"\0" * LIMIT, "image/jpeg")}
+        )
     assert response.status_code == 413
     assert error_of(response) == "too_large"
 

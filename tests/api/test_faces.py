@@ -14,7 +14,11 @@ from .index import HELD_OUT, photo_url
 
 async def test_get_face_returns_the_stored_record(api_client, faces_dir, index_records):
     async with api_client() as client:
-        search = (await client.post("/v1/search", files={"image": ("a.jpg", (faces_dir / HELD_OUT).read_bytes(), "image/jpeg")})).json()
+        search = (
+            await client.post(
+                "/v1/search", files={"image": ("a.jpg", (faces_dir / HELD_OUT).read_bytes(), "image/jpeg")}
+            )
+        ).json()
         match = search["faces"][0]["matches"][0]
         response = await client.get(f"/v1/faces/{match['face_id']}")
     assert response.status_code == 200
@@ -52,7 +56,9 @@ async def small_store(tmp_path, index_records):
 
 async def test_takedown_is_off_without_an_admin_key(api_client, store):
     async with api_client() as client:
-        response = await client.delete("/v1/faces", params={"name": "obama"}, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+        response = await client.delete(
+            "/v1/faces", params={"name": "obama"}, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        )
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
     assert await store.count() > 0
@@ -60,7 +66,16 @@ async def test_takedown_is_off_without_an_admin_key(api_client, store):
 
 @pytest.mark.parametrize(
     "authorization",
-    [None, "", "Bearer", "Bearer wrong-key", f"Basic {ADMIN_KEY}", f"Bearer {ADMIN_KEY}x", f"Bearer {ADMIN_KEY[:-1]}", "Bearer ключ".encode()],
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer wrong-key",
+        f"Basic {ADMIN_KEY}",
+        f"Bearer {ADMIN_KEY}x",
+        f"Bearer {ADMIN_KEY[:-1]}",
+        "Bearer ключ".encode(),
+    ],
 )
 async def test_takedown_needs_the_right_key(api_client, store, authorization):
     headers = {} if authorization is None else {"Authorization": authorization}
@@ -84,9 +99,13 @@ async def test_takedown_deletes_by_image_url_page_url_and_name(api_client, small
         again = await client.delete("/v1/faces", params={"name": "obama"}, headers=auth)
         image = await client.delete("/v1/faces", params={"image_url": biden_url}, headers=auth)
         page = await client.delete(
-            "/v1/faces", params={"page_url": "https://photos.example.org/pages/group/biden-and-obama.html"}, headers=auth
+            "/v1/faces",
+            params={"page_url": "https://photos.example.org/pages/group/biden-and-obama.html"},
+            headers=auth,
         )
-        search = await client.post("/v1/search", files={"image": ("a.jpg", (faces_dir / HELD_OUT).read_bytes(), "image/jpeg")})
+        search = await client.post(
+            "/v1/search", files={"image": ("a.jpg", (faces_dir / HELD_OUT).read_bytes(), "image/jpeg")}
+        )
     assert nothing.status_code == 400 and empty.status_code == 400
     assert deleted.status_code == 200 and deleted.json() == {"deleted": by_name}
     assert again.json() == {"deleted": 0}
@@ -160,7 +179,9 @@ async def test_a_person_taken_down_is_gone_from_answers_counts_and_new_writes(
         (face,) = shared_embeddings[HELD_OUT].faces
         new = records[0]
         attempts = [
-            dataclasses.replace(new, vector=face.vector, image_sha256="a" * 64, name=None, person_id=None, label="none"),
+            dataclasses.replace(
+                new, vector=face.vector, image_sha256="a" * 64, name=None, person_id=None, label="none"
+            ),
             dataclasses.replace(new, vector=face.vector, image_sha256="b" * 64, name="Biden", person_id="biden"),
             dataclasses.replace(new, vector=face.vector, image_sha256="c" * 64, name="Barack Obama", person_id="Q76"),
         ]

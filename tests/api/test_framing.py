@@ -44,7 +44,10 @@ def test_a_request_after_an_unread_body_never_runs(guarded_server):
 
 def test_pipelined_requests_without_bodies_are_still_served(guarded_server):
     """Closing is for unread bodies only: plain keep-alive and pipelining keep working."""
-    request = b"GET /healthz HTTP/1.1\r\nHost: sozy\r\n\r\n" * 2 + b"GET /healthz HTTP/1.1\r\nHost: sozy\r\nConnection: close\r\n\r\n"
+    request = (
+        b"GET /healthz HTTP/1.1\r\nHost: sozy\r\n\r\n" * 2
+        + b"GET /healthz HTTP/1.1\r\nHost: sozy\r\nConnection: close\r\n\r\n"
+    )
     with connect(guarded_server.url) as sock:
         sock.sendall(request)
         raw, closed = read_until_closed(sock)
@@ -64,7 +67,7 @@ def test_headers_over_the_limit_are_refused_even_when_they_arrive_at_once(guarde
     request = b"GET /v1/stats HTTP/1.1\r\nHost: sozy\r\n" + b"X-Pad: " + b"a" * 40000 + b"\r\n\r\n"
     with connect(guarded_server.url) as sock:
         sock.sendall(request)
-        raw, closed = read_until_closed(sock)
+        raw, _closed = read_until_closed(sock)
     responses = parse_responses(raw)
     assert [r.status for r in responses] == [431]
     assert b"headers_too_large" in responses[0].body

@@ -175,5 +175,7 @@ def test_a_phone_screen_has_no_horizontal_overflow(page, faces_dir):
     upload(page, "group.jpg", (faces_dir / GROUP).read_bytes(), "image/jpeg")
     wait_for_cards(page, 3)
     assert overflow() <= 0
-    widest = page.evaluate("Math.max(...[...document.querySelectorAll('body *')].map(e => e.getBoundingClientRect().right))")
+    widest = page.evaluate(
+        "Math.max(...[...document.querySelectorAll('body *')].map(e => e.getBoundingClientRect().right))"
+    )
     assert widest <= 390 + 0.5

@@ -81,7 +81,9 @@ async def crawled(backend_settings, shared_embeddings, faces_dir) -> AsyncIterat
 
 
 async def _search(client: Any, faces_dir: Path, rel: str, **params: Any) -> list[dict[str, Any]]:
-    response = await client.post("/v1/search", params=params, files={"image": ("p.jpg", (faces_dir / rel).read_bytes(), "image/jpeg")})
+    response = await client.post(
+        "/v1/search", params=params, files={"image": ("p.jpg", (faces_dir / rel).read_bytes(), "image/jpeg")}
+    )
     assert response.status_code == 200, response.text
     return response.json()["faces"]
 
@@ -103,7 +105,9 @@ async def test_consensus_while_crawling_gives_people_the_api_shows(api_client, c
     (rose1,) = await _faces_of(store, "rose_leslie/rose-leslie1.jpg")
     assert rose1["person_id"] != "kit harington" and rose1["label"] != "source"
     # Three spellings, one person, shown under the most common spelling.
-    obama = [f for rel in ("obama/obama.jpg", "obama/obama2.jpg", "obama/obama3.jpg") for f in await _faces_of(store, rel)]
+    obama = [
+        f for rel in ("obama/obama.jpg", "obama/obama2.jpg", "obama/obama3.jpg") for f in await _faces_of(store, rel)
+    ]
     assert {f["person_id"] for f in obama} == {"barack obama"}
     # Group photos: each face attached to who it clearly is; the stranger stays nobody.
     group = await _faces_of(store, "group/obama-biden-and-one-more.jpg")

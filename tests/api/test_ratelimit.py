@@ -50,13 +50,11 @@ def test_gate_refuses_beyond_its_limit_and_frees_slots():
     gate.observe(2.0)
     with gate.slot(), gate.slot():
         assert gate.pending == 2
-        with pytest.raises(ApiError) as caught:
-            with gate.slot():
-                pass
+        with pytest.raises(ApiError) as caught, gate.slot():
+            pass
         assert caught.value.status == 503
         assert int(caught.value.headers["Retry-After"]) >= 1
     assert gate.pending == 0
-    with pytest.raises(RuntimeError):
-        with gate.slot():
-            raise RuntimeError("a failed search still frees its slot")
+    with pytest.raises(RuntimeError), gate.slot():
+        raise RuntimeError("a failed search still frees its slot")
     assert gate.pending == 0

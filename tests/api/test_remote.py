@@ -89,13 +89,17 @@ async def test_private_literals_are_refused_before_connecting(api_client, url):
 
 
 async def test_metadata_address_stays_refused_with_private_urls_allowed(api_client):
-    response = await search_url(api_client, "http://169.254.169.254/latest/meta-data/", **{"api.allow_private_urls": True})
+    response = await search_url(
+        api_client, "http://169.254.169.254/latest/meta-data/", **{"api.allow_private_urls": True}
+    )
     assert_blocked(response)
 
 
 async def test_a_name_resolving_to_loopback_is_refused(api_client, target):
     resolver = MapResolver({"photos.example.com": [["127.0.0.1"]]})
-    response = await search_url(api_client, f"http://photos.example.com:{target.port}/photos/{HELD_OUT}", remote(resolver))
+    response = await search_url(
+        api_client, f"http://photos.example.com:{target.port}/photos/{HELD_OUT}", remote(resolver)
+    )
     assert_blocked(response)
     assert resolver.calls == ["photos.example.com"]
     assert target.hits == []
@@ -131,7 +135,11 @@ async def test_public_host_fetch_works(api_client, target, public):
 )
 async def test_a_public_looking_url_redirecting_to_loopback_is_refused(api_client, target, public, location):
     resolver = MapResolver(
-        {"photos.example.com": [["127.0.0.2"]], "internal.example.com": [["127.0.0.1"]], "localhost": [["127.0.0.1", "::1"]]}
+        {
+            "photos.example.com": [["127.0.0.2"]],
+            "internal.example.com": [["127.0.0.1"]],
+            "localhost": [["127.0.0.1", "::1"]],
+        }
     )
     fetcher = remote(resolver, treat_as_public=frozenset({ipaddress.ip_address("127.0.0.2")}))
     to = location.format(port=target.port)

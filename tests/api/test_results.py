@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 
 import numpy as np
 from PIL import Image
@@ -17,7 +18,7 @@ def test_similarity_is_monotone_and_bounded():
     scores = [similarity(d, 0.6) for d in distances]
     assert scores[0] == 100.0
     assert all(0.0 <= s <= 100.0 for s in scores)
-    assert all(a >= b for a, b in zip(scores, scores[1:]))
+    assert all(a >= b for a, b in itertools.pairwise(scores))
     assert len(set(scores[:150])) > 100  # it moves over the distances that matter
     assert 49 <= similarity(0.6, 0.6) <= 51
     assert similarity(0.4, 0.6) > 80 and similarity(0.9, 0.6) < 10
@@ -47,7 +48,11 @@ def test_thumbnail_url_forms():
 
 def test_face_json_groups_matches_by_person():
     def hit(i: str, d: float, name: str | None) -> FaceHit:
-        return FaceHit(i, d, {"name": name, "image_url": f"https://x/{i}.jpg", "box": {"left": 1, "top": 2, "right": 3, "bottom": 4}})
+        return FaceHit(
+            i,
+            d,
+            {"name": name, "image_url": f"https://x/{i}.jpg", "box": {"left": 1, "top": 2, "right": 3, "bottom": 4}},
+        )
 
     people = [
         PersonHit("a", [hit("1", 0.3, "a"), hit("2", 0.5, "a")]),

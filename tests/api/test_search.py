@@ -106,7 +106,9 @@ async def test_k_and_per_person(api_client, faces_dir):
     data = jpeg(faces_dir, HELD_OUT)
     async with api_client() as client:
         two = (await client.post("/v1/search?k=2", files={"image": ("a.jpg", data, "image/jpeg")})).json()
-        grouped = (await client.post("/v1/search?k=2&per_person=3", files={"image": ("a.jpg", data, "image/jpeg")})).json()
+        grouped = (
+            await client.post("/v1/search?k=2&per_person=3", files={"image": ("a.jpg", data, "image/jpeg")})
+        ).json()
     assert len(two["faces"][0]["matches"]) == 2
     matches = grouped["faces"][0]["matches"]
     # Obama has many stored faces: three of them, then the next person's (up to three).
@@ -137,18 +139,17 @@ async def test_json_base64_and_data_url_and_raw_body(api_client, faces_dir):
 async def test_image_url_from_a_local_server(api_client, faces_dir):
     from .servers import PhotoServer
 
-    async with PhotoServer(faces_dir) as server:
-        async with api_client(**{"api.allow_private_urls": True}) as client:
-            response = await client.post(
-                "/v1/search", json={"image_url": f"{server.url}/redirect?to=/photos/{HELD_OUT}"}
-            )
+    async with PhotoServer(faces_dir) as server, api_client(**{"api.allow_private_urls": True}) as client:
+        response = await client.post(
+            "/v1/search", json={"image_url": f"{server.url}/redirect?to=/photos/{HELD_OUT}"}
+        )
     assert response.status_code == 200, response.text
     assert response.json()["faces"][0]["matches"][0]["name"] == "obama"
     assert server.hits == [f"/redirect?to=/photos/{HELD_OUT}", f"/photos/{HELD_OUT}"]
 
 
-
-@pytest.mark.parametrize("value", ["²", "١", "５", "٣", "1²", "0x5", "-1", "+3", "1e1", " ", "9" * 30])
+# Digits of other scripts on purpose: str.isdigit() accepts them.
+@pytest.mark.parametrize("value", ["²", "١", "５", "٣", "1²", "0x5", "-1", "+3", "1e1", " ", "9" * 30])  # noqa: RUF001
 def test_numeric_parameters_take_ascii_digits_only(guarded_server, faces_dir, value):
     """str.isdigit() also says yes to superscripts (which int() refuses: a 500 once) and to
     other scripts' digits; every such value is a clean 400, over a real socket."""

@@ -8,7 +8,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from sozy.api.server import server_config

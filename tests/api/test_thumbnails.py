@@ -52,7 +52,7 @@ def _search_file(faces_dir: Path) -> dict:
 
 
 async def test_crawl_thumbnails_are_served_and_linked_from_results(api_client, thumbed, faces_dir, tmp_path):
-    store, records = thumbed
+    store, _records = thumbed
     async with api_client(store_=store) as client:
         search = await client.post("/v1/search", files=_search_file(faces_dir), params={"k": 10})
         matches = search.json()["faces"][0]["matches"]
@@ -123,7 +123,12 @@ def test_only_canonical_ids_name_files(tmp_path):
     for bad in ("../x", f"../{point}", point.upper(), f"{point}/..", "", f"{point}\x00"):
         assert thumbnail_file(tmp_path, bad) is None
     assert thumbnail_id(f"thumbnails/{point}.jpg") == point
-    for bad in (f"/thumbnails/{point}.jpg", f"thumbnails/../{point}.jpg", f"thumbnails/{point}.png", "thumbnails/x.jpg"):
+    for bad in (
+        f"/thumbnails/{point}.jpg",
+        f"thumbnails/../{point}.jpg",
+        f"thumbnails/{point}.png",
+        "thumbnails/x.jpg",
+    ):
         assert thumbnail_id(bad) is None
 
 

@@ -86,7 +86,9 @@ async def poisoned_photo(address: str, faces_dir: Path, work: Path) -> dict[str,
     for photo in photos[1:]:
         shutil.copy(photo, folder / photo.name)
     data = photos[0].read_bytes()  # the first, with POISON in a JPEG comment
-    (folder / "poison.jpg").write_bytes(data[:2] + b"\xff\xfe" + (len(POISON) + 2).to_bytes(2, "big") + POISON + data[2:])
+    (folder / "poison.jpg").write_bytes(
+        data[:2] + b"\xff\xfe" + (len(POISON) + 2).to_bytes(2, "big") + POISON + data[2:]
+    )
     recorder = _Recording(address, engine_factory=poisoned_engine)
     report = await crawl(settings_for(work / "poisoned"), work, recorder, CrawlPlan(folders=(folder.parent,)))
     report.update(lost=recorder.engines[-1].lost)
@@ -104,10 +106,17 @@ class _Recording(RayCluster):
         return engine
 
 
-async def crawl(settings: Settings, urls: Path, cluster: RayCluster | None, plan: CrawlPlan | None = None
-                ) -> dict[str, Any]:
-    result = await run_crawl(settings, plan or CrawlPlan(url_lists=(urls,)), progress=False, print_summary=False,
-                             handle_signals=False, cluster=cluster)
+async def crawl(
+    settings: Settings, urls: Path, cluster: RayCluster | None, plan: CrawlPlan | None = None
+) -> dict[str, Any]:
+    result = await run_crawl(
+        settings,
+        plan or CrawlPlan(url_lists=(urls,)),
+        progress=False,
+        print_summary=False,
+        handle_signals=False,
+        cluster=cluster,
+    )
     return {"exit_code": result.exit_code, "summary": result.summary, **await crawl_report(settings)}
 
 
@@ -117,8 +126,7 @@ async def crawl_report(settings: Settings) -> dict[str, Any]:
     with CrawlState(settings.data_path / settings.crawl.state_file) as state:
         rows = state.urls()
     return {
-        "points": {p.id: {k: p.payload.get(k) for k in ("name", "person_id", "label", "image_sha256")}
-                   for p in points},
+        "points": {p.id: {k: p.payload.get(k) for k in ("name", "person_id", "label", "image_sha256")} for p in points},
         "statuses": {r.url: r.status for r in rows},
         "attempts": {r.url: r.attempts for r in rows},
     }
@@ -140,10 +148,26 @@ async def killed_and_resumed(address: str, folder: Path, work: Path) -> dict[str
     settings = settings_for(work / "resume")
     config = work / "resume.toml"
     c = settings.crawl
-    config.write_text(f"[crawl]\nper_host = {c.per_host}\ncluster_batch = {c.cluster_batch}\n"
-                      f"total_timeout_s = {c.total_timeout_s}\nread_timeout_s = {c.read_timeout_s}\n")
-    cmd = [sys.executable, "-m", "sozy.crawl", "--folders", str(folder), "--ray", address, "--config", str(config),
-           "--data-dir", str(settings.data_dir), "--no-progress", "--log-level", "WARNING"]
+    config.write_text(
+        f"[crawl]\nper_host = {c.per_host}\ncluster_batch = {c.cluster_batch}\n"
+        f"total_timeout_s = {c.total_timeout_s}\nread_timeout_s = {c.read_timeout_s}\n"
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "sozy.crawl",
+        "--folders",
+        str(folder),
+        "--ray",
+        address,
+        "--config",
+        str(config),
+        "--data-dir",
+        str(settings.data_dir),
+        "--no-progress",
+        "--log-level",
+        "WARNING",
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOZY_", "RAY_ADDRESS"))}
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state_file = settings.data_path / c.state_file
@@ -152,12 +176,18 @@ async def killed_and_resumed(address: str, folder: Path, work: Path) -> dict[str
     first.send_signal(signal.SIGKILL)
     first.wait()
     killed_at = done_urls(state_file)  # what the killed run left done
-    second = await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True, text=True, timeout=600,
-                                   check=False)
+    second = await asyncio.to_thread(
+        subprocess.run, cmd, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
     report = await crawl_report(settings)
     summary = json.loads((settings.data_path / "crawl-summary.json").read_text())
-    report.update(summary=summary, killed_at=killed_at, first_exit=first.returncode, exit_code=second.returncode,
-                  stderr=second.stderr[-2000:])
+    report.update(
+        summary=summary,
+        killed_at=killed_at,
+        first_exit=first.returncode,
+        exit_code=second.returncode,
+        stderr=second.stderr[-2000:],
+    )
     return report
 
 

@@ -34,7 +34,9 @@ def _netns_problem() -> str | None:
     """Why a loopback-only network namespace cannot be made here, or None."""
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         return "unshare or ip not found"
-    probe = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True, check=False)
+    probe = subprocess.run(
+        ["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True, check=False
+    )
     if probe.returncode != 0:
         return f"unshare -n not permitted here ({probe.stderr.strip() or probe.returncode}); run as root"
     return None
@@ -49,11 +51,28 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path) -> dict
     out = work / "report.json"
     script = Path(__file__).with_name("cluster_scenarios.py")
     run = subprocess.run(
-        ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', sys.executable, str(script),
-         str(out), str(work), str(faces_dir)],
-        env=cli_env(), cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, check=False,
+        [
+            "unshare",
+            "-n",
+            "sh",
+            "-c",
+            'ip link set lo up && exec "$0" "$@"',
+            sys.executable,
+            str(script),
+            str(out),
+            str(work),
+            str(faces_dir),
+        ],
+        env=cli_env(),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
-    assert run.returncode == 0 and out.is_file(), f"cluster scenarios failed:\n{run.stdout[-4000:]}\n{run.stderr[-8000:]}"
+    assert run.returncode == 0 and out.is_file(), (
+        f"cluster scenarios failed:\n{run.stdout[-4000:]}\n{run.stderr[-8000:]}"
+    )
     report: dict[str, Any] = json.loads(out.read_text())
     return report
 
@@ -153,9 +172,22 @@ def test_a_bad_address_fails_at_once_with_one_line(tmp_path: Path) -> None:
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]  # bound, not listening: connections are refused
         run = subprocess.run(
-            [sys.executable, "-m", "sozy.crawl", "--urls", str(urls), "--data-dir", str(tmp_path / "data"),
-             "--ray", f"127.0.0.1:{closed}"],
-            env=cli_env(), capture_output=True, text=True, timeout=120, check=False,
+            [
+                sys.executable,
+                "-m",
+                "sozy.crawl",
+                "--urls",
+                str(urls),
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--ray",
+                f"127.0.0.1:{closed}",
+            ],
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
@@ -180,13 +212,18 @@ def test_shard_and_ray_do_not_mix(tmp_path: Path) -> None:
     urls.write_text("http://127.0.0.1:9/a.jpg\n")
     run = subprocess.run(
         [sys.executable, "-m", "sozy.crawl", "--urls", str(urls), "--shard", "1/2", "--ray", "auto"],
-        env=cli_env(), capture_output=True, text=True, timeout=120, check=False,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert run.returncode == 2 and "--shard and --ray" in run.stderr
 
 
-def test_without_the_ray_extra_the_flag_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_without_the_ray_extra_the_flag_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     import sozy.crawl.cluster
     from sozy.crawl.__main__ import main
 

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from sozy.crawl.pipeline import CrawlPlan
-from sozy.records import Box, SAME_PERSON_DISTANCE
+from sozy.records import SAME_PERSON_DISTANCE, Box
 from tests.servers.celebrity import PEOPLE, read_manifest
-from tests.servers.wikimedia import ENTITIES, CATEGORIES
+from tests.servers.wikimedia import CATEGORIES, ENTITIES
 
 from .conftest import state_rows, stored_points
 
@@ -150,7 +150,7 @@ async def test_crawl_stores_exactly_the_expected_faces_and_accounts_for_every_ur
     for url, data in content.items():
         assert rows[url].sha256 == sha256(data).hexdigest()
         groups[rows[url].sha256].append(url)
-    for sha, urls in groups.items():
+    for _sha, urls in groups.items():
         ranked = sorted(urls, key=lambda u: (rows[u].candidate.name is None, rows[u].seq))
         owner, copies = ranked[0], ranked[1:]
         assert rows[owner].status in ("done", "skipped") and rows[owner].reason != "duplicate_content", urls

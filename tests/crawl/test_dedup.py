@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from sozy.config import Settings
-from sozy.crawl.pipeline import CrawlPlan, Crawler, _Analysed, _Photo
+from sozy.crawl.pipeline import Crawler, CrawlPlan, _Analysed, _Photo
 from sozy.crawl.runner import state_path
 from sozy.crawl.state import CrawlState, Job
 from sozy.faces import FaceEngine

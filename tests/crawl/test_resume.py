@@ -76,7 +76,7 @@ async def wait_for_done(proc: asyncio.subprocess.Process, data: Path, at_least: 
         if n >= at_least:
             return n
         if proc.returncode is not None:
-            out, err = await proc.communicate()
+            _out, err = await proc.communicate()
             raise AssertionError(f"crawl ended before {at_least} photos were done:\n{err.decode()[-3000:]}")
         await asyncio.sleep(0.05)
     raise AssertionError("timed out waiting for the crawl")

@@ -159,9 +159,8 @@ def test_units_are_recorded_once_and_finish_atomically_with_their_candidates(sta
 
 def test_second_crawl_on_the_same_state_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "crawl.sqlite"
-    with CrawlState(path):
-        with pytest.raises(StateInUse, match="in use"):
-            CrawlState(path)
+    with CrawlState(path), pytest.raises(StateInUse, match="in use"):
+        CrawlState(path)
     CrawlState(path).close()  # released on close
 
 
@@ -239,7 +238,9 @@ def test_a_candidates_person_id_survives_a_restart_and_old_states_gain_the_colum
 
     path = tmp_path / "crawl.sqlite"
     with CrawlState(path) as state:
-        state.add_jobs([("https://x/a.jpg", Candidate("https://x/a.jpg", "wikidata", name="Barack Obama", person_id="Q76"))])
+        state.add_jobs(
+            [("https://x/a.jpg", Candidate("https://x/a.jpg", "wikidata", name="Barack Obama", person_id="Q76"))]
+        )
     with CrawlState(path) as state:
         (job,) = state.jobs("pending", after_seq=0, upto_seq=10, limit=10)
     assert job.candidate.person_id == "Q76" and job.candidate.name == "Barack Obama"

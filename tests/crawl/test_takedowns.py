@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from sozy.config import Settings
-from sozy.crawl.pipeline import CrawlPlan, Crawler, _Photo
+from sozy.crawl.pipeline import Crawler, CrawlPlan, _Photo
 from sozy.crawl.runner import state_path
 from sozy.crawl.state import CrawlState
 from sozy.faces import FaceEngine
@@ -40,7 +40,10 @@ async def test_taken_down_photos_are_skipped_and_the_rest_is_crawled(
 
     store = await open_store(settings)
     await store.add_takedowns(
-        [Takedown({"name": "Barack Obama"}, "2026-01-01T00:00:00Z"), Takedown({"image_sha256": biden_sha}, "2026-01-01T00:00:00Z")]
+        [
+            Takedown({"name": "Barack Obama"}, "2026-01-01T00:00:00Z"),
+            Takedown({"image_sha256": biden_sha}, "2026-01-01T00:00:00Z"),
+        ]
     )
     await store.close()
 

@@ -18,7 +18,9 @@ import dockerfile
 
 from tests.deploy.compose_check import image_problem
 
-_ARG_REF = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*))?\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*))")
+_ARG_REF = re.compile(
+    r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*))?\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*))"
+)
 ROOT_USERS = {"root", "0"}
 
 
@@ -174,9 +176,7 @@ def in_context(relative: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool
 
 def tracked_files(root: Path, under: str) -> list[str]:
     """Files git tracks under a path (what a fresh clone's build context holds)."""
-    done = subprocess.run(
-        ["git", "ls-files", "--", under], cwd=root, capture_output=True, text=True, check=True
-    )
+    done = subprocess.run(["git", "ls-files", "--", under], cwd=root, capture_output=True, text=True, check=True)
     return [line for line in done.stdout.splitlines() if line]
 
 

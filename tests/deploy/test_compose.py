@@ -345,7 +345,9 @@ def test_both_files_run_the_same_qdrant_version_and_healthcheck() -> None:
     main, cluster = _load(MAIN), _load(CLUSTER)
     images = {s["image"] for s in [*_qdrant_services(main).values(), *_qdrant_services(cluster).values()]}
     assert len(images) == 1, images
-    checks = {str(s["healthcheck"]["test"]) for s in [*_qdrant_services(main).values(), *_qdrant_services(cluster).values()]}
+    checks = {
+        str(s["healthcheck"]["test"]) for s in [*_qdrant_services(main).values(), *_qdrant_services(cluster).values()]
+    }
     assert len(checks) == 1
 
 
@@ -381,7 +383,7 @@ def test_a_compose_variable_that_is_no_setting_is_caught(tmp_path: Path) -> None
     broken.write_text(MAIN.read_text().replace("${API_BIND:-127.0.0.1}", "${SOZY_API_BIND:-127.0.0.1}"))
     empty = tmp_path / "empty.toml"
     empty.write_text("")
-    with pytest.raises(ConfigError, match="unknown setting api.bind"):
+    with pytest.raises(ConfigError, match=r"unknown setting api\.bind"):
         for name in _interpolated_names(broken):
             if name.startswith("SOZY_"):
                 load_settings(path=empty, environ={name: "x"})
@@ -396,7 +398,9 @@ def _compose_command() -> list[str] | None:
         return [binary]
     if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         return ["docker", "compose"]
-    if (binary := shutil.which("docker-compose")) and b"v2." in subprocess.run([binary, "version"], capture_output=True).stdout:
+    if (binary := shutil.which("docker-compose")) and b"v2." in subprocess.run(
+        [binary, "version"], capture_output=True
+    ).stdout:
         return [binary]
     return None
 
@@ -410,7 +414,9 @@ def test_docker_compose_config_accepts_the_file(path: Path, tmp_path: Path) -> N
     env_file.write_text(f"QDRANT_API_KEY={ENV['QDRANT_API_KEY']}\n")
     done = subprocess.run(
         [*command, "-f", str(path), "--env-file", str(env_file), "--profile", "*", "config", "--quiet"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     # ... and rejects the same file with a dangling depends_on, like our check does.
@@ -421,7 +427,9 @@ def test_docker_compose_config_accepts_the_file(path: Path, tmp_path: Path) -> N
         copy_path.write_text(yaml.safe_dump(broken, sort_keys=False))
         done = subprocess.run(
             [*command, "-f", str(copy_path), "--env-file", str(env_file), "config", "--quiet"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     finally:
         copy_path.unlink(missing_ok=True)
@@ -473,7 +481,9 @@ GENERIC_MUTATIONS: dict[str, Mutation] = {
     "depends_on names no service": _set("services.api.depends_on", {"qdrnt": {"condition": "service_healthy"}}),
     "depends_on without condition": _set("services.api.depends_on", {"qdrant": {"required": True}}),
     "unknown depends_on condition": _set("services.api.depends_on.qdrant.condition", "service_ready"),
-    "GPU reservation without capabilities": _delete("services.crawl-gpu.deploy.resources.reservations.devices.0.capabilities"),
+    "GPU reservation without capabilities": _delete(
+        "services.crawl-gpu.deploy.resources.reservations.devices.0.capabilities"
+    ),
     "ports as a mapping": _set("services.api.ports", {"8000": 8000}),
     "undeclared named volume": _set("services.crawl.volumes.1", "crawl-state:/data"),
     "image on :latest": _set("services.qdrant.image", "qdrant/qdrant:latest"),
@@ -542,7 +552,9 @@ SOZY_MUTATIONS: dict[str, tuple[Mutation, Callable[[ComposeFile, Path], list[str
 
 
 @pytest.mark.parametrize("case", SOZY_MUTATIONS.values(), ids=SOZY_MUTATIONS.keys())
-def test_sozy_rules_catch_a_broken_copy(case: tuple[Mutation, Callable[[ComposeFile, Path], list[str]]], tmp_path: Path) -> None:
+def test_sozy_rules_catch_a_broken_copy(
+    case: tuple[Mutation, Callable[[ComposeFile, Path], list[str]]], tmp_path: Path
+) -> None:
     mutation, rule = case
     compose = _load(MAIN)
     assert rule(compose, tmp_path) == [], "the rule fails the real file already"
@@ -613,7 +625,8 @@ def test_ray_file_is_valid_and_its_nodes_join_the_head() -> None:
     gpu = compose.services["ray-worker-gpu"]
     assert gpu["profiles"] == ["gpu"] and gpu["build"]["dockerfile"] == "deploy/Dockerfile.gpu"
     assert {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]} in (
-        gpu["deploy"]["resources"]["reservations"]["devices"])
+        gpu["deploy"]["resources"]["reservations"]["devices"]
+    )
     # The driver runs on the head (a node of the cluster): the input and the state are there.
     mounts = {m["target"]: m for m in volume_mounts(head)}
     assert mounts["/input"]["read_only"] is True and mounts["/data"]["type"] == "volume"

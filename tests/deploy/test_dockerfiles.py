@@ -49,7 +49,7 @@ def test_final_stage_serves_the_api_with_a_healthcheck(path: Path, tmp_path: Pat
     assert [c.value for c in final.instructions("EXPOSE")] == [("8000",)]
     (cmd,) = final.instructions("CMD")
     assert cmd.json and cmd.value[:3] == ("python", "-m", "sozy.api")
-    env = {k: v for c in final.instructions("ENV") for k, v in zip(c.value[::2], c.value[1::2])}
+    env = {k: v for c in final.instructions("ENV") for k, v in zip(c.value[::2], c.value[1::2], strict=False)}
     assert env["PATH"] == "/opt/sozy/bin:$PATH" and env["SOZY_DATA_DIR"] == "/data"
     # The image's own SOZY_* defaults are settings sozy.config accepts, on the EXPOSEd port.
     empty = tmp_path / "empty.toml"
@@ -107,7 +107,7 @@ def test_gpu_image_never_installs_dlib_bin() -> None:
     # Sozy's own metadata asks for dlib-bin: it goes in without its dependencies.
     assert re.findall(r"pip install (?:--no-deps )?\.", runs) == ["pip install --no-deps ."]
     assert "'dlib-bin' not in names" in runs
-    assert [c.flags for c in parsed.final.instructions("COPY")][0] == ("--from=sozy-build",)
+    assert next(c.flags for c in parsed.final.instructions("COPY")) == ("--from=sozy-build",)
 
 
 def _hadolint() -> str | None:
@@ -148,11 +148,25 @@ MUTATIONS = {
     "no USER in the final stage": (CPU, lambda t: t.replace("USER ${SOZY_UID}:${SOZY_UID}\n", "")),
     "USER root": (CPU, lambda t: t.replace("USER ${SOZY_UID}:${SOZY_UID}", "USER root")),
     "USER 0 through an ARG": (CPU, lambda t: t.replace("ARG SOZY_UID=10001", "ARG SOZY_UID=0")),
-    "unpinned base": (CPU, lambda t: t.replace("python:${PYTHON_VERSION}-slim-${DEBIAN_RELEASE} AS build", "python:latest AS build")),
-    "base without a tag": (GPU, lambda t: t.replace("nvidia/cuda:${CUDA_VERSION}-cudnn-runtime-${UBUNTU_RELEASE} AS runtime", "nvidia/cuda AS runtime")),
-    "COPY of a file that does not exist": (CPU, lambda t: t.replace("COPY deploy/healthcheck.py", "COPY deploy/health.py")),
+    "unpinned base": (
+        CPU,
+        lambda t: t.replace("python:${PYTHON_VERSION}-slim-${DEBIAN_RELEASE} AS build", "python:latest AS build"),
+    ),
+    "base without a tag": (
+        GPU,
+        lambda t: t.replace(
+            "nvidia/cuda:${CUDA_VERSION}-cudnn-runtime-${UBUNTU_RELEASE} AS runtime", "nvidia/cuda AS runtime"
+        ),
+    ),
+    "COPY of a file that does not exist": (
+        CPU,
+        lambda t: t.replace("COPY deploy/healthcheck.py", "COPY deploy/health.py"),
+    ),
     "COPY --from a stage that does not exist": (GPU, lambda t: t.replace("--from=dlib-build", "--from=dlib")),
-    "COPY --from a later stage": (GPU, lambda t: t.replace("COPY --from=dlib-build /wheels /wheels", "COPY --from=sozy-build /wheels /wheels")),
+    "COPY --from a later stage": (
+        GPU,
+        lambda t: t.replace("COPY --from=dlib-build /wheels /wheels", "COPY --from=sozy-build /wheels /wheels"),
+    ),
 }
 
 
@@ -178,9 +192,7 @@ def test_check_catches_a_dockerignore_that_drops_sources() -> None:
 def test_parse_reads_stages_args_and_users(tmp_path: Path) -> None:
     path = tmp_path / "Dockerfile"
     path.write_text(
-        "ARG BASE=python:3.12-slim-bookworm\n"
-        "FROM ${BASE} AS one\nARG WHO=app\nUSER ${WHO}\n"
-        "FROM one AS two\nRUN true\n"
+        "ARG BASE=python:3.12-slim-bookworm\nFROM ${BASE} AS one\nARG WHO=app\nUSER ${WHO}\nFROM one AS two\nRUN true\n"
     )
     parsed: Dockerfile = parse(path)
     assert [s.name for s in parsed.stages] == ["one", "two"]

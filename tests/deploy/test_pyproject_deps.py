@@ -44,7 +44,10 @@ def test_gpu_list_leaves_out_dlib_bin_and_nothing_else() -> None:
 
 def test_excluded_names_are_normalized(tmp_path: Path) -> None:
     pyproject = tmp_path / "pyproject.toml"
-    pyproject.write_text('[project]\nname = "x"\ndependencies = ["Dlib_Bin>=20", "numpy>=1.26 ; python_version >= \'3.11\'", "zope.interface"]\n')
+    pyproject.write_text(
+        '[project]\nname = "x"\n'
+        'dependencies = ["Dlib_Bin>=20", "numpy>=1.26 ; python_version >= \'3.11\'", "zope.interface"]\n'
+    )
     done = run(str(pyproject), "--exclude", "DLIB.bin", "--exclude", "zope-interface")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "numpy>=1.26 ; python_version >= '3.11'\n"

@@ -63,7 +63,7 @@ def test_onnx_and_dlib_descriptors_give_the_same_faces(analyzer: FaceAnalyzer, p
     for rel in ("group/obama-biden-and-one-more.jpg", "obama/obama-240p.jpg"):
         ours, theirs = analyzer.analyze(photo_bytes(rel)), with_dlib.analyze(photo_bytes(rel))
         assert ours.model == theirs.model and [f.box for f in ours.faces] == [f.box for f in theirs.faces]
-        assert max(distance(a.vector, b.vector) for a, b in zip(ours.faces, theirs.faces)) <= 0.001
+        assert max(distance(a.vector, b.vector) for a, b in zip(ours.faces, theirs.faces, strict=False)) <= 0.001
     assert list(model_cache.glob("dlib_resnet_v1-*.onnx"))  # converted once, into the cache
 
 
@@ -226,7 +226,9 @@ def test_coarse_pass_alone_when_its_faces_are_large(
 
 
 @pytest.mark.parametrize("rel", ["group/kit-harington-and-rose-leslie.jpg", "obama/obama-240p.jpg"])
-def test_fine_pass_when_the_coarse_faces_are_small(analyzer: FaceAnalyzer, always_upsampled: FaceAnalyzer, photo_bytes, rel: str) -> None:
+def test_fine_pass_when_the_coarse_faces_are_small(
+    analyzer: FaceAnalyzer, always_upsampled: FaceAnalyzer, photo_bytes, rel: str
+) -> None:
     """Faces near the coarse pass's limit (under upsample_below_px): the photo is detected again, upsampled."""
     data = photo_bytes(rel)
     found = analyzer.analyze(data)
@@ -290,7 +292,16 @@ def test_rgba_png_matches_its_rgb_twin(shared_embeddings) -> None:
 
 @pytest.mark.parametrize(
     ("mode", "fmt"),
-    [("L", "JPEG"), ("L", "PNG"), ("P", "PNG"), ("CMYK", "JPEG"), ("LA", "PNG"), ("RGB", "WEBP"), ("RGB", "GIF"), ("RGB", "BMP")],
+    [
+        ("L", "JPEG"),
+        ("L", "PNG"),
+        ("P", "PNG"),
+        ("CMYK", "JPEG"),
+        ("LA", "PNG"),
+        ("RGB", "WEBP"),
+        ("RGB", "GIF"),
+        ("RGB", "BMP"),
+    ],
 )
 def test_other_modes_and_formats_find_the_same_person(
     analyzer: FaceAnalyzer, upright: Image.Image, mode: str, fmt: str
@@ -343,10 +354,10 @@ def test_batched_path_matches_single_photos(analyzer: FaceAnalyzer, photo_bytes)
     results = batched.analyze_batch(items)
     assert len(results) == 3
     assert results[1].__class__.__name__ == "EmptyImage"
-    for data, result in zip([items[0], items[2]], [results[0], results[2]]):
+    for data, result in zip([items[0], items[2]], [results[0], results[2]], strict=False):
         single = batched.analyze(data)
         assert [f.box for f in result.faces] == [f.box for f in single.faces]
-        for a, b in zip(result.faces, single.faces):
+        for a, b in zip(result.faces, single.faces, strict=False):
             assert distance(a.vector, b.vector) < 1e-4
     assert len(results[2].faces) == 2
 
@@ -358,7 +369,7 @@ def test_batched_cnn_on_letterboxed_photos(photo_bytes, shared_embeddings) -> No
     assert cnn.model_id == "dlib_resnet_v1+5pt/cnn-up0..1"
     rels = ["obama/obama-small.jpg", "group/kit-harington-and-rose-leslie.jpg"]
     results = cnn.analyze_batch([photo_bytes(r) for r in rels])
-    for rel, result in zip(rels, results):
+    for rel, result in zip(rels, results, strict=False):
         hog = shared_embeddings[rel]
         assert len(result.faces) == len(hog.faces), rel
         for face in result.faces:
@@ -396,7 +407,7 @@ def test_parity_with_face_recognition(always_upsampled: FaceAnalyzer, photo_byte
     theirs = sorted(fr.face_locations(image, 1, model="hog"), key=lambda c: -(c[1] - c[3]) * (c[2] - c[0]))
     assert [(f.box.top, f.box.right - 1, f.box.bottom - 1, f.box.left) for f in ours.faces] == theirs
     vectors = fr.face_encodings(image, known_face_locations=theirs, model="small")
-    for face, vector in zip(ours.faces, vectors):
+    for face, vector in zip(ours.faces, vectors, strict=False):
         assert distance(face.vector, vector) < 1e-4
 
 
@@ -411,7 +422,7 @@ def test_only_the_largest_faces_are_described_and_every_face_is_counted(analyzer
         chosen = analyzer.analyze(data, max_faces=cap)
         assert chosen.faces_in_image == 3
         assert [f.box for f in chosen.faces] == [f.box for f in every.faces[:cap]]
-        for a, b in zip(chosen.faces, every.faces):
+        for a, b in zip(chosen.faces, every.faces, strict=False):
             assert distance(a.vector, b.vector) < 1e-6
 
 

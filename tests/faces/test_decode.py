@@ -293,7 +293,7 @@ def test_pixel_cap_is_our_own_not_pillows(monkeypatch: pytest.MonkeyPatch) -> No
     before = Image.MAX_IMAGE_PIXELS
     with pytest.raises(ImageTooLarge):
         decode_image(png_declaring(100_000, 100_000), LIMIT)
-    assert Image.MAX_IMAGE_PIXELS == before
+    assert before == Image.MAX_IMAGE_PIXELS
 
 
 def test_image_just_under_the_cap_decodes(rgb_image: Image.Image) -> None:

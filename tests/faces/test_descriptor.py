@@ -114,7 +114,7 @@ def test_whole_photos_match_dlibs_compute_face_descriptor(onnx_descriptor, dlib_
     ours = onnx_descriptor.describe_photos(images, shapes)
     theirs = dlib_descriptor.describe_photos(images, shapes)
     assert [len(v) for v in ours] == [len(s) for s in shapes] == [len(v) for v in theirs]
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=False):
         assert _l2(a, b).max() <= MAX_L2
     single = dlib_descriptor.describe_photos(images[:1], shapes[:1])
     assert _l2(single[0], theirs[0]).max() == 0
@@ -134,7 +134,9 @@ def test_batches_split_and_join_in_order(chips: np.ndarray, onnx_descriptor) -> 
 def test_photos_without_faces_and_empty_batches(onnx_descriptor, photos_with_shapes) -> None:
     assert onnx_descriptor.describe(np.zeros((0, 150, 150, 3), np.uint8)).shape == (0, 128)
     _, rgb, shapes = photos_with_shapes[0]
-    out = onnx_descriptor.describe_photos([rgb, rgb, rgb], [dlib.full_object_detections(), shapes, dlib.full_object_detections()])
+    out = onnx_descriptor.describe_photos(
+        [rgb, rgb, rgb], [dlib.full_object_detections(), shapes, dlib.full_object_detections()]
+    )
     assert [v.shape for v in out] == [(0, 128), (len(shapes), 128), (0, 128)]
     assert onnx_descriptor.describe_photos([], []) == []
     with pytest.raises(ValueError, match="uint8 chips"):
@@ -172,7 +174,7 @@ def test_load_descriptor_picks_the_backend(tmp_path) -> None:
     assert isinstance(load_descriptor("onnx", "cpu", weights, tmp_path), OnnxDescriptor)
     assert list(tmp_path.glob("*.onnx"))  # converted into the cache given
     assert isinstance(load_descriptor("dlib", "cpu", weights), DlibDescriptor)
-    with pytest.raises(ValueError, match="engine.descriptor"):
+    with pytest.raises(ValueError, match=r"engine\.descriptor"):
         load_descriptor("tensorflow", "cpu", weights)
 
 

@@ -119,7 +119,7 @@ def test_plan_descriptor_backends() -> None:
         EngineSettings(descriptor="dlib"), cpu_count=2, cuda_build=False, gpu_count=1, onnx_cuda=True
     )
     assert (no_dlib_gpu.device, no_dlib_gpu.descriptor) == ("cpu", "dlib")
-    with pytest.raises(ValueError, match="engine.descriptor"):
+    with pytest.raises(ValueError, match=r"engine\.descriptor"):
         plan_workers(EngineSettings(descriptor="tf"), cpu_count=2, cuda_build=False, gpu_count=0)
 
 
@@ -165,11 +165,11 @@ async def test_embed_gives_the_same_faces_as_the_analyzer(photo_bytes, shared_em
         results = await asyncio.gather(*(engine.embed(photo_bytes(r)) for r in rels))
         assert engine.in_flight == 0
     assert "2 worker(s) on cpu" in caplog.text
-    for rel, got in zip(rels, results):
+    for rel, got in zip(rels, results, strict=False):
         expected = shared_embeddings[rel]
         assert (got.width, got.height, got.model) == (expected.width, expected.height, expected.model)
         assert [f.box for f in got.faces] == [f.box for f in expected.faces]
-        for a, b in zip(got.faces, expected.faces):
+        for a, b in zip(got.faces, expected.faces, strict=False):
             assert distance(a.vector, b.vector) < 1e-5
 
 
@@ -205,7 +205,7 @@ async def test_batched_worker_on_cpu(photo_bytes, shared_embeddings) -> None:
         results = await engine.embed_many([photo_bytes(r) for r in rels] + [b"not an image"])
         assert engine.stats["largest_batch"] == 3
         assert isinstance(results[3], NotAnImage)
-    for rel, got in zip(rels, results):
+    for rel, got in zip(rels, results, strict=False):
         assert [f.box for f in got.faces] == [f.box for f in shared_embeddings[rel].faces]
 
 
@@ -339,7 +339,7 @@ def test_no_orphan_workers(mode: str) -> None:
     try:
         line = proc.stdout.readline().decode()
         pids = [int(p) for p in line.split()]
-        assert len(pids) == 2, proc.stderr.read().decode()[-2000:] if not line else line
+        assert len(pids) == 2, line if line else proc.stderr.read().decode()[-2000:]
         if mode == "sigint":
             proc.send_signal(signal.SIGINT)
         elif mode == "sigkill-parent":

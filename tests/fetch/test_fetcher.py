@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sozy.config import CrawlSettings
-from sozy.fetch import Fetched, FetchError, Fetcher
+from sozy.fetch import Fetched, Fetcher, FetchError
 from tests.servers.hostile import HostileServer, bomb_png
 
 
@@ -87,7 +87,7 @@ async def test_decompression_bomb_arrives_small_and_sniffed(hostile: HostileServ
 async def test_referer_is_sent_with_images(hostile: HostileServer, crawl_settings) -> None:
     async with Fetcher(crawl_settings()) as fetcher:
         await fetcher.image(hostile.url("/photo/obama/obama.jpg"), referer="https://example.org/obama")
-    request = [r for r in hostile.log.requests if r.path.startswith("/photo/")][0]
+    request = next(r for r in hostile.log.requests if r.path.startswith("/photo/"))
     assert request.headers["Referer"] == "https://example.org/obama"
     assert request.headers["Accept"].startswith("image/")
 
@@ -327,10 +327,12 @@ async def test_api_json_sends_params_and_the_identifying_user_agent(hostile: Hos
 
 async def test_api_calls_skip_robots_txt(faces_dir: Path, crawl_settings) -> None:
     # Wikimedia's robots.txt disallows /w/ for everyone, yet its API policy invites clients.
-    async with HostileServer(faces_dir, robots_txt="User-agent: *\nDisallow: /\n") as host:
-        async with Fetcher(crawl_settings()) as fetcher:
-            got = await fetcher.api_json(host.url("/api/echo"), {"q": "1"})
-            error = await fetch_error(fetcher.image(host.url("/photo/obama/obama.jpg")))
+    async with (
+        HostileServer(faces_dir, robots_txt="User-agent: *\nDisallow: /\n") as host,
+        Fetcher(crawl_settings()) as fetcher,
+    ):
+        got = await fetcher.api_json(host.url("/api/echo"), {"q": "1"})
+        error = await fetch_error(fetcher.image(host.url("/photo/obama/obama.jpg")))
     assert got["query"] == {"q": "1"}
     assert error.reason == "robots_txt"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
 
@@ -25,35 +26,39 @@ async def test_per_host_concurrency_is_never_exceeded(hostile: HostileServer, cr
 
 async def test_global_concurrency_spans_hosts(faces_dir: Path, crawl_settings) -> None:
     both = RequestLog()
-    async with HostileServer(faces_dir, log=both) as a, HostileServer(faces_dir, log=both) as b:
-        async with Fetcher(crawl_settings(concurrency=4, per_host=4)) as fetcher:
-            urls = [host.url(SLOW_PHOTO.format(i)) for i in range(8) for host in (a, b)]
-            await asyncio.gather(*(fetcher.image(u) for u in urls))
+    async with (
+        HostileServer(faces_dir, log=both) as a, HostileServer(faces_dir, log=both) as b,
+        Fetcher(crawl_settings(concurrency=4, per_host=4)) as fetcher,
+    ):
+        urls = [host.url(SLOW_PHOTO.format(i)) for i in range(8) for host in (a, b)]
+        await asyncio.gather(*(fetcher.image(u) for u in urls))
     assert both.max_in_flight == 4
     assert both.count("/photo/obama/obama.jpg") == 16
 
 
 async def test_a_busy_host_does_not_starve_others(faces_dir: Path, crawl_settings) -> None:
-    async with HostileServer(faces_dir) as slow, HostileServer(faces_dir) as fast:
-        async with Fetcher(crawl_settings(concurrency=4, per_host=2)) as fetcher:
-            await fetcher.image(slow.url("/photo/obama/obama.jpg"))
-            await fetcher.image(fast.url("/photo/obama/obama.jpg"))
-            slow_urls = [slow.url(f"/photo/obama/obama.jpg?delay=0.5&n={i}") for i in range(10)]
-            queued = [asyncio.create_task(fetcher.image(u)) for u in slow_urls]
-            await asyncio.sleep(0.05)
-            start = time.monotonic()
-            await fetcher.image(fast.url("/photo/biden/biden.jpg"))
-            assert time.monotonic() - start < 0.4  # not behind the 10 queued for the slow host
-            for task in queued:
-                task.cancel()
-            await asyncio.gather(*queued, return_exceptions=True)
+    async with (
+        HostileServer(faces_dir) as slow, HostileServer(faces_dir) as fast,
+        Fetcher(crawl_settings(concurrency=4, per_host=2)) as fetcher,
+    ):
+        await fetcher.image(slow.url("/photo/obama/obama.jpg"))
+        await fetcher.image(fast.url("/photo/obama/obama.jpg"))
+        slow_urls = [slow.url(f"/photo/obama/obama.jpg?delay=0.5&n={i}") for i in range(10)]
+        queued = [asyncio.create_task(fetcher.image(u)) for u in slow_urls]
+        await asyncio.sleep(0.05)
+        start = time.monotonic()
+        await fetcher.image(fast.url("/photo/biden/biden.jpg"))
+        assert time.monotonic() - start < 0.4  # not behind the 10 queued for the slow host
+        for task in queued:
+            task.cancel()
+        await asyncio.gather(*queued, return_exceptions=True)
 
 
 async def test_per_host_rate_spaces_requests(hostile: HostileServer, crawl_settings) -> None:
     async with Fetcher(crawl_settings(per_host=8, per_host_rate=10)) as fetcher:
         await asyncio.gather(*(fetcher.image(hostile.url(f"/photo/obama/obama.jpg?n={i}")) for i in range(6)))
     times = sorted(hostile.log.times("/photo/obama/obama.jpg"))
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(times) == 6 and min(gaps) >= 0.09
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sozy.fetch import FetchError, Fetcher
+from sozy.fetch import Fetcher, FetchError
 from sozy.fetch.local import file_url_path
 
 

@@ -55,16 +55,18 @@ def test_pool_keys() -> None:
 async def test_media_policy_identifies_and_keeps_two_downloads_across_hosts(faces_dir: Path, crawl_settings) -> None:
     both = RequestLog()
     settings = crawl_settings(concurrency=16, per_host=8)
-    async with HostileServer(faces_dir, log=both) as a, HostileServer(faces_dir, log=both) as b:
-        async with Fetcher(settings) as fetcher:
-            for host in (a, b):  # robots.txt loaded first, so only photos overlap below
-                await fetcher.image(host.url("/photo/obama/obama.jpg"))
-            both.reset()
-            urls = [host.url(SLOW.format(i)) for i in range(6) for host in (a, b)]
-            await asyncio.gather(*(fetcher.image(u, policy=WIKIMEDIA_MEDIA) for u in urls))
-            media_peak = both.max_in_flight
-            both.reset()
-            await asyncio.gather(*(fetcher.image(u + "&web=1") for u in urls))
+    async with (
+        HostileServer(faces_dir, log=both) as a, HostileServer(faces_dir, log=both) as b,
+        Fetcher(settings) as fetcher,
+    ):
+        for host in (a, b):  # robots.txt loaded first, so only photos overlap below
+            await fetcher.image(host.url("/photo/obama/obama.jpg"))
+        both.reset()
+        urls = [host.url(SLOW.format(i)) for i in range(6) for host in (a, b)]
+        await asyncio.gather(*(fetcher.image(u, policy=WIKIMEDIA_MEDIA) for u in urls))
+        media_peak = both.max_in_flight
+        both.reset()
+        await asyncio.gather(*(fetcher.image(u + "&web=1") for u in urls))
     assert media_peak == 2  # reached, never passed, over both hosts together
     assert both.max_in_flight > 2  # the same photos under the web policy: per host, in parallel
     assert set(both.user_agents("/photo/")) != {settings.api_user_agent}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 
 import pytest
 
-from sozy.fetch import FetchError, Fetcher
+from sozy.fetch import Fetcher, FetchError
 from sozy.fetch.robots import RobotsCache, rules_from_response, x_robots_block, x_robots_directives
 from tests.servers.hostile import HostileServer
 
@@ -167,12 +168,14 @@ async def test_robots_is_fetched_once_per_host_under_concurrency(hostile: Hostil
 
 
 async def test_robots_is_per_origin(faces_dir: Path, hostile: HostileServer, crawl_settings) -> None:
-    async with HostileServer(faces_dir, robots_txt="User-agent: *\nDisallow: /\n") as closed:
-        async with Fetcher(crawl_settings()) as fetcher:
-            await fetcher.image(hostile.url("/photo/obama/obama.jpg"))
-            with pytest.raises(FetchError, match="robots_txt"):
-                await fetcher.image(closed.url("/photo/obama/obama.jpg"))
-            await fetcher.image(hostile.url("/photo/biden/biden.jpg"))
+    async with (
+        HostileServer(faces_dir, robots_txt="User-agent: *\nDisallow: /\n") as closed,
+        Fetcher(crawl_settings()) as fetcher,
+    ):
+        await fetcher.image(hostile.url("/photo/obama/obama.jpg"))
+        with pytest.raises(FetchError, match="robots_txt"):
+            await fetcher.image(closed.url("/photo/obama/obama.jpg"))
+        await fetcher.image(hostile.url("/photo/biden/biden.jpg"))
     assert hostile.log.count("/robots.txt") == 1 and closed.log.count("/robots.txt") == 1
 
 
@@ -217,11 +220,13 @@ async def test_robots_that_hangs_means_unavailable(hostile: HostileServer, crawl
 
 
 async def test_crawl_delay_spaces_requests(faces_dir: Path, crawl_settings) -> None:
-    async with HostileServer(faces_dir, robots_txt="User-agent: *\nCrawl-delay: 0.25\n") as host:
-        async with Fetcher(crawl_settings()) as fetcher:
-            await asyncio.gather(*(fetcher.image(host.url(f"/photo/obama/obama.jpg?n={i}")) for i in range(4)))
+    async with (
+        HostileServer(faces_dir, robots_txt="User-agent: *\nCrawl-delay: 0.25\n") as host,
+        Fetcher(crawl_settings()) as fetcher,
+    ):
+        await asyncio.gather(*(fetcher.image(host.url(f"/photo/obama/obama.jpg?n={i}")) for i in range(4)))
     times = sorted(host.log.times("/photo/obama/obama.jpg"))
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.22
 
 

@@ -50,8 +50,8 @@ import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import TracebackType
 
@@ -300,7 +300,7 @@ class HostileServer:
             self._failures[key] += 1
             after = float(request.query.get("after", 1))
             if request.query.get("form") == "date":
-                when = datetime.now(timezone.utc) + timedelta(seconds=after)
+                when = datetime.now(UTC) + timedelta(seconds=after)
                 retry_after = format_datetime(when, usegmt=True)
             else:
                 retry_after = str(int(after))

@@ -275,7 +275,9 @@ class WikimediaServer:
         if (lagging := self._lag(params)) is not None:
             return lagging
         if params.get("action") != "query":
-            return json_response(api_error("badvalue", f'Unrecognized value for parameter "action": {params.get("action")}.'))
+            return json_response(
+                api_error("badvalue", f'Unrecognized value for parameter "action": {params.get("action")}.')
+            )
         if params.get("list") == "categorymembers":
             return json_response(self._category_members(params))
         if params.get("prop") == "imageinfo" and params.get("titles"):
@@ -288,12 +290,10 @@ class WikimediaServer:
             return api_error("invalidcategory", "The category name you entered is not valid.")
         limit = min(500, int(params.get("cmlimit", "10")))
         start = int(params.get("cmcontinue", "file|0").split("|")[-1])
-        names = CATEGORIES.get(title[len("Category:"):].replace("_", " "), ())
+        names = CATEGORIES.get(title[len("Category:") :].replace("_", " "), ())
         if params.get("cmtype", "page|subcat|file") not in ("file", "page|subcat|file"):
             names = ()
-        members = [
-            {"pageid": page_id(name), "ns": 6, "title": f"File:{name}"} for name in names[start:start + limit]
-        ]
+        members = [{"pageid": page_id(name), "ns": 6, "title": f"File:{name}"} for name in names[start : start + limit]]
         answer: dict[str, Any] = {}
         if start + limit < len(names):
             answer["continue"] = {"cmcontinue": f"file|{start + limit}", "continue": "-||"}
@@ -335,7 +335,7 @@ class WikimediaServer:
         answer: dict[str, Any] = {}
         owed = [t for t in canonical[first:] if t in self.files and t not in served]
         if owed:
-            key = owed[0][len("File:"):].replace(" ", "_")
+            key = owed[0][len("File:") :].replace(" ", "_")
             answer["continue"] = {"iicontinue": f"{key}|20130101000000", "continue": "||"}
         else:
             answer["batchcomplete"] = ""
@@ -370,16 +370,20 @@ class WikimediaServer:
         self._sparql_errors = [t for t in self._sparql_errors if now - t < 60]
         if self._sparql_throttled or len(self._sparql_errors) >= self.sparql_error_limit:
             self._sparql_throttled = max(0, self._sparql_throttled - 1)
-            return web.Response(status=429, text="Too Many Requests - Please retry in 1 seconds.",
-                                headers={"Retry-After": str(self.sparql_retry_after)})
+            return web.Response(
+                status=429,
+                text="Too Many Requests - Please retry in 1 seconds.",
+                headers={"Retry-After": str(self.sparql_retry_after)},
+            )
         params = dict(request.query)
         if request.method == "POST":
             params.update({k: str(v) for k, v in (await request.post()).items()})
         answer = evaluate(params.get("query", ""), self.entities.values(), self.sparql_max_rows)
         if answer.status >= 400:
             self._sparql_errors.append(now)
-        return web.Response(status=answer.status, text=answer.body, content_type=answer.content_type,
-                            headers=answer.headers)
+        return web.Response(
+            status=answer.status, text=answer.body, content_type=answer.content_type, headers=answer.headers
+        )
 
 
 @web.middleware

@@ -88,15 +88,21 @@ def entity_json(entity: FakeEntity, props: set[str], languages: set[str] | None)
 
     data: dict[str, Any] = {"type": "item", "id": qid}
     if "info" in props:
-        data.update(pageid=int(qid[1:]) + 100, ns=0, title=qid, lastrevid=2_000_000_000, modified="2025-01-01T00:00:00Z")
+        data.update(
+            pageid=int(qid[1:]) + 100, ns=0, title=qid, lastrevid=2_000_000_000, modified="2025-01-01T00:00:00Z"
+        )
     if "labels" in props:
         data["labels"] = {"en": {"language": "en", "value": entity.label}} if lang_ok("en") else {}
     if "descriptions" in props:
         data["descriptions"] = {"en": {"language": "en", "value": entity.description}} if lang_ok("en") else {}
     if "aliases" in props:
-        data["aliases"] = {"en": [{"language": "en", "value": a} for a in entity.aliases]} if entity.aliases and lang_ok("en") else {}
+        data["aliases"] = (
+            {"en": [{"language": "en", "value": a} for a in entity.aliases]} if entity.aliases and lang_ok("en") else {}
+        )
     if "claims" in props:
-        claims: dict[str, list[dict[str, Any]]] = {"P31": [_statement(qid, "P31", _item_value(entity.instance_of), "wikibase-item")]}
+        claims: dict[str, list[dict[str, Any]]] = {
+            "P31": [_statement(qid, "P31", _item_value(entity.instance_of), "wikibase-item")]
+        }
         images = [(n, "deprecated") for n in entity.deprecated_images]
         images += [(n, "normal") for n in entity.images] + [(n, "preferred") for n in entity.preferred_images]
         if images:
@@ -117,7 +123,6 @@ def entity_json(entity: FakeEntity, props: set[str], languages: set[str] | None)
     return data
 
 
-
 def extmetadata(f: FakeFile) -> dict[str, Any]:
     """imageinfo's extmetadata for a file, entries shaped ``{"value", "source", "hidden"?}``."""
     meta: dict[str, Any] = {
@@ -127,7 +132,9 @@ def extmetadata(f: FakeFile) -> dict[str, Any]:
         "LicenseShortName": {"value": f.license, "source": "commons-desc-page", "hidden": ""},
         "UsageTerms": {"value": f"Creative Commons {f.license}", "source": "commons-desc-page", "hidden": ""},
         "AttributionRequired": {
-            "value": "false" if f.license_url is None else "true", "source": "commons-desc-page", "hidden": "",
+            "value": "false" if f.license_url is None else "true",
+            "source": "commons-desc-page",
+            "hidden": "",
         },
         "Restrictions": {"value": f.restrictions, "source": "commons-desc-page", "hidden": ""},
     }

@@ -24,7 +24,9 @@ from .wikimedia_world import FILES, FakeFile, thumb_step
 
 UPLOAD_PREFIX = "/wikipedia/commons"
 # Agents Wikimedia blocks outright (its User-Agent policy names python-requests' default).
-_GENERIC_AGENTS = re.compile(r"^(python-requests|python-urllib|aiohttp|python-httpx|curl|wget|lwp|java)\b", re.IGNORECASE)
+_GENERIC_AGENTS = re.compile(
+    r"^(python-requests|python-urllib|aiohttp|python-httpx|curl|wget|lwp|java)\b", re.IGNORECASE
+)
 REFUSED_AGENT = (
     "Please set a user-agent and respect our robot policy https://w.wiki/4wJS. "
     "See also https://phabricator.wikimedia.org/T400119."
@@ -82,7 +84,7 @@ class MediaHost:
         path = urlsplit(url).path
         if not path.startswith(UPLOAD_PREFIX + "/"):
             return None
-        parts = path[len(UPLOAD_PREFIX) + 1:].split("/")
+        parts = path[len(UPLOAD_PREFIX) + 1 :].split("/")
         key = parts[3] if parts[0] == "thumb" and len(parts) == 5 else parts[-1]
         found = self.files.get(file_title(unquote(key)))
         return self.photos.get(found.photo) if found is not None and found.photo else None

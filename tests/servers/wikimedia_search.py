@@ -18,7 +18,9 @@ from .wikimedia_world import CATEGORIES, ENTITIES, FakeFile
 class SearchPage:
     """``GET ?q=<name>``: tiles of ``a.iusc`` anchors whose ``m`` JSON names a photo and its page."""
 
-    def __init__(self, media: MediaHost, description_url: Callable[[FakeFile], str], base_url: Callable[[], str]) -> None:
+    def __init__(
+        self, media: MediaHost, description_url: Callable[[FakeFile], str], base_url: Callable[[], str]
+    ) -> None:
         self.media = media
         self.description_url = description_url
         self._base_url = base_url
@@ -55,9 +57,14 @@ class SearchPage:
         tiles = []
         for i, (media, page) in enumerate(self.search_results(query)):
             meta = {
-                "cid": f"c{i}", "purl": page, "murl": media,
-                "turl": f"{self.base_url}/th?id=OIP.{i}", "md5": hashlib.md5(media.encode()).hexdigest(),
-                "t": f"{query} photo {i + 1}", "desc": "", "shkey": "",
+                "cid": f"c{i}",
+                "purl": page,
+                "murl": media,
+                "turl": f"{self.base_url}/th?id=OIP.{i}",
+                "md5": hashlib.md5(media.encode()).hexdigest(),
+                "t": f"{query} photo {i + 1}",
+                "desc": "",
+                "shkey": "",
             }
             tiles.append(
                 f'<li><div class="iuscp"><div class="imgpt">'
@@ -70,7 +77,9 @@ class SearchPage:
             # Noise the parser must ignore: a tile whose metadata is not JSON, one
             # with a data: media URL, and an ordinary anchor.
             tiles.insert(1, '<li><a class="iusc" m="{not json">broken</a></li>')
-            tiles.append(f'<li><a class="iusc" m="{html.escape(json.dumps({"murl": "data:image/png;base64,AAAA"}))}">x</a></li>')
+            tiles.append(
+                f'<li><a class="iusc" m="{html.escape(json.dumps({"murl": "data:image/png;base64,AAAA"}))}">x</a></li>'
+            )
             tiles.append('<li><a class="other" href="/images/search?q=more">More</a></li>')
         return (
             f"<!DOCTYPE html><html><head><title>{html.escape(query)} - Search Images</title></head>"

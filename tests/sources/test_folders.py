@@ -84,7 +84,9 @@ def test_nested_hidden_loose_and_unnamed(tmp_path: Path) -> None:
     ]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"not really a photo; the fetcher sniffs")
-    found = [(str(_path(c.image_url, tmp_path).relative_to(tmp_path.resolve())), c.name) for c in read_folders(tmp_path)]
+    found = [
+        (str(_path(c.image_url, tmp_path).relative_to(tmp_path.resolve())), c.name) for c in read_folders(tmp_path)
+    ]
     assert found == [
         ("Ian McKellen/gandalf #1.jpg", "Ian McKellen"),
         ("crowd/party.jpeg", "Crowd"),

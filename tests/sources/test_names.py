@@ -22,5 +22,5 @@ def test_the_starter_list() -> None:
     raw = [line.strip() for line in STARTER.read_text(encoding="utf-8").splitlines()]
     entries = [line for line in raw if line and not line.startswith("#")]
     assert len(entries) == len(names), "the starter list repeats a name"
-    assert all(QID.match(n) or len(n.split()) >= 1 and n[0].isupper() for n in names)
+    assert all(QID.match(n) or (len(n.split()) >= 1 and n[0].isupper()) for n in names)
     assert {"Barack Obama", "Joe Biden", "Kit Harington", "Rose Leslie", "Lin-Manuel Miranda"} <= set(names)

@@ -100,7 +100,7 @@ async def test_bad_and_failing_start_urls_do_not_stop_the_others(celebrity: Cele
     ]
 
 
-async def test_the_found_images_are_real_photos_at_full_size(celebrity: CelebritySite, faces_dir) -> None:  # noqa: ANN001
+async def test_the_found_images_are_real_photos_at_full_size(celebrity: CelebritySite, faces_dir) -> None:
     found, _ = await _crawl(celebrity)
     settings = CrawlSettings()
     async with Fetcher(settings) as fetcher:

@@ -42,7 +42,11 @@ def test_parse_search_keeps_the_api_order() -> None:
         "searchinfo": {"search": "obama"},
         "search": [
             {"id": "Q76", "label": "Barack Obama", "match": {"type": "alias", "language": "en", "text": "Obama"}},
-            {"id": "Q13133", "label": "Michelle Obama", "match": {"type": "label", "language": "en", "text": "Michelle Obama"}},
+            {
+                "id": "Q13133",
+                "label": "Michelle Obama",
+                "match": {"type": "label", "language": "en", "text": "Michelle Obama"},
+            },
             {"id": "P18", "label": "image"},  # properties are not people
         ],
         "success": 1,
@@ -80,8 +84,11 @@ def test_parse_entities_reads_type_images_category_and_sitelinks() -> None:
                 },
                 "sitelinks": {"enwiki": {"site": "enwiki", "title": "Some Body"}, "dewiki": {}},
             },
-            "Q2": {"id": "Q2", "labels": {"fr": {"language": "fr", "value": "Chose"}},
-                   "claims": {"P31": [_statement("P31", {"entity-type": "item", "id": "Q4886"})]}},
+            "Q2": {
+                "id": "Q2",
+                "labels": {"fr": {"language": "fr", "value": "Chose"}},
+                "claims": {"P31": [_statement("P31", {"entity-type": "item", "id": "Q4886"})]},
+            },
             "Q3": {"id": "Q3", "missing": ""},
         },
         "success": 1,
@@ -94,8 +101,12 @@ def test_parse_entities_reads_type_images_category_and_sitelinks() -> None:
 
 
 def test_choose_person_prefers_humans_exact_matches_then_sitelinks() -> None:
-    hits = [SearchHit("Q1", "Rose Leslie", "Rose Leslie"), SearchHit("Q2", "Rose Leslie", "Rose Leslie"),
-            SearchHit("Q3", "Rose Leslie", "Rose Leslie"), SearchHit("Q4", "Rose Leslie Smith", "Rose Leslie Smith")]
+    hits = [
+        SearchHit("Q1", "Rose Leslie", "Rose Leslie"),
+        SearchHit("Q2", "Rose Leslie", "Rose Leslie"),
+        SearchHit("Q3", "Rose Leslie", "Rose Leslie"),
+        SearchHit("Q4", "Rose Leslie Smith", "Rose Leslie Smith"),
+    ]
     entities = {
         "Q1": Entity("Q1", "Rose Leslie", is_human=False, sitelinks=500),  # a rose cultivar
         "Q2": Entity("Q2", "Rose Leslie", is_human=True, sitelinks=3),
@@ -128,23 +139,46 @@ def test_parse_imageinfo_maps_normalised_titles_and_resolves_urls() -> None:
             "normalized": [{"from": "File:A_b.jpg", "to": "File:A b.jpg"}],
             "pages": {
                 "11": {
-                    "pageid": 11, "ns": 6, "title": "File:A b.jpg", "imagerepository": "local",
-                    "imageinfo": [{
-                        "thumburl": "//upload.example.org/thumb/a/ab/A_b.jpg/1024px-A_b.jpg", "thumbwidth": 1024,
-                        "url": "//upload.example.org/a/ab/A_b.jpg", "width": 4000, "height": 3000,
-                        "descriptionurl": "https://commons.example.org/wiki/File:A_b.jpg",
-                        "mime": "image/jpeg",
-                        "extmetadata": {
-                            "LicenseShortName": {"value": "CC BY-SA 4.0", "source": "commons-desc-page", "hidden": ""},
-                            "Artist": {"value": '<a href="//x/User:Jo">Jo &amp; Co</a><br>Studio', "source": "commons-desc-page"},
-                        },
-                    }],
+                    "pageid": 11,
+                    "ns": 6,
+                    "title": "File:A b.jpg",
+                    "imagerepository": "local",
+                    "imageinfo": [
+                        {
+                            "thumburl": "//upload.example.org/thumb/a/ab/A_b.jpg/1024px-A_b.jpg",
+                            "thumbwidth": 1024,
+                            "url": "//upload.example.org/a/ab/A_b.jpg",
+                            "width": 4000,
+                            "height": 3000,
+                            "descriptionurl": "https://commons.example.org/wiki/File:A_b.jpg",
+                            "mime": "image/jpeg",
+                            "extmetadata": {
+                                "LicenseShortName": {
+                                    "value": "CC BY-SA 4.0",
+                                    "source": "commons-desc-page",
+                                    "hidden": "",
+                                },
+                                "Artist": {
+                                    "value": '<a href="//x/User:Jo">Jo &amp; Co</a><br>Studio',
+                                    "source": "commons-desc-page",
+                                },
+                            },
+                        }
+                    ],
                 },
                 "-1": {"ns": 6, "title": "File:Gone.jpg", "missing": "", "known": ""},
-                "12": {"pageid": 12, "ns": 6, "title": "File:Small.png",
-                       "imageinfo": [{"url": "https://upload.example.org/Small.png", "width": 300, "mime": "image/png"}]},
-                "13": {"pageid": 13, "ns": 6, "title": "File:Huge.tif",
-                       "imageinfo": [{"url": "https://upload.example.org/Huge.tif", "width": 9000}]},
+                "12": {
+                    "pageid": 12,
+                    "ns": 6,
+                    "title": "File:Small.png",
+                    "imageinfo": [{"url": "https://upload.example.org/Small.png", "width": 300, "mime": "image/png"}],
+                },
+                "13": {
+                    "pageid": 13,
+                    "ns": 6,
+                    "title": "File:Huge.tif",
+                    "imageinfo": [{"url": "https://upload.example.org/Huge.tif", "width": 9000}],
+                },
             },
         },
     }
@@ -161,17 +195,28 @@ def test_parse_imageinfo_maps_normalised_titles_and_resolves_urls() -> None:
 
 
 def test_parse_imageinfo_reads_formatversion_2_lists() -> None:
-    data = {"query": {"pages": [{"title": "File:X.jpg", "imageinfo": [{"thumburl": "https://u/x.jpg", "mime": "image/jpeg"}]}]}}
+    data = {
+        "query": {
+            "pages": [{"title": "File:X.jpg", "imageinfo": [{"thumburl": "https://u/x.jpg", "mime": "image/jpeg"}]}]
+        }
+    }
     assert parse_imageinfo(data, 800, "https://c/w/api.php")["File:X.jpg"].thumb_url == "https://u/x.jpg"
 
 
 def test_parse_entities_follows_a_merged_item() -> None:
-    data = {"entities": {
-        "Q4000099": {"type": "item", "id": "Q4000002", "redirects": {"from": "Q4000099", "to": "Q4000002"},
-                     "labels": {"en": {"language": "en", "value": "Kit Harington"}},
-                     "claims": {"P31": [_statement("P31", {"entity-type": "item", "id": "Q5"})]}},
-        "Q3": {"id": "Q3", "missing": ""},
-    }, "success": 1}
+    data = {
+        "entities": {
+            "Q4000099": {
+                "type": "item",
+                "id": "Q4000002",
+                "redirects": {"from": "Q4000099", "to": "Q4000002"},
+                "labels": {"en": {"language": "en", "value": "Kit Harington"}},
+                "claims": {"P31": [_statement("P31", {"entity-type": "item", "id": "Q5"})]},
+            },
+            "Q3": {"id": "Q3", "missing": ""},
+        },
+        "success": 1,
+    }
     entities = parse_entities(data)
     # Found under the id asked for, and known by the id it was merged into.
     assert entities["Q4000099"] is entities["Q4000002"]
@@ -180,7 +225,9 @@ def test_parse_entities_follows_a_merged_item() -> None:
     assert choose_person("Q4000099", [SearchHit("Q4000099", None, None)], entities).id == "Q4000002"
 
 
-@pytest.mark.parametrize(("asked", "width"), [(1024, 960), (960, 960), (1279, 960), (1280, 1280), (10, 20), (5000, 3840)])
+@pytest.mark.parametrize(
+    ("asked", "width"), [(1024, 960), (960, 960), (1279, 960), (1280, 1280), (10, 20), (5000, 3840)]
+)
 def test_standard_thumb_width_never_exceeds_the_width_asked(asked: int, width: int) -> None:
     assert standard_thumb_width(asked) == width
 
@@ -193,8 +240,16 @@ def test_parse_imageinfo_reads_the_reuse_terms() -> None:
         "AttributionRequired": {"value": "true"},
         "Restrictions": {"value": "personality|trademarked"},
     }
-    data = {"query": {"pages": [{"title": "File:X.jpg", "imageinfo": [
-        {"thumburl": "https://u/x.jpg", "mime": "image/jpeg", "extmetadata": meta}]}]}}
+    data = {
+        "query": {
+            "pages": [
+                {
+                    "title": "File:X.jpg",
+                    "imageinfo": [{"thumburl": "https://u/x.jpg", "mime": "image/jpeg", "extmetadata": meta}],
+                }
+            ]
+        }
+    }
     f = parse_imageinfo(data, 960, "https://c/w/api.php")["File:X.jpg"]
     assert f.license_url == "https://creativecommons.org/licenses/by-sa/4.0"
     assert (f.attribution, f.credit, f.credit_line) == (None, "Flickr", "Flickr")
@@ -205,8 +260,10 @@ def test_parse_imageinfo_reads_the_reuse_terms() -> None:
 def test_parse_category_members_continues() -> None:
     params = {"action": "query", "list": "categorymembers", "cmtitle": "Category:X"}
     page = parse_category_members(
-        {"continue": {"cmcontinue": "file|4142|99", "continue": "-||"},
-         "query": {"categorymembers": [{"pageid": 1, "ns": 6, "title": "File:One.jpg"}]}},
+        {
+            "continue": {"cmcontinue": "file|4142|99", "continue": "-||"},
+            "query": {"categorymembers": [{"pageid": 1, "ns": 6, "title": "File:One.jpg"}]},
+        },
         params,
     )
     assert page.titles == ["File:One.jpg"]
@@ -245,12 +302,20 @@ def test_top_people_query_starts_from_the_occupation_with_a_sitelinks_floor() ->
 def test_parse_sparql_rows() -> None:
     data = {
         "head": {"vars": ["item", "sitelinks"]},
-        "results": {"bindings": [
-            {"item": {"type": "uri", "value": "http://www.wikidata.org/entity/Q76"},
-             "sitelinks": {"datatype": "http://www.w3.org/2001/XMLSchema#integer", "type": "literal", "value": "330"}},
-            {"item": {"type": "literal", "value": "Q1"}},
-            {"item": {"type": "uri", "value": "http://www.wikidata.org/entity/Q6279"}},
-        ]},
+        "results": {
+            "bindings": [
+                {
+                    "item": {"type": "uri", "value": "http://www.wikidata.org/entity/Q76"},
+                    "sitelinks": {
+                        "datatype": "http://www.w3.org/2001/XMLSchema#integer",
+                        "type": "literal",
+                        "value": "330",
+                    },
+                },
+                {"item": {"type": "literal", "value": "Q1"}},
+                {"item": {"type": "uri", "value": "http://www.wikidata.org/entity/Q6279"}},
+            ]
+        },
     }
     assert parse_sparql_rows(data) == [Row("Q76", 330), Row("Q6279", 0)]
     with pytest.raises(SourceError):
@@ -271,8 +336,12 @@ async def test_lookup_gives_commons_thumbnails_with_licence_and_author(wikimedia
     # P18 first (its deprecated-rank file left out), then the category; the SVG
     # signature is no photo and the P18 file is not repeated.
     assert [c.image_url for c in found] == _names(
-        wikimedia, "President Barack Obama.jpg", "Barack Obama 2012.jpg", "Barack Obama speaking.jpg",
-        "Obama 2013 portrait.jpg", "Obama and Biden 2009.jpg",
+        wikimedia,
+        "President Barack Obama.jpg",
+        "Barack Obama 2012.jpg",
+        "Barack Obama speaking.jpg",
+        "Obama 2013 portrait.jpg",
+        "Obama and Biden 2009.jpg",
     )
     assert {c.name for c in found} == {"Barack Obama"}
     assert {(c.source, c.person_id, c.fetch_policy) for c in found} == {("wikidata", "Q76", "wikimedia_media")}
@@ -280,7 +349,9 @@ async def test_lookup_gives_commons_thumbnails_with_licence_and_author(wikimedia
     assert first.page_url == wikimedia.description_url("President Barack Obama.jpg")
     assert (first.license, first.license_url, first.attribution) == ("Public domain", None, "Pete Souza")
     assert (speaking.license, speaking.license_url, speaking.attribution) == (
-        "CC BY 2.0", "https://creativecommons.org/licenses/by/2.0", "Gage Skidmore from Peoria, AZ"
+        "CC BY 2.0",
+        "https://creativecommons.org/licenses/by/2.0",
+        "Gage Skidmore from Peoria, AZ",
     )
 
 
@@ -297,7 +368,10 @@ async def test_thumbnails_are_at_most_thumb_width(wikimedia: WikimediaServer) ->
                 assert abs(img.height - photo.height * 500 / photo.width) <= 1
     assert {c.name for c in found} == {"Kit Harington"}
     assert [wikimedia.photo_of(c.image_url).people for c in found] == [
-        ("kit_harington",), ("kit_harington",), ("kit_harington",), ("kit_harington", "rose_leslie")
+        ("kit_harington",),
+        ("kit_harington",),
+        ("kit_harington",),
+        ("kit_harington", "rose_leslie"),
     ]
 
 
@@ -308,7 +382,10 @@ async def test_a_q_id_is_used_directly(wikimedia: WikimediaServer) -> None:
         found = await source.lookup("q6279")
     # The preferred-rank P18 comes before the normal one.
     assert [c.image_url for c in found] == _names(
-        wikimedia, "Joe Biden presidential portrait.jpg", "Obama and Biden 2009.jpg", "Joe Biden 2013.jpg",
+        wikimedia,
+        "Joe Biden presidential portrait.jpg",
+        "Obama and Biden 2009.jpg",
+        "Joe Biden 2013.jpg",
         "Obama, Biden and a staffer.jpg",
     )
     assert {c.name for c in found} == {"Joe Biden"}
@@ -373,7 +450,7 @@ async def test_api_calls_identify_sozy_and_ask_json(wikimedia: WikimediaServer) 
     for request in wikimedia.requests:
         assert request.headers["User-Agent"] == settings.api_user_agent
         assert request.params["format"] == "json"
-    imageinfo = [r for r in wikimedia.requests_to("commons") if r.params.get("prop") == "imageinfo"][0]
+    imageinfo = next(r for r in wikimedia.requests_to("commons") if r.params.get("prop") == "imageinfo")
     assert imageinfo.params["iiurlwidth"] == "960"
     assert set(imageinfo.params["iiprop"].split("|")) >= {"url", "extmetadata", "size", "mime"}
     search = wikimedia.requests_to("wikidata")[0].params
@@ -464,7 +541,6 @@ async def test_an_unknown_occupation_fails_before_any_request(wikimedia: Wikimed
     assert wikimedia.requests == []
 
 
-
 async def test_a_merged_q_id_finds_the_person_it_was_merged_into(wikimedia: WikimediaServer) -> None:
     settings = wikimedia.settings()
     async with Fetcher(settings) as fetcher:
@@ -548,15 +624,23 @@ async def test_top_people_walks_a_power_law_of_sitelinks_in_few_cheap_queries(wi
     for sitelinks in range(10, 400):
         count = round(500 * (25 / sitelinks) ** 2 - 500 * (25 / (sitelinks + 1)) ** 2)
         for _ in range(count):
-            people.append(FakeEntity(f"Q{7_000_000 + len(people)}", f"P{len(people)}", images=("x.jpg",),
-                                     occupations=("Q33999",), sitelinks=sitelinks))
+            people.append(
+                FakeEntity(
+                    f"Q{7_000_000 + len(people)}",
+                    f"P{len(people)}",
+                    images=("x.jpg",),
+                    occupations=("Q33999",),
+                    sitelinks=sitelinks,
+                )
+            )
     wikimedia.entities = {e.qid: e for e in people}
     # A query that must gather more than two pages of rows runs out of time.
     wikimedia.sparql_max_rows = 100
     settings = wikimedia.settings()
     async with Fetcher(settings) as fetcher:
-        top = [q async for q in WikidataNames(fetcher, settings).top_people(
-            500, ["actor"], page_size=50, min_sitelinks=10)]
+        top = [
+            q async for q in WikidataNames(fetcher, settings).top_people(500, ["actor"], page_size=50, min_sitelinks=10)
+        ]
         timeouts = fetcher.counters["http_5xx"]
     expected = [e.qid for e in sorted(people, key=lambda e: (-e.sitelinks, "http://www.wikidata.org/entity/" + e.qid))]
     assert top == expected[:500]

@@ -24,7 +24,9 @@ def _settings(tmp_path) -> Settings:
     return Settings(data_dir=str(tmp_path))
 
 
-async def _filled(tmp_path, n_people: int = 100, faces_each: int = 10, **options) -> tuple[EmbeddedStore, list, np.ndarray]:
+async def _filled(
+    tmp_path, n_people: int = 100, faces_each: int = 10, **options
+) -> tuple[EmbeddedStore, list, np.ndarray]:
     rng = np.random.default_rng(21)
     vectors, owner = people_vectors(rng, n_people, faces_each)
     records = [make_record(v, i, name=f"p{owner[i]}") for i, v in enumerate(vectors)]
@@ -53,7 +55,7 @@ async def test_optimize_builds_an_index_that_still_finds_the_exact_neighbours(tm
         for _ in range(20):
             query = vectors[rng.integers(len(vectors))] + rng.normal(0, 0.02, 128).astype(np.float32)
             hits = await store.search(query, k=10)
-            expected, distances = exact_nearest(vectors, query, 10)
+            expected, _distances = exact_nearest(vectors, query, 10)
             recall.append(len({h.id for h in hits} & {records[i].id for i in expected}) / 10)
             # Quantized index, rescored with the original vectors: distances are exact.
             for hit in hits:
@@ -171,6 +173,12 @@ async def test_url_and_sha256_indexes_live_on_disk_the_searched_ones_in_ram(tmp_
     finally:
         await store.close()
     assert placement == {
-        "image_url": Memory.Cold, "page_url": Memory.Cold, "image_sha256": Memory.Cold,
-        "name": None, "source": None, "model": None, "person_id": None, "label": None,  # in RAM (default)
+        "image_url": Memory.Cold,
+        "page_url": Memory.Cold,
+        "image_sha256": Memory.Cold,
+        "name": None,
+        "source": None,
+        "model": None,
+        "person_id": None,
+        "label": None,  # in RAM (default)
     }

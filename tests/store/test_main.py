@@ -49,7 +49,9 @@ def test_every_flag_of_every_command_is_explained():
 
 
 def test_help_runs_as_a_module():
-    result = subprocess.run([sys.executable, "-m", "sozy.store", "copy", "--help"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "sozy.store", "copy", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0
     for flag in ("--from", "--to", "--batch", "--checkpoint", "--restart", "local:PATH"):
         assert flag in result.stdout

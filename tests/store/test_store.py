@@ -162,7 +162,9 @@ async def test_delete_by_each_takedown_field(store, field):
 
 async def test_delete_with_several_fields_needs_all_to_match(store):
     records = [
-        make_record(np.full(128, 0.01 * i, np.float32), i, name=("ann", "bob")[i % 2], source=("pages", "urls")[i // 2 % 2])
+        make_record(
+            np.full(128, 0.01 * i, np.float32), i, name=("ann", "bob")[i % 2], source=("pages", "urls")[i // 2 % 2]
+        )
         for i in range(8)
     ]
     await store.upsert(records)
@@ -185,7 +187,7 @@ async def test_bad_vectors_are_refused_with_a_clear_error(store):
     good = _records(seed=9, people=2, faces_each=2)
     bad = make_record(np.ones(64, np.float32), 99)
     with pytest.raises(ValueError, match=r"photos.example/99.jpg.*128"):
-        await store.upsert(good + [bad])
+        await store.upsert([*good, bad])
     assert await store.count() == 0  # checked before anything is written
     nan = np.full(128, np.nan, np.float32)
     with pytest.raises(ValueError, match="NaN"):
@@ -280,7 +282,7 @@ async def test_nearest_person_to_an_unseen_obama_photo_is_obama(store, shared_em
         if rel == held_out:
             continue
         found = shared_embeddings[rel]
-        for n, face in enumerate(found.faces):
+        for _n, face in enumerate(found.faces):
             records.append(
                 FaceRecord(
                     vector=face.vector,

@@ -65,7 +65,7 @@ async def test_a_taken_down_face_is_refused_when_written_again(store) -> None:
 
     # A re-crawl of the same photos, and a new photo of her.
     new_photo = _face(20, name="ann")
-    refused = await store.upsert(ann + [new_photo] + bob)
+    refused = await store.upsert([*ann, new_photo, *bob])
     assert sorted(refused) == sorted([r.id for r in ann] + [new_photo.id])
     assert await store.count() == len(bob)
     assert await store.taken_down({"person_id": "ann", "source": "urls"})
@@ -82,7 +82,7 @@ async def test_a_person_taken_down_stays_down_by_face_whatever_the_label(store) 
     unnamed = make_record(centre + rng.normal(0, 0.015, 128), 10)
     misfiled = make_record(centre + rng.normal(0, 0.015, 128), 11, name="Bob")
     bob = [make_record(rng.normal(0, 0.06, 128), 20 + i, name="Bob") for i in range(2)]
-    await store.upsert(ann + [unnamed, misfiled] + bob)
+    await store.upsert([*ann, unnamed, misfiled, *bob])
 
     deleted = await store.delete(name="ANN_EXAMPLE")  # another spelling of her key
     assert sorted(deleted) == sorted(r.id for r in [*ann, unnamed, misfiled])
@@ -96,7 +96,7 @@ async def test_a_person_taken_down_stays_down_by_face_whatever_the_label(store) 
         make_record(centre + rng.normal(0, 0.015, 128), 32, name="ann example"),
     ]
     new_bob = make_record(bob[0].vector + rng.normal(0, 0.01, 128), 33, name="Bob")
-    assert sorted(await store.upsert(new_faces + [new_bob])) == sorted(r.id for r in new_faces)
+    assert sorted(await store.upsert([*new_faces, new_bob])) == sorted(r.id for r in new_faces)
 
     assert await store.lift({"person_id": "ann example"})
     assert await store.upsert(new_faces) == []
@@ -105,7 +105,7 @@ async def test_a_person_taken_down_stays_down_by_face_whatever_the_label(store) 
 async def test_a_wikidata_person_is_taken_down_by_label_or_q_id(store) -> None:
     obama = [_face(i, name="Barack Obama", person_id="Q76") for i in range(2)]
     other = _face(5, name="Barack Obama Sr.", person_id="Q649593")
-    await store.upsert(obama + [other])
+    await store.upsert([*obama, other])
     assert sorted(await store.delete(name="Barack Obama")) == sorted(r.id for r in obama)
     assert [t.selector for t in await store.takedowns()] == [{"person_id": "Q76"}, {"person_id": "barack obama"}]
     assert await store.upsert([_face(9, name="President Obama", person_id="q76")]) != []
@@ -177,5 +177,5 @@ async def test_a_damaged_takedown_file_stops_the_embedded_store(tmp_path) -> Non
     path = tmp_path / "store" / "faces.takedowns.json"
     assert path.is_file()
     path.write_text("{not json", encoding="utf-8")
-    with pytest.raises(StoreError, match="faces.takedowns.json"):
+    with pytest.raises(StoreError, match=r"faces\.takedowns\.json"):
         await backend.open()

@@ -15,5 +15,8 @@ def require_bearer(request: Request, key: str, what: str = "key") -> None:
     # compare_digest on bytes: constant time, and no TypeError for non-ASCII input.
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
         raise ApiError(
-            401, "unauthorized", f"a valid {what} is needed: Authorization: Bearer <key>", {"WWW-Authenticate": "Bearer"}
+            401,
+            "unauthorized",
+            f"a valid {what} is needed: Authorization: Bearer <key>",
+            {"WWW-Authenticate": "Bearer"},
         )

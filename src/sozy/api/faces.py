@@ -72,7 +72,13 @@ def takedown_endpoint(ctx: ApiContext) -> Endpoint:
         store = ctx.require_store()
         started = time.perf_counter()
         try:
-            ids = await store.delete(**selectors)
+            ids = await store.delete(
+                image_url=selectors.get("image_url"),
+                page_url=selectors.get("page_url"),
+                name=selectors.get("name"),
+                source=selectors.get("source"),
+                person_id=selectors.get("person_id"),
+            )
         finally:
             ctx.metrics.store.labels("delete").observe(time.perf_counter() - started)
         ctx.stats_cache = None

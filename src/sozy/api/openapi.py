@@ -312,9 +312,7 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
                 "get": {
                     "operationId": "getFace",
                     "summary": "A stored face and where it came from",
-                    "parameters": [
-                        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-                    ],
+                    "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
                     "responses": {
                         "200": {
                             "description": "The stored face.",
@@ -330,10 +328,10 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
                 "get": {
                     "operationId": "getThumbnail",
                     "summary": "A stored face's crop (JPEG), when the crawler wrote one (crawl.thumbnails)",
-                    "description": "Results give it as `thumbnail_url` (`/thumbnails/<face id>.jpg`, relative to the API).",
-                    "parameters": [
-                        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-                    ],
+                    "description": (
+                        "Results give it as `thumbnail_url` (`/thumbnails/<face id>.jpg`, relative to the API)."
+                    ),
+                    "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
                     "responses": {
                         "200": {
                             "description": "The crop, cacheable for an hour (ETag).",
@@ -416,7 +414,10 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
                     "operationId": "metrics",
                     "summary": "Prometheus metrics",
                     "responses": {
-                        "200": {"description": "Prometheus text format.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+                        "200": {
+                            "description": "Prometheus text format.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
                     },
                 }
             },

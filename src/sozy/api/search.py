@@ -105,7 +105,9 @@ def search_endpoint(ctx: ApiContext) -> Callable[[Request], Awaitable[Response]]
             raise ApiError(422, "no_face", "no face was found in the photo")
         people = await asyncio.gather(*(_nearest(ctx, store, face, params) for face in faces))
         body = {
-            "faces": [face_json(face, hits, api.same_person_threshold) for face, hits in zip(faces, people)],
+            "faces": [
+                face_json(face, hits, api.same_person_threshold) for face, hits in zip(faces, people, strict=True)
+            ],
             "took_ms": round((time.perf_counter() - started) * 1000.0, 1),
         }
         return JSONResponse(body, headers={"Cache-Control": "no-store"})

@@ -14,6 +14,7 @@ ending, else the connection is closed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import h11
@@ -65,10 +66,8 @@ class _HeadTimedH11(H11Protocol):
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if not self.transport.is_closing():
-            try:
+            with contextlib.suppress(h11.LocalProtocolError):
                 self.conn.send(h11.ConnectionClosed())
-            except h11.LocalProtocolError:
-                pass
             self.transport.close()
 
 

@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 
 from sozy.config import Settings
 from sozy.faces.errors import EngineClosed, FaceEngineError, ImageError
-from sozy.fetch import FetchError, Fetched, Fetcher, policy_for
+from sozy.fetch import Fetched, Fetcher, FetchError, policy_for
 from sozy.records import Candidate, FaceRecord, PhotoFaces, utc_now
 from sozy.sources import ImageSearch, PageSource, SourceError, UrlListReport, WikidataNames, read_folders, read_url_list
 from sozy.store.consensus import Consensus, ConsensusRule
@@ -328,7 +328,7 @@ class Crawler:
             try:
                 await asyncio.wait_for(queue.put(item), timeout=0.5)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
 
     # --- discovery (the feeder) --------------------------------------------------------
@@ -811,7 +811,7 @@ class Crawler:
         while True:
             try:
                 item = await asyncio.wait_for(self._store_q.get(), timeout=max(0.0, deadline - loop.time()))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 item = False  # type: ignore[assignment]
             if item is None:
                 await self._flush()

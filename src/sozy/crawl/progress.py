@@ -149,7 +149,7 @@ class Progress:
         for handler in logging.getLogger().handlers:
             if isinstance(handler, logging.StreamHandler) and handler.stream is self.stream:
                 self._patched.append((handler, handler.stream))
-                handler.setStream(_AboveBlock(self))  # type: ignore[arg-type]
+                handler.setStream(_AboveBlock(self))
 
     def _unpatch_log_handlers(self) -> None:
         for handler, stream in self._patched:
@@ -184,7 +184,7 @@ class _AboveBlock:
 
 def _bar(fraction: float) -> str:
     fraction = min(max(fraction, 0.0), 1.0)
-    filled = int(round(fraction * BAR_WIDTH))
+    filled = round(fraction * BAR_WIDTH)
     return "[" + "#" * filled + "-" * (BAR_WIDTH - filled) + "]"
 
 

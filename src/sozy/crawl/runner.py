@@ -28,7 +28,7 @@ from sozy.store import StoreError, open_store
 
 from .contact import ContactMissing, check_contact
 from .lazyengine import EngineStartFailed, LazyEngine
-from .pipeline import CrawlPlan, Crawler
+from .pipeline import Crawler, CrawlPlan
 from .progress import Progress
 from .state import CrawlState, StateError
 from .stats import CrawlStats

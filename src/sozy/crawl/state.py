@@ -390,7 +390,8 @@ class CrawlState:
     # --- discovery units ------------------------------------------------------------
 
     def add_units(self, kind: str, keyed: Iterable[tuple[str, str]]) -> int:
-        """Record ``(key, label)`` units of ``kind`` as pending; known keys are left alone. Returns how many were new."""
+        """Record ``(key, label)`` units of ``kind`` as pending; known keys are left alone.
+        Returns how many were new."""
         with self._transaction():
             return self._add_units(kind, keyed)
 
@@ -463,11 +464,14 @@ class CrawlState:
         return counts
 
     def failed_unit_reasons(self) -> Counter[str]:
-        return Counter({
-            f"{r['kind']}:{r['reason']}": r["n"]
-            for r in self._db.execute(
-                "SELECT kind, reason, COUNT(*) AS n FROM units WHERE status = 'failed' GROUP BY kind, reason")
-        })
+        return Counter(
+            {
+                f"{r['kind']}:{r['reason']}": r["n"]
+                for r in self._db.execute(
+                    "SELECT kind, reason, COUNT(*) AS n FROM units WHERE status = 'failed' GROUP BY kind, reason"
+                )
+            }
+        )
 
     # --- plumbing ---------------------------------------------------------------
 
@@ -509,12 +513,25 @@ def _candidate(row: sqlite3.Row) -> Candidate:
 
 def _url_row(row: sqlite3.Row) -> UrlRow:
     return UrlRow(
-        seq=row["seq"], url=row["url"], status=row["status"], reason=row["reason"], attempts=row["attempts"],
-        last_error=row["last_error"], sha256=row["sha256"], faces=row["faces"], duplicate_of=row["duplicate_of"],
+        seq=row["seq"],
+        url=row["url"],
+        status=row["status"],
+        reason=row["reason"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        sha256=row["sha256"],
+        faces=row["faces"],
+        duplicate_of=row["duplicate_of"],
         candidate=_candidate(row),
     )
 
 
 def _unit(row: sqlite3.Row) -> Unit:
-    return Unit(id=row["id"], kind=row["kind"], key=row["key"], label=row["label"], status=row["status"],
-                attempts=row["attempts"])
+    return Unit(
+        id=row["id"],
+        kind=row["kind"],
+        key=row["key"],
+        label=row["label"],
+        status=row["status"],
+        attempts=row["attempts"],
+    )

@@ -128,7 +128,7 @@ class FaceAnalyzer:
                 results[i] = exc
         if photos:
             chosen = self._batch_faces([photo.rgb for _, photo in photos], [limits[i] for i, _ in photos])
-            for (i, photo), faces in zip(photos, chosen):
+            for (i, photo), faces in zip(photos, chosen, strict=True):
                 results[i] = _in_original_pixels(faces, photo)
         return [r for r in results if r is not None]
 
@@ -143,14 +143,14 @@ class FaceAnalyzer:
         canvas_w = max(w for w, _ in sizes)
         canvas_h = max(h for _, h in sizes)
         canvases = []
-        for im, (w, h) in zip(images, sizes):
+        for im, (w, h) in zip(images, sizes, strict=True):
             canvas = np.zeros((canvas_h, canvas_w, 3), dtype=np.uint8)
             canvas[:h, :w] = im if (w, h) == (im.shape[1], im.shape[0]) else _resize(im, w, h)
             canvases.append(canvas)
         raw_per_image = self._detect_many(canvases)
         detections = [
             _map_back(raw, im.shape[1] / w, im.shape[0] / h)
-            for raw, im, (w, h) in zip(raw_per_image, images, sizes)
+            for raw, im, (w, h) in zip(raw_per_image, images, sizes, strict=True)
         ]
         return self._encode_many(images, detections, max_faces)
 
@@ -161,7 +161,7 @@ class FaceAnalyzer:
         hits = self._run_detector(images, 0)
         finer = [i for i, found in enumerate(hits) if self._may_miss_smaller(found)]
         if finer:
-            for i, found in zip(finer, self._run_detector([images[i] for i in finer], self.upsample)):
+            for i, found in zip(finer, self._run_detector([images[i] for i in finer], self.upsample), strict=True):
                 hits[i] = found
         return hits
 
@@ -181,7 +181,7 @@ class FaceAnalyzer:
         hits = []
         for image in images:  # HOG has no batched form
             rects, scores, _ = self._hog.run(image, upsample, 0.0)
-            hits.append(list(zip(rects, (float(s) for s in scores))))
+            hits.append(list(zip(rects, (float(s) for s in scores), strict=True)))
         return hits
 
     def _encode_many(
@@ -205,13 +205,13 @@ class FaceAnalyzer:
             shapes.append(found)
         with_faces = [i for i, found in enumerate(shapes) if len(found)]
         described = self._descriptor.describe_photos([images[i] for i in with_faces], [shapes[i] for i in with_faces])
-        vectors = dict(zip(with_faces, described))
+        vectors = dict(zip(with_faces, described, strict=True))
         photos = []
-        for i, (rgb, dets) in enumerate(zip(images, kept)):
+        for i, (rgb, dets) in enumerate(zip(images, kept, strict=True)):
             height, width = rgb.shape[:2]
             faces = [
                 Face(box=_clip(d, width, height), vector=np.asarray(v, dtype=np.float32), score=d.score)
-                for d, v in zip(dets, vectors.get(i, []))
+                for d, v in zip(dets, vectors.get(i, []), strict=False)
             ]
             photos.append(
                 PhotoFaces(width=width, height=height, faces=faces, model=self.model_id, faces_in_image=counts[i])

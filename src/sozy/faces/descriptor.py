@@ -37,7 +37,9 @@ class DescriptorUnavailable(FaceEngineError):
 
 
 class Descriptor(Protocol):
-    def describe_photos(self, images: Sequence[np.ndarray], shapes: Sequence[dlib.full_object_detections]) -> list[np.ndarray]:
+    def describe_photos(
+        self, images: Sequence[np.ndarray], shapes: Sequence[dlib.full_object_detections]
+    ) -> list[np.ndarray]:
         """For each photo, its faces' descriptors as a ``[faces, 128]`` float32 array."""
         ...
 
@@ -99,15 +101,21 @@ class OnnxDescriptor:
     def describe(self, chips: np.ndarray) -> np.ndarray:
         """``[N, 150, 150, 3]`` uint8 RGB chips → ``[N, 128]`` float32 descriptors."""
         if chips.ndim != 4 or chips.shape[1:] != (CHIP_SIZE, CHIP_SIZE, 3) or chips.dtype != np.uint8:
-            raise ValueError(f"expected uint8 chips of shape [N, {CHIP_SIZE}, {CHIP_SIZE}, 3], got {chips.dtype} {chips.shape}")
+            raise ValueError(
+                f"expected uint8 chips of shape [N, {CHIP_SIZE}, {CHIP_SIZE}, 3], got {chips.dtype} {chips.shape}"
+            )
         if not len(chips):
             return np.zeros((0, 128), dtype=np.float32)
         chips = np.ascontiguousarray(chips)
-        parts = [self._session.run([self._output], {self._input: chips[s]})[0] for s in batch_slices(len(chips), self.batch)]
+        parts = [
+            self._session.run([self._output], {self._input: chips[s]})[0] for s in batch_slices(len(chips), self.batch)
+        ]
         return np.concatenate(parts).astype(np.float32, copy=False)
 
-    def describe_photos(self, images: Sequence[np.ndarray], shapes: Sequence[dlib.full_object_detections]) -> list[np.ndarray]:
-        chips = [face_chips(rgb, found) for rgb, found in zip(images, shapes)]
+    def describe_photos(
+        self, images: Sequence[np.ndarray], shapes: Sequence[dlib.full_object_detections]
+    ) -> list[np.ndarray]:
+        chips = [face_chips(rgb, found) for rgb, found in zip(images, shapes, strict=True)]
         vectors = self.describe(np.concatenate(chips)) if chips else np.zeros((0, 128), np.float32)
         bounds = np.cumsum([0] + [len(c) for c in chips])
         return [vectors[a:b] for a, b in itertools.pairwise(bounds)]
@@ -125,7 +133,9 @@ class DlibDescriptor:
         found = self._model.compute_face_descriptor(list(chips))
         return np.asarray([list(vector) for vector in found], dtype=np.float32)
 
-    def describe_photos(self, images: Sequence[np.ndarray], shapes: Sequence[dlib.full_object_detections]) -> list[np.ndarray]:
+    def describe_photos(
+        self, images: Sequence[np.ndarray], shapes: Sequence[dlib.full_object_detections]
+    ) -> list[np.ndarray]:
         if len(images) == 1:
             found = [self._model.compute_face_descriptor(images[0], shapes[0])]
         else:

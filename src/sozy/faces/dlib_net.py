@@ -157,7 +157,7 @@ def parse_resnet(data: bytes) -> ResNet:
         _skip_training_state(stream, versions[i], with_input=i == len(RESNET_CHAIN) - 1)
     if not stream.at_end():
         raise ValueError(f"{stream.remaining()} unexpected bytes after the network")
-    return ResNet(avg_rgb=avg_rgb, input_size=size, chain=tuple(zip(RESNET_CHAIN, layers)))
+    return ResNet(avg_rgb=avg_rgb, input_size=size, chain=tuple(zip(RESNET_CHAIN, layers, strict=True)))
 
 
 def _read_input(stream: _Stream) -> tuple[tuple[float, float, float], int]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -447,7 +448,7 @@ class FaceEngine:
     async def _stop(self, w: _Worker) -> None:
         try:
             await asyncio.wait_for(w.proc.wait(), CLOSE_GRACE_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             _kill(w)
             await w.proc.wait()
         if w.read_loop is not None:
@@ -457,10 +458,8 @@ class FaceEngine:
         # Called from atexit, when the event loop may be gone: plain os.kill.
         for w in self._workers:
             if w.proc.returncode is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(w.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
     # -- submitting work ---------------------------------------------------------------------
 
@@ -474,7 +473,7 @@ class FaceEngine:
         Raises :class:`ImageError`, :class:`TaskFailed` or :class:`EngineClosed`.
         """
         kind = EMBED_BATCH if self.batch > 1 else EMBED
-        result = await self._submit(kind, (bytes(data), max_faces))
+        result: PhotoFaces = await self._submit(kind, (bytes(data), max_faces))
         return result
 
     async def embed_many(self, items: Sequence[bytes]) -> list[PhotoFaces | FaceEngineError]:
@@ -575,7 +574,7 @@ class FaceEngine:
             for t in tasks:
                 _fail(t, value)
         elif tasks[0].kind == EMBED_BATCH:
-            for t, item in zip(tasks, value):
+            for t, item in zip(tasks, value, strict=False):
                 if isinstance(item, BaseException):
                     _fail(t, item)
                 elif not t.future.done():
@@ -719,10 +718,8 @@ def _fail(task: _Task, error: BaseException) -> None:
 
 
 def _kill(w: _Worker) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         w.proc.kill()
-    except ProcessLookupError:
-        pass
 
 
 def _exit_reason(pid: int, returncode: int) -> str:

@@ -147,14 +147,14 @@ class _GraphBuilder:
         self, a: str, a_shape: tuple[int, int, int], b: str, b_shape: tuple[int, int, int]
     ) -> tuple[str, tuple[int, int, int]]:
         """dlib's add_prev: the sum over the larger extent, missing values as zeros."""
-        target = tuple(max(p, q) for p, q in zip(a_shape, b_shape))
+        target = tuple(max(p, q) for p, q in zip(a_shape, b_shape, strict=True))
         a, b = self._pad_to(a, a_shape, target), self._pad_to(b, b_shape, target)
         return self.node("Add", [a, b]), (target[0], target[1], target[2])
 
     def _pad_to(self, x: str, shape: tuple[int, ...], target: tuple[int, ...]) -> str:
         if shape == target:
             return x
-        extra = [t - s for s, t in zip(shape, target)]
+        extra = [t - s for s, t in zip(shape, target, strict=True)]
         pads = np.asarray([0, 0, 0, 0, 0, *extra], dtype=np.int64)
         name = f"pads_{len(self.initializers)}"
         self.initializers.append(numpy_helper.from_array(pads, name))
@@ -166,7 +166,8 @@ class _GraphBuilder:
 
 def convert(weights: Path) -> bytes:
     """The serialised ONNX model of dlib's weights file (raises WeightsError)."""
-    return build_model(read_resnet(weights)).SerializeToString()
+    serialised: bytes = build_model(read_resnet(weights)).SerializeToString()
+    return serialised
 
 
 def default_cache_dir() -> Path:

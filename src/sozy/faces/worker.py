@@ -63,7 +63,8 @@ def header_size() -> int:
 
 
 def body_size(header: bytes) -> int:
-    return _HEADER.unpack(header)[0]
+    size: int = _HEADER.unpack(header)[0]
+    return size
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ is never cut short: that URL fails at once instead of asking again early.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections import Counter
@@ -379,7 +380,7 @@ class Fetcher:
                     body, image_type = await read_body(response, url, kind.max_bytes, image=kind.image)
             except (FetchError, _Redirect, _Retry):
                 raise
-            except asyncio.TimeoutError as exc:  # also aiohttp's connect / read timeouts
+            except TimeoutError as exc:  # also aiohttp's connect / read timeouts
                 raise FetchError(errors.TIMEOUT, url, type(exc).__name__) from None
             except aiohttp.ClientConnectorDNSError as exc:
                 raise FetchError(errors.DNS, url, str(exc)) from None
@@ -466,10 +467,9 @@ async def _drain(response: aiohttp.ClientResponse) -> None:
     """Read a small error or redirect body so its connection can be reused."""
     length = response.content_length
     if length is not None and length <= 64 * 1024:
-        try:
+        # On failure the connection is closed instead; the status is what matters.
+        with contextlib.suppress(TimeoutError, aiohttp.ClientError):
             await response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            pass  # the connection is closed instead; the status is what matters
 
 
 def _parse_http_url(url: str) -> URL:

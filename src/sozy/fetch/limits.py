@@ -28,7 +28,7 @@ class Limiter(Protocol):
 
 
 class _Host:
-    __slots__ = ("semaphore", "users", "holding", "next_start")
+    __slots__ = ("holding", "next_start", "semaphore", "users")
 
     def __init__(self, limit: int) -> None:
         self.semaphore = asyncio.Semaphore(limit)
@@ -87,7 +87,7 @@ class HostLimiter:
 class _Slot:
     """One request's hold on a host (an async context manager; a class, not a generator, for speed)."""
 
-    __slots__ = ("_limiter", "_origin", "_host", "_interval", "_acquired")
+    __slots__ = ("_acquired", "_host", "_interval", "_limiter", "_origin")
 
     def __init__(self, limiter: HostLimiter, origin: str, host: _Host, interval: float) -> None:
         self._limiter = limiter
@@ -113,7 +113,7 @@ class _Slot:
         # Reserve the next start time before sleeping, so concurrent requests
         # queue up one interval apart instead of all waking at once.
         while True:
-            now = self._limiter._clock()  # noqa: SLF001
+            now = self._limiter._clock()
             start = max(now, host.next_start)
             if start <= now:
                 # 0.0 means "no spacing": the common case skips this method entirely.
@@ -135,4 +135,4 @@ class _Slot:
             self._host.holding -= 1
             self._host.semaphore.release()
             self._acquired = False
-        self._limiter._release(self._origin, self._host)  # noqa: SLF001
+        self._limiter._release(self._origin, self._host)

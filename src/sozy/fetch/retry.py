@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 # 408 Request Timeout and 429 Too Many Requests are the 4xx worth another try;
@@ -28,8 +28,8 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    now = now or datetime.now(timezone.utc)
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
     return max(0.0, (when - now).total_seconds())
 
 
@@ -39,7 +39,7 @@ def backoff_seconds(attempt: int, base: float, cap: float, rng: random.Random) -
     Half the delay is fixed and half random, so retries of many requests that
     failed together spread out instead of returning in one burst.
     """
-    ceiling = min(cap, base * (2**attempt))
+    ceiling = min(cap, base * 2.0**attempt)
     return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 

@@ -124,7 +124,7 @@ class RobotsCache:
         self.loads += 1
         try:
             status, body = await self._load(origin)
-        except Exception as exc:  # noqa: BLE001 - any failure to load is "unreachable" (RFC 9309 2.3.1.4)
+        except Exception as exc:
             rules = RobotsRules(disallow_all=True, detail=f"robots.txt unreachable: {type(exc).__name__} {exc}")
             ttl = self._error_ttl_s
         else:

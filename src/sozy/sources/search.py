@@ -150,6 +150,7 @@ class ImageSearch:
             await self.fetcher.check_robots(url)
         except FetchError as exc:
             if exc.reason in ("robots_txt", "robots_unavailable"):
-                return f"{exc.reason}: the robots.txt of {url.split('?')[0]} keeps {self.settings.robots_token} out ({exc.detail})"
+                page = url.split("?")[0]
+                return f"{exc.reason}: the robots.txt of {page} keeps {self.settings.robots_token} out ({exc.detail})"
             raise
         return None

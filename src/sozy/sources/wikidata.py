@@ -161,7 +161,9 @@ def parse_search(data: Any) -> list[SearchHit]:
     for item in check_api(data, "wbsearchentities").get("search") or []:
         if not isinstance(item, Mapping) or not QID.match(str(item.get("id", ""))):
             continue
-        match = item.get("match") if isinstance(item.get("match"), Mapping) else {}
+        match = item.get("match")
+        if not isinstance(match, Mapping):
+            match = {}
         hits.append(SearchHit(str(item["id"]), _str(item.get("label")), _str(match.get("text"))))
     return hits
 
@@ -360,8 +362,9 @@ def _claim_values(claims: Mapping[str, Any], prop: str) -> list[Any]:
 
 def _entity_id(value: Any) -> str | None:
     if isinstance(value, Mapping):
-        if isinstance(value.get("id"), str):
-            return value["id"]
+        given = value.get("id")
+        if isinstance(given, str):
+            return given
         if value.get("numeric-id") is not None:
             return f"Q{value['numeric-id']}"
     return None

@@ -67,10 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
             "API before using these commands on it.\n\n" + LOCATIONS + "\n" + EXIT_CODES
         ),
     )
-    parser.add_argument("--config", metavar="FILE", help="TOML settings file (default: $SOZY_CONFIG or config/sozy.toml)")
-    parser.add_argument("--data-dir", metavar="DIR", help="data directory; the embedded store is DIR/store (setting data_dir)")
-    parser.add_argument("--qdrant-url", metavar="URL",
-                        help="use the Qdrant server at URL instead of the embedded store (store.url)")
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML settings file (default: $SOZY_CONFIG or config/sozy.toml)"
+    )
+    parser.add_argument(
+        "--data-dir", metavar="DIR", help="data directory; the embedded store is DIR/store (setting data_dir)"
+    )
+    parser.add_argument(
+        "--qdrant-url", metavar="URL", help="use the Qdrant server at URL instead of the embedded store (store.url)"
+    )
     # The old spelling, kept working; --qdrant-url is the one the crawler and the API take too.
     parser.add_argument("--url", dest="qdrant_url", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--api-key", metavar="KEY", help="API key of that server (store.api_key)")
@@ -142,8 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     copy.add_argument("--from", dest="source", required=True, metavar="LOCATION", help="where the faces are")
     copy.add_argument("--to", dest="target", required=True, metavar="LOCATION", help="where they go")
-    copy.add_argument("--from-collection", metavar="NAME", help="source collection (default: --collection / store.collection)")
-    copy.add_argument("--to-collection", metavar="NAME", help="target collection (default: the source collection's name)")
+    copy.add_argument(
+        "--from-collection", metavar="NAME", help="source collection (default: --collection / store.collection)"
+    )
+    copy.add_argument(
+        "--to-collection", metavar="NAME", help="target collection (default: the source collection's name)"
+    )
     copy.add_argument("--from-api-key", metavar="KEY", help="API key of a source server (default: store.api_key)")
     copy.add_argument("--to-api-key", metavar="KEY", help="API key of a target server (default: store.api_key)")
     copy.add_argument("--batch", type=int, default=1000, metavar="N", help="faces per batch (default 1000)")
@@ -161,7 +170,9 @@ def _selector_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--page-url", metavar="URL", help="faces from photos found on this page")
     parser.add_argument("--name", metavar="NAME", help="a person, by name (any spelling of it) or Wikidata label")
     parser.add_argument("--person-id", metavar="ID", help="a person, by identity (a Q-id, or the key of a name)")
-    parser.add_argument("--source", metavar="SOURCE", help="faces from this source (wikidata, urls, pages, search, folder)")
+    parser.add_argument(
+        "--source", metavar="SOURCE", help="faces from this source (wikidata, urls, pages, search, folder)"
+    )
 
 
 def location_settings(settings: Settings, location: str, collection: str, api_key: str | None) -> Settings:
@@ -204,8 +215,10 @@ def _index_note(store: FaceStore, stats: Any) -> str:
     if threshold is None or unindexed <= 0:
         return ""
     if unindexed < threshold:
-        return (f"; the other {unindexed:,} are searched exactly, which is as fast at this size "
-                f"(the engine indexes {threshold:,} or more new faces, when a crawl closes or on `optimize`)")
+        return (
+            f"; the other {unindexed:,} are searched exactly, which is as fast at this size "
+            f"(the engine indexes {threshold:,} or more new faces, when a crawl closes or on `optimize`)"
+        )
     return f"; {unindexed:,} wait for an index build (`{PROG} optimize`, or the next crawl's close)"
 
 
@@ -271,7 +284,9 @@ async def run_takedowns(settings: Settings, as_json: bool) -> None:
         if as_json:
             print(json.dumps(takedown.to_dict(), ensure_ascii=False))
         else:
-            fields = " ".join(f"--{field.replace('_', '-')} {shlex.quote(value)}" for field, value in takedown.selector.items())
+            fields = " ".join(
+                f"--{field.replace('_', '-')} {shlex.quote(value)}" for field, value in takedown.selector.items()
+            )
             faces = f"  ({len(takedown.vectors)} face vectors)" if len(takedown.vectors) else ""
             print(f"{takedown.created_at}  {fields}{faces}")
     if not as_json:
@@ -349,7 +364,10 @@ async def run_copy(settings: Settings, args: argparse.Namespace) -> None:
 
 def _selector(args: argparse.Namespace) -> dict[str, str | None]:
     return {
-        "image_url": args.image_url, "page_url": args.page_url, "name": args.name, "source": args.source,
+        "image_url": args.image_url,
+        "page_url": args.page_url,
+        "name": args.name,
+        "source": args.source,
         "person_id": args.person_id,
     }
 

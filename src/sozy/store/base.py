@@ -131,7 +131,9 @@ class FaceStore(Protocol):
         """The ``k`` nearest faces, of one person only (``person_id``), of someone (``named``
         True), of nobody known (False) or of anyone (None); with their vectors if asked."""
 
-    async def faces_where(self, match: Mapping[str, Collection[str]], *, with_vectors: bool = False) -> list[StoredPoint]:
+    async def faces_where(
+        self, match: Mapping[str, Collection[str]], *, with_vectors: bool = False
+    ) -> list[StoredPoint]:
         """Every face whose payload field has one of the given values, for every field given."""
 
     async def person_ids_named(self, name: str) -> set[str]:
@@ -170,8 +172,9 @@ class FaceStore(Protocol):
     async def optimize(self) -> bool:
         """Build the search index for what was added; True when something was built."""
 
-    async def close(self) -> None:
-        """Flush and release the store."""
+    async def close(self, *, optimize: bool = True) -> None:
+        """Flush and release the store; with ``optimize``, first build the search index for what was
+        added where the backend builds it on demand (the embedded one)."""
 
 
 def check_vector(vector: Any) -> np.ndarray:
@@ -219,7 +222,9 @@ def identity_payload(payload: dict[str, Any]) -> dict[str, Any]:
     person has no name and the label ``none``."""
     name = payload.get(NAME_FIELD)
     given = payload.get(PERSON_FIELD)
-    person = person_key(given) if isinstance(given, str) and given else (person_key(name) if isinstance(name, str) else "")
+    person = (
+        person_key(given) if isinstance(given, str) and given else (person_key(name) if isinstance(name, str) else "")
+    )
     if person:
         payload[PERSON_FIELD] = person
         if payload.get("label") in (None, Label.NONE.value):
@@ -315,7 +320,9 @@ async def group_people(nearest: NearestFaces, k: int, per_person: int, first_lim
 
 def person_hit(faces: Sequence[FaceHit]) -> PersonHit:
     """A person from their nearest faces (best first): the nearest face's name shows them."""
-    return PersonHit(name=faces[0].name if faces[0].person_id else None, faces=list(faces), person_id=faces[0].person_id)
+    return PersonHit(
+        name=faces[0].name if faces[0].person_id else None, faces=list(faces), person_id=faces[0].person_id
+    )
 
 
 def merge_people(named: Sequence[PersonHit], unnamed: Sequence[FaceHit], k: int) -> list[PersonHit]:

@@ -33,7 +33,6 @@ over machines decides as one does.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -101,7 +100,8 @@ def pairwise(vectors: np.ndarray) -> np.ndarray:
     """L2 distances between all rows."""
     v = np.asarray(vectors, np.float64)
     squared = (v**2).sum(1)[:, None] - 2.0 * v @ v.T + (v**2).sum(1)[None, :]
-    return np.sqrt(np.maximum(squared, 0.0))
+    distances: np.ndarray = np.sqrt(np.maximum(squared, 0.0))
+    return distances
 
 
 def in_majority(vectors: np.ndarray, rule: ConsensusRule) -> np.ndarray:
@@ -114,7 +114,7 @@ def in_majority(vectors: np.ndarray, rule: ConsensusRule) -> np.ndarray:
         return np.ones(n, dtype=bool)
     group = _components(pairwise(vectors) < rule.link_distance)
     largest = np.bincount(group).argmax()
-    members = group == largest
+    members: np.ndarray = group == largest
     if members.sum() <= rule.majority * n:
         return np.ones(n, dtype=bool)
     return members
@@ -249,7 +249,7 @@ class Consensus:
         others = [h for h in others if h.vector is not None]
         if len(others) >= self.rule.neighbours:
             return supported([h.distance for h in others], self.rule)
-        majority = in_majority(np.stack([vector, *[h.vector for h in others]]), self.rule)  # type: ignore[misc]
+        majority = in_majority(np.stack([vector, *(h.vector for h in others if h.vector is not None)]), self.rule)
         if judge_others:
             for hit, ok in zip(others, majority[1:], strict=True):
                 if not ok:
@@ -268,7 +268,9 @@ class Consensus:
             target = await self._attachment(hit.id, hit.vector, result)
             if target is None:
                 continue
-            result.change(hit, {PERSON_FIELD: target.person_id, NAME_FIELD: target.name, "label": Label.CONSENSUS.value})
+            result.change(
+                hit, {PERSON_FIELD: target.person_id, NAME_FIELD: target.name, "label": Label.CONSENSUS.value}
+            )
             result.attached += 1
 
     async def _nearest(
@@ -294,8 +296,7 @@ class Consensus:
         ] + list(result.changed.values())
         for face in candidates:
             wanted = (
-                face.person_id == person_id if person_id is not None
-                else named is None or bool(face.person_id) == named
+                face.person_id == person_id if person_id is not None else named is None or bool(face.person_id) == named
             )
             if wanted and face.vector is not None and face.id != own:
                 distance = float(np.linalg.norm(face.vector - vector))

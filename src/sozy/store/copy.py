@@ -48,7 +48,9 @@ class Checkpoint:
             offset, copied = data["offset"], int(data["copied"])
             source, target = data["source"], data["target"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StoreError(f"cannot read the copy checkpoint {self.path}: {exc}; delete it or pass --restart") from None
+            raise StoreError(
+                f"cannot read the copy checkpoint {self.path}: {exc}; delete it or pass --restart"
+            ) from None
         if (source, target) != (self.source, self.target):
             raise StoreError(
                 f"the checkpoint {self.path} belongs to a copy from {source} to {target}; "

@@ -28,7 +28,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -318,7 +318,7 @@ class EmbeddedStore:
 
     # -- plumbing -----------------------------------------------------------------------
 
-    async def _call(self, fn: Any, *args: Any) -> Any:
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run an engine call on the store's thread (one at a time; the GIL is held inside)."""
         if self._shard is None:
             raise StoreError(f"the store {self.path} is closed")
@@ -405,7 +405,9 @@ class EmbeddedStore:
             photos: set[str] = set()
             offset = None
             while True:
-                request = qe.ScrollRequest(offset=offset, limit=ID_PAGE, filter=flt, with_payload=payload, with_vector=False)
+                request = qe.ScrollRequest(
+                    offset=offset, limit=ID_PAGE, filter=flt, with_payload=payload, with_vector=False
+                )
                 records, offset = shard.scroll(request)
                 ids.extend(str(r.id) for r in records)
                 photos.update(str((r.payload or {}).get("image_sha256") or "") for r in records)
@@ -417,7 +419,7 @@ class EmbeddedStore:
                 self._record_takedowns(takedowns_for(selector, photos))
             if ids:
                 # By id, not by filter: what is deleted is exactly what is returned.
-                shard.update(qe.UpdateOperation.delete_points(ids))
+                shard.update(qe.UpdateOperation.delete_points(list(ids)))
                 # A takedown must survive a crash right after it returns.
                 shard.flush()
             return ids
@@ -459,7 +461,9 @@ class EmbeddedStore:
         try:
             self._takedown_file.save(self._takedowns)
         except BaseException:
-            self._takedowns = self._takedown_file.load(self._settings.takedown_distance)  # memory must not run ahead of the file
+            self._takedowns = self._takedown_file.load(
+                self._settings.takedown_distance
+            )  # memory must not run ahead of the file
             raise
 
     async def taken_down(self, payload: Mapping[str, Any]) -> bool:
@@ -502,7 +506,9 @@ class EmbeddedStore:
             self._since_optimize = 0
             log.info(
                 "search index of %s built in %.1f s (peak memory of the build %.2f GB)",
-                self.path, time.perf_counter() - started, self.last_index_peak_bytes / 1024**3,
+                self.path,
+                time.perf_counter() - started,
+                self.last_index_peak_bytes / 1024**3,
             )
             return built
 
@@ -582,14 +588,18 @@ class EmbeddedStore:
         flt = _identity_filter(person_id, named)
         return await self._nearest(check_vector(vector), check_k(k), flt, with_vector=with_vectors)
 
-    async def faces_where(self, match: Mapping[str, Collection[str]], *, with_vectors: bool = False) -> list[StoredPoint]:
+    async def faces_where(
+        self, match: Mapping[str, Collection[str]], *, with_vectors: bool = False
+    ) -> list[StoredPoint]:
         flt = qe.Filter(must=[qe.FieldCondition(f, match=qe.MatchAny(list(v))) for f, v in match.items()])
 
         def read() -> list[StoredPoint]:
             found: list[StoredPoint] = []
             offset = None
             while True:
-                request = qe.ScrollRequest(offset=offset, limit=ID_PAGE, filter=flt, with_payload=True, with_vector=with_vectors)
+                request = qe.ScrollRequest(
+                    offset=offset, limit=ID_PAGE, filter=flt, with_payload=True, with_vector=with_vectors
+                )
                 records, offset = self._engine().scroll(request)
                 found.extend(_stored(r) for r in records)
                 if offset is None:
@@ -599,9 +609,7 @@ class EmbeddedStore:
             return await self._call(read)
 
     async def person_ids_named(self, name: str) -> set[str]:
-        request = qe.FacetRequest(
-            key=PERSON_FIELD, limit=ID_PAGE, exact=True, filter=_field_filter({"name": name})
-        )
+        request = qe.FacetRequest(key=PERSON_FIELD, limit=ID_PAGE, exact=True, filter=_field_filter({"name": name}))
         async with self._gate:
             hits = await self._call(lambda: self._engine().facet(request).hits)
         return {str(h.value) for h in hits if h.count > 0}
@@ -631,7 +639,9 @@ class EmbeddedStore:
                 1 for h in shard.facet(qe.FacetRequest(key=PERSON_FIELD, limit=limit, exact=True)).hits if h.count > 0
             )
             models = sorted(
-                str(h.value) for h in shard.facet(qe.FacetRequest(key="model", limit=limit, exact=True)).hits if h.count > 0
+                str(h.value)
+                for h in shard.facet(qe.FacetRequest(key="model", limit=limit, exact=True)).hits
+                if h.count > 0
             )
             info = shard.info()
             old = qe.Filter(must=[qe.IsEmptyCondition(PERSON_FIELD)], must_not=[qe.IsEmptyCondition("name")])

@@ -36,10 +36,17 @@ class PeopleStore(Protocol):
 
     async def person_ids_named(self, name: str) -> set[str]: ...
 
-    async def faces_where(self, match: Mapping[str, Collection[str]], *, with_vectors: bool = False) -> list[StoredPoint]: ...
+    async def faces_where(
+        self, match: Mapping[str, Collection[str]], *, with_vectors: bool = False
+    ) -> list[StoredPoint]: ...
 
     async def neighbours(
-        self, vector: np.ndarray, k: int, *, person_id: str | None = None, named: bool | None = None,
+        self,
+        vector: np.ndarray,
+        k: int,
+        *,
+        person_id: str | None = None,
+        named: bool | None = None,
         with_vectors: bool = False,
     ) -> list[FaceHit]: ...
 

@@ -22,7 +22,7 @@ import time
 import warnings
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 from qdrant_client import AsyncQdrantClient
@@ -98,7 +98,7 @@ def parse_version(text: str) -> tuple[int, int, int]:
     numbers = [int(n) for n in re.findall(r"\d+", text)[:3]]
     if not numbers:
         raise ValueError(f"not a version: {text!r}")
-    padded = numbers + [0, 0]
+    padded = [*numbers, 0, 0]
     return padded[0], padded[1], padded[2]
 
 
@@ -123,15 +123,22 @@ def check_server_version(server: str, client: str | None = None) -> list[str]:
     return notes
 
 
-def collection_layout(nodes: int) -> dict[str, int]:
+class ClusterLayout(TypedDict, total=False):
+    """``create_collection``'s sharding arguments."""
+
+    shard_number: int
+    replication_factor: int
+
+
+def collection_layout(nodes: int) -> ClusterLayout:
     """Sharding for a new collection on a cluster of ``nodes`` peers (empty for one node).
 
     Two shards per node, so a node added later can take shards over without resharding,
     and two copies of each shard, so the cluster keeps serving when one node is down.
     """
     if nodes <= 1:
-        return {}
-    return {"shard_number": SHARDS_PER_NODE * nodes, "replication_factor": min(CLUSTER_REPLICATION, nodes)}
+        return ClusterLayout()
+    return ClusterLayout(shard_number=SHARDS_PER_NODE * nodes, replication_factor=min(CLUSTER_REPLICATION, nodes))
 
 
 def _field_filter(selector: dict[str, str]) -> m.Filter:
@@ -228,7 +235,9 @@ class ServerStore:
             # One line: the CLI prints it as its reason, logs keep it on one record.
             text = " ".join(str(exc).split()) or type(exc).__name__
             hint = " (check store.api_key)" if re.search(r"\b(401|403)\b|unauthori[sz]ed|forbidden", text, re.I) else ""
-            raise StoreError(f"Qdrant at {self.where}: {doing} collection {self.collection!r} failed: {text}{hint}") from exc
+            raise StoreError(
+                f"Qdrant at {self.where}: {doing} collection {self.collection!r} failed: {text}{hint}"
+            ) from exc
 
     async def _check_collection(self) -> None:
         info = await self._client.get_collection(self.collection)
@@ -334,7 +343,12 @@ class ServerStore:
         with self._errors("deleting from"):
             while True:
                 records, offset = await self._client.scroll(
-                    self.collection, scroll_filter=flt, offset=offset, limit=ID_PAGE, with_payload=with_payload, with_vectors=False
+                    self.collection,
+                    scroll_filter=flt,
+                    offset=offset,
+                    limit=ID_PAGE,
+                    with_payload=with_payload,
+                    with_vectors=False,
                 )
                 ids.extend(str(r.id) for r in records)
                 photos.update(str((r.payload or {}).get("image_sha256") or "") for r in records)
@@ -378,19 +392,28 @@ class ServerStore:
             flt = m.Filter(must_not=[empty]) if named else m.Filter(must=[empty])
         return await self._nearest(check_vector(vector), check_k(k), flt, with_vector=with_vectors)
 
-    async def faces_where(self, match: Mapping[str, Collection[str]], *, with_vectors: bool = False) -> list[StoredPoint]:
+    async def faces_where(
+        self, match: Mapping[str, Collection[str]], *, with_vectors: bool = False
+    ) -> list[StoredPoint]:
         flt = m.Filter(must=[m.FieldCondition(key=f, match=m.MatchAny(any=list(v))) for f, v in match.items()])
         found: list[StoredPoint] = []
         offset: Any = None
         with self._errors("reading"):
             while True:
                 records, offset = await self._client.scroll(
-                    self.collection, scroll_filter=flt, offset=offset, limit=ID_PAGE, with_payload=True,
+                    self.collection,
+                    scroll_filter=flt,
+                    offset=offset,
+                    limit=ID_PAGE,
+                    with_payload=True,
                     with_vectors=with_vectors,
                 )
                 found.extend(
-                    StoredPoint(str(r.id), np.asarray(r.vector if with_vectors else np.zeros(VECTOR_SIZE), np.float32),
-                                dict(r.payload or {}))
+                    StoredPoint(
+                        str(r.id),
+                        np.asarray(r.vector if with_vectors else np.zeros(VECTOR_SIZE), np.float32),
+                        dict(r.payload or {}),
+                    )
                     for r in records
                 )
                 if offset is None:
@@ -470,7 +493,9 @@ class ServerStore:
         self._takedowns_read = -float("inf")  # read again if the delete fails
         with self._errors("lifting a takedown in"):
             await self._client.delete(
-                self.takedown_collection, points_selector=m.PointIdsList(points=[takedown_point_id(selector)]), wait=True
+                self.takedown_collection,
+                points_selector=m.PointIdsList(points=[takedown_point_id(selector)]),
+                wait=True,
             )
         self._takedowns_read = time.monotonic()
         return True
@@ -546,7 +571,9 @@ class ServerStore:
         if not is_point_id(point_id):
             return None
         with self._errors("reading"):
-            records = await self._client.retrieve(self.collection, ids=[str(point_id)], with_payload=True, with_vectors=True)
+            records = await self._client.retrieve(
+                self.collection, ids=[str(point_id)], with_payload=True, with_vectors=True
+            )
         if not records:
             return None
         return FaceRecord.from_payload(dict(records[0].payload or {}), np.asarray(records[0].vector, dtype=np.float32))
@@ -583,7 +610,9 @@ class ServerStore:
             records, next_offset = await self._client.scroll(
                 self.collection, offset=offset, limit=check_k(limit, "limit"), with_payload=True, with_vectors=True
             )
-        points = [StoredPoint(str(r.id), np.asarray(r.vector, dtype=np.float32), dict(r.payload or {})) for r in records]
+        points = [
+            StoredPoint(str(r.id), np.asarray(r.vector, dtype=np.float32), dict(r.payload or {})) for r in records
+        ]
         return points, (None if next_offset is None else str(next_offset))
 
 

@@ -93,10 +93,10 @@ def check_selector(selector: Mapping[str, Any]) -> dict[str, str]:
         raise ValueError(f"unknown takedown fields {sorted(unknown)}; known: {', '.join(TAKEDOWN_FIELDS)}")
     if not selector:
         raise ValueError(f"a takedown needs at least one of {', '.join(TAKEDOWN_FIELDS)}")
-    for field, value in selector.items():
+    for name, value in selector.items():
         if not isinstance(value, str) or not value:
-            raise ValueError(f"takedown field {field} must be a non-empty string")
-    return {field: selector[field] for field in TAKEDOWN_FIELDS if field in selector}
+            raise ValueError(f"takedown field {name} must be a non-empty string")
+    return {name: selector[name] for name in TAKEDOWN_FIELDS if name in selector}
 
 
 def selector_key(selector: Mapping[str, str]) -> str:
@@ -181,10 +181,7 @@ class TakedownList:
 
     def blocks(self, payload: Mapping[str, Any]) -> bool:
         """True when a recorded takedown matches this payload (every field of its selector)."""
-        for fields, values in self._by_fields.items():
-            if tuple(payload.get(f) for f in fields) in values:
-                return True
-        return False
+        return any(tuple(payload.get(f) for f in fields) in values for fields, values in self._by_fields.items())
 
     @property
     def vectors(self) -> np.ndarray:
@@ -205,7 +202,9 @@ class TakedownList:
         return np.asarray(squared.min(axis=1) < self.distance**2, dtype=bool)
 
 
-def refuse_taken_down(points: Sequence[StoredPoint], takedowns: TakedownList) -> tuple[Sequence[StoredPoint], list[str]]:
+def refuse_taken_down(
+    points: Sequence[StoredPoint], takedowns: TakedownList
+) -> tuple[Sequence[StoredPoint], list[str]]:
     """The points no takedown matches (by payload, or as a taken-down person's face), and the
     ids of those one does."""
     if not len(takedowns):
