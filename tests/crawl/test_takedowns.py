@@ -17,7 +17,7 @@ from sozy.faces import FaceEngine
 from sozy.fetch import Fetcher
 from sozy.records import Candidate
 from sozy.store import open_store
-from sozy.store.takedowns import Takedown
+from sozy.store.selectors import Takedown
 from sozy.thumbnails import thumbnail_file
 
 from .conftest import state_rows, stored_points

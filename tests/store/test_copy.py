@@ -11,7 +11,7 @@ import pytest
 from sozy.config import Settings
 from sozy.store import FaceStore, StoredPoint, StoreError, open_store
 from sozy.store.copy import Checkpoint, CopyProgress, copy_store
-from sozy.store.takedowns import Takedown
+from sozy.store.selectors import Takedown
 
 from .conftest import make_record, people_vectors
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from sozy.store import StoreError
-from sozy.store.takedowns import Takedown, TakedownList, takedowns_for
+from sozy.store.selectors import Takedown
+from sozy.store.takedowns import TakedownList, takedowns_for
 
 from .conftest import Backend, make_record
 

@@ -12,14 +12,13 @@ import math
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from sozy.records import VECTOR_SIZE, FaceHit, FaceRecord, Label, PersonHit, person_key
 
-if TYPE_CHECKING:
-    from .takedowns import Takedown
+from .selectors import Takedown
 
 # Payload fields with a keyword index: the ones filtered (takedown, per-person
 # search, consensus), grouped (person_id) or counted (person_id, model).
@@ -30,8 +29,6 @@ KEYWORD_FIELDS: tuple[str, ...] = (
 # in RAM they were the largest part of a face's memory (about 1 KB of its 2), and they
 # serve takedowns and dedup lookups, never a search.
 ON_DISK_INDEX_FIELDS: frozenset[str] = frozenset({"image_url", "page_url", "image_sha256"})
-# Fields a takedown may select on.
-DELETE_FIELDS: tuple[str, ...] = ("image_url", "page_url", "name", "source", "person_id")
 # The payload field that shows a person's name, and the one that is the person (grouped, counted).
 NAME_FIELD = "name"
 PERSON_FIELD = "person_id"

@@ -58,7 +58,8 @@ from .base import (
     record_points,
 )
 from .people import identities, take_down_person
-from .takedowns import Takedown, TakedownFile, TakedownList, check_selector, refuse_taken_down, takedowns_for
+from .selectors import Takedown, check_selector
+from .takedowns import TakedownFile, TakedownList, refuse_taken_down, takedowns_for
 
 log = logging.getLogger(__name__)
 

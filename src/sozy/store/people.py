@@ -25,7 +25,8 @@ import numpy as np
 from sozy.records import FaceHit, person_key
 
 from .base import PERSON_FIELD, StoredPoint
-from .takedowns import Takedown, takedowns_for
+from .selectors import Takedown
+from .takedowns import takedowns_for
 
 # Faces looked at around each removed face when finding the person's unlabelled faces.
 NEIGHBOURS_PER_FACE = 16

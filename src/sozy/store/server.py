@@ -53,14 +53,8 @@ from .base import (
     record_points,
 )
 from .people import identities, take_down_person
-from .takedowns import (
-    Takedown,
-    TakedownList,
-    check_selector,
-    refuse_taken_down,
-    takedown_point_id,
-    takedowns_for,
-)
+from .selectors import Takedown, check_selector
+from .takedowns import TakedownList, refuse_taken_down, takedown_point_id, takedowns_for
 
 log = logging.getLogger(__name__)
 
