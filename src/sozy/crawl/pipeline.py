@@ -46,6 +46,7 @@ from sozy.faces.errors import EngineClosed, FaceEngineError, ImageError
 from sozy.fetch import Fetched, Fetcher, FetchError, policy_for
 from sozy.records import Candidate, FaceRecord, PhotoFaces, utc_now
 from sozy.sources import ImageSearch, PageSource, SourceError, UrlListReport, WikidataNames, read_folders, read_url_list
+from sozy.store import FaceStore
 from sozy.store.consensus import Consensus, ConsensusRule
 from sozy.thumbnails import remove_thumbnails
 
@@ -181,7 +182,7 @@ class Crawler:
         state: CrawlState,
         fetcher: Fetcher,
         engine: Any,
-        store: Any,
+        store: FaceStore,
         stats: CrawlStats | None = None,
         flush_interval: float = FLUSH_INTERVAL_S,
         stop_grace: float = STOP_GRACE_S,

@@ -24,7 +24,7 @@ from sozy.config import Settings
 from sozy.faces import FaceEngineError
 from sozy.fetch import Fetcher
 from sozy.records import utc_now
-from sozy.store import StoreError, open_store
+from sozy.store import FaceStore, StoreError, open_store
 
 from .contact import ContactMissing, check_contact
 from .lazyengine import EngineStartFailed, LazyEngine
@@ -35,7 +35,7 @@ from .stats import CrawlStats
 from .summary import build_summary, format_summary, write_summary
 
 if TYPE_CHECKING:
-    from .cluster import RayCluster
+    from .cluster import ClusterEngine, RayCluster
 
 log = logging.getLogger("sozy.crawl")
 
@@ -196,51 +196,55 @@ def _status(exit_code: int) -> str:
 @dataclass
 class _Resources:
     state: CrawlState
-    store: Any
-    engine: Any  # FaceEngine, or a cluster's ClusterEngine
+    store: FaceStore
+    engine: LazyEngine | ClusterEngine
     fetcher: Fetcher
     optimize_on_close: bool = True
 
 
 @contextlib.asynccontextmanager
 async def _opened(settings: Settings, plan: CrawlPlan, cluster: RayCluster | None) -> AsyncIterator[_Resources]:
-    try:
-        state = CrawlState(state_path(settings, plan))
-    except StateError as exc:
-        raise CrawlStartError(str(exc), EXIT_STORE) from None
-    except OSError as exc:
-        raise CrawlStartError(f"cannot open the crawl state in {settings.data_path}: {exc}", EXIT_STORE) from None
-    try:
+    """The crawl's resources, closed in reverse order: fetcher, engine, store, state. The store
+    builds its search index on the way out only after a crawl that ended normally."""
+    res: _Resources | None = None
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            state = CrawlState(state_path(settings, plan))
+        except StateError as exc:
+            raise CrawlStartError(str(exc), EXIT_STORE) from None
+        except OSError as exc:
+            raise CrawlStartError(f"cannot open the crawl state in {settings.data_path}: {exc}", EXIT_STORE) from None
+        stack.callback(state.close)
         try:
             store = await open_store(settings)
         except StoreError as exc:
             raise CrawlStartError(str(exc), EXIT_STORE) from None
         except OSError as exc:
             raise CrawlStartError(f"cannot open the face store: {exc}", EXIT_STORE) from None
-        _check_store_pairing(state, settings)
-        res: _Resources | None = None
-        try:
-            # A cluster starts now (it checks the nodes); the local engine with the first photo.
-            engine = cluster.engine(settings) if cluster is not None else LazyEngine(settings.engine)
-            if cluster is not None:
-                try:
-                    await engine.start()
-                except (FaceEngineError, ValueError, OSError) as exc:
-                    raise CrawlStartError(f"the face engine could not start: {exc}", EXIT_ENGINE) from None
-            try:
-                async with Fetcher(settings.crawl) as fetcher:
-                    res = _Resources(state, store, engine, fetcher)
-                    yield res
-            except BaseException:
-                if res is not None:
-                    res.optimize_on_close = False
-                raise
-            finally:
-                await engine.close()
-        finally:
+
+        async def close_store() -> None:
             await store.close(optimize=res is not None and res.optimize_on_close)
-    finally:
-        state.close()
+
+        stack.push_async_callback(close_store)
+        _check_store_pairing(state, settings)
+        # A cluster starts now (it checks the nodes); the local engine with the first photo.
+        engine: LazyEngine | ClusterEngine
+        if cluster is not None:
+            engine = cluster.engine(settings)
+            try:
+                await engine.start()
+            except (FaceEngineError, ValueError, OSError) as exc:
+                raise CrawlStartError(f"the face engine could not start: {exc}", EXIT_ENGINE) from None
+        else:
+            engine = LazyEngine(settings.engine)
+        stack.push_async_callback(engine.close)
+        fetcher = await stack.enter_async_context(Fetcher(settings.crawl))
+        res = _Resources(state, store, engine, fetcher)
+        try:
+            yield res
+        except BaseException:
+            res.optimize_on_close = False
+            raise
 
 
 def _check_store_pairing(state: CrawlState, settings: Settings) -> None:

@@ -9,6 +9,9 @@ and small experiments use it.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from sozy.config import Settings
 
 from .base import FaceStore, StoredPoint, StoreError, StoreInUse, StoreMismatch, StoreStats
@@ -23,6 +26,7 @@ __all__ = [
     "StoreStats",
     "StoredPoint",
     "open_store",
+    "opened_store",
 ]
 
 
@@ -49,3 +53,16 @@ async def open_store(settings: Settings, *, create: bool = True, **options: obje
     from .edge import EmbeddedStore
 
     return await EmbeddedStore.open(settings.store_path, settings.store, create=create, **options)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def opened_store(
+    settings: Settings, *, create: bool = True, optimize: bool = True, **options: object
+) -> AsyncIterator[FaceStore]:
+    """``async with opened_store(settings) as store:`` opens the store as ``open_store`` does and
+    closes it on the way out, building the search index first unless ``optimize=False``."""
+    store = await open_store(settings, create=create, **options)
+    try:
+        yield store
+    finally:
+        await store.close(optimize=optimize)

@@ -15,6 +15,7 @@ import json
 import shlex
 import sys
 import time
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from sozy.logs import setup_logging
 from sozy.records import person_key
 from sozy.thumbnails import remove_thumbnails
 
-from . import open_store
+from . import opened_store
 from .base import FaceStore, StoreError
 from .consensus import ConsensusRule, relabel
 from .copy import Checkpoint, CopyProgress, copy_store
@@ -222,37 +223,33 @@ def _index_note(store: FaceStore, stats: Any) -> str:
     return f"; {unindexed:,} wait for an index build (`{PROG} optimize`, or the next crawl's close)"
 
 
+def _existing_store(settings: Settings) -> AbstractAsyncContextManager[FaceStore]:
+    """The store as the commands open it: never created, never indexed on the way in or out."""
+    return opened_store(settings, create=False, optimize=False, optimize_on_open=False, optimize_every=0)
+
+
 async def run_stats(settings: Settings, as_json: bool) -> None:
-    store = await open_store(settings, create=False, optimize_on_open=False, optimize_every=0)
-    try:
+    async with _existing_store(settings) as store:
         _print_stats(store, await store.stats(), as_json)
-    finally:
-        await store.close(optimize=False)
 
 
 async def run_optimize(settings: Settings) -> None:
     if settings.store.url:
         raise UsageError("optimize is for the embedded store: a Qdrant server indexes in the background by itself")
-    store = await open_store(settings, create=False, optimize_on_open=False, optimize_every=0)
-    try:
+    async with _existing_store(settings) as store:
         started = time.perf_counter()
         built = await store.optimize()
         count = await store.count()
-    finally:
-        await store.close(optimize=False)
     what = "built" if built else "already up to date"
     print(f"search index of {count:,} faces {what} ({time.perf_counter() - started:.1f} s)")
 
 
 async def run_relabel(settings: Settings) -> None:
-    store = await open_store(settings, create=False, optimize_on_open=False, optimize_every=0)
     started = time.perf_counter()
-    try:
+    async with _existing_store(settings) as store:
         report = await relabel(
             store, ConsensusRule.from_settings(settings.identity), lambda line: print(line, file=sys.stderr, flush=True)
         )
-    finally:
-        await store.close(optimize=False)
     print(
         f"relabelled {report.faces:,} faces of {report.people:,} people in {time.perf_counter() - started:.1f} s: "
         f"{report.migrated:,} given an identity, {report.rejected:,} taken from a person they do not look like, "
@@ -263,11 +260,8 @@ async def run_relabel(settings: Settings) -> None:
 async def run_delete(settings: Settings, fields: dict[str, str | None], block: bool) -> None:
     if not any(fields.values()):
         raise UsageError("delete needs at least one of --image-url, --page-url, --name, --person-id, --source")
-    store = await open_store(settings, create=False, optimize_on_open=False, optimize_every=0)
-    try:
+    async with _existing_store(settings) as store:
         ids = await store.delete(**fields, block=block)
-    finally:
-        await store.close(optimize=False)
     removed = remove_thumbnails(settings.data_path, ids)
     print(f"deleted {len(ids):,} faces" + (f" and {removed:,} thumbnail files" if removed else ""))
     if block:
@@ -275,11 +269,8 @@ async def run_delete(settings: Settings, fields: dict[str, str | None], block: b
 
 
 async def run_takedowns(settings: Settings, as_json: bool) -> None:
-    store = await open_store(settings, create=False, optimize_on_open=False, optimize_every=0)
-    try:
+    async with _existing_store(settings) as store:
         takedowns = await store.takedowns()
-    finally:
-        await store.close(optimize=False)
     for takedown in takedowns:
         if as_json:
             print(json.dumps(takedown.to_dict(), ensure_ascii=False))
@@ -300,11 +291,8 @@ async def run_lift(settings: Settings, selector: dict[str, str | None]) -> None:
         given["person_id"] = person_key(given.pop("name"))
     if not given:
         raise UsageError("lift needs the fields of a takedown, as `takedowns` lists them")
-    store = await open_store(settings, create=False, optimize_on_open=False, optimize_every=0)
-    try:
+    async with _existing_store(settings) as store:
         lifted = await store.lift(given)
-    finally:
-        await store.close(optimize=False)
     if not lifted:
         raise CommandError(f"no takedown has exactly these fields: {given} (see `{PROG} takedowns`)")
     print("lifted: matching faces may be stored again")
@@ -346,19 +334,15 @@ async def run_copy(settings: Settings, args: argparse.Namespace) -> None:
     checkpoint = Checkpoint(checkpoint_path, describe(source), describe(target))
     if args.restart:
         checkpoint.clear()
-    src = await open_store(source, create=False, optimize_on_open=False, optimize_every=0)
-    try:
+    async with (
+        _existing_store(source) as src,
         # The target indexes once, when it closes, rather than after every 200k faces.
-        dst = await open_store(target, optimize_on_open=False, optimize_every=0)
-        try:
-            print(f"copying {describe(source)} -> {describe(target)}", file=sys.stderr)
-            copied = await copy_store(src, dst, batch=args.batch, checkpoint=checkpoint, on_progress=ProgressLine())
-            if dst.backend == "embedded":
-                print("building the target's search index...", file=sys.stderr, flush=True)
-        finally:
-            await dst.close()
-    finally:
-        await src.close(optimize=False)
+        opened_store(target, optimize_on_open=False, optimize_every=0) as dst,
+    ):
+        print(f"copying {describe(source)} -> {describe(target)}", file=sys.stderr)
+        copied = await copy_store(src, dst, batch=args.batch, checkpoint=checkpoint, on_progress=ProgressLine())
+        if dst.backend == "embedded":
+            print("building the target's search index...", file=sys.stderr, flush=True)
     print(f"copied {copied:,} faces to {describe(target)}")
 
 

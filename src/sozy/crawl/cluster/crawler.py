@@ -20,6 +20,7 @@ from typing import Any
 from sozy.config import Settings
 from sozy.fetch import Fetcher
 from sozy.records import FaceRecord
+from sozy.store import FaceStore
 
 from ..pipeline import Crawler, CrawlPlan, _Analysed
 from ..state import CrawlState, Job
@@ -45,7 +46,7 @@ class ClusterCrawler(Crawler):
         state: CrawlState,
         fetcher: Fetcher,
         engine: ClusterEngine,
-        store: Any,
+        store: FaceStore,
         stats: CrawlStats | None = None,
         **kwargs: Any,
     ) -> None:
