@@ -220,10 +220,6 @@ class Settings:
     def store_path(self) -> Path:
         return self.data_path / self.store.path
 
-    @property
-    def crawl_state_path(self) -> Path:
-        return self.data_path / self.crawl.state_file
-
     def replace(self, **changes: Any) -> Settings:
         """A copy with dotted keys changed: ``s.replace(**{"engine.workers": 2})``."""
         return _apply(self, _nest(changes), origin="override")

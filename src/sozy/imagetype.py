@@ -11,8 +11,6 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"BM", "bmp"),
 )
 
-IMAGE_TYPES = frozenset({"jpeg", "png", "gif", "bmp", "webp"})
-
 
 def sniff_image_type(head: bytes) -> str | None:
     """``"jpeg"``, ``"png"``, ``"gif"``, ``"bmp"``, ``"webp"``, or None for anything else."""

@@ -18,8 +18,6 @@ from typing import Any
 import numpy as np
 
 VECTOR_SIZE = 128
-# dlib's own same-person threshold on the L2 distance between descriptors.
-SAME_PERSON_DISTANCE = 0.6
 
 # Namespace for deterministic point ids (uuid5 of sha256 + box).
 _POINT_NAMESPACE = uuid.UUID("6f1d9a3e-5b1c-4c7e-9a52-3c0f5d7e8b21")

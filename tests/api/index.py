@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sozy.records import SAME_PERSON_DISTANCE, FaceRecord, Label, PhotoFaces, person_key, sha256_hex
+from sozy.config import ApiSettings
+from sozy.records import FaceRecord, Label, PhotoFaces, person_key, sha256_hex
 
 # Not stored, so searching it proves a match is found, not the same photo looked up.
 # (Its nearest stored Obama photo is 0.34 away; obama.jpg and its resized copies are closer to each other.)
@@ -15,6 +16,8 @@ HELD_OUT = "obama/obama4.jpg"
 LICENSE = "MIT"
 LICENSE_URL = "https://opensource.org/license/mit"
 ATTRIBUTION = "face_recognition test images, Adam Geitgey"
+# The API's default same-person threshold (dlib's own, on the L2 distance between descriptors).
+SAME_PERSON = ApiSettings().same_person_threshold
 
 
 def photo_url(base_url: str, rel: str) -> str:
@@ -56,7 +59,7 @@ def shared_records(
             else:
                 distances = np.linalg.norm(vectors - face.vector, axis=1)
                 best = int(np.argmin(distances))
-                name = names[best] if distances[best] < SAME_PERSON_DISTANCE else None
+                name = names[best] if distances[best] < SAME_PERSON else None
                 label = Label.CONSENSUS if name else Label.NONE
             records.append(
                 FaceRecord(

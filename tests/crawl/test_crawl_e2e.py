@@ -17,8 +17,9 @@ import aiohttp
 import numpy as np
 import pytest
 
+from sozy.config import ApiSettings
 from sozy.crawl.pipeline import CrawlPlan
-from sozy.records import SAME_PERSON_DISTANCE, Box
+from sozy.records import Box
 from tests.servers.celebrity import PEOPLE, read_manifest
 from tests.servers.wikimedia import CATEGORIES, ENTITIES
 
@@ -198,7 +199,7 @@ async def test_crawl_stores_exactly_the_expected_faces_and_accounts_for_every_ur
             if pl["name"] and photo.faces > 1:
                 # The named face in a group photo really is that person.
                 distance = float(np.linalg.norm(p.vector - reference[FOLDER_OF[pl["name"]]]))
-                assert distance < SAME_PERSON_DISTANCE, (url, pl["name"], distance)
+                assert distance < ApiSettings().same_person_threshold, (url, pl["name"], distance)
                 named_group_faces += 1
         if given and photo.faces == 1:
             assert FOLDER_OF[given] in photo.people

@@ -12,13 +12,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sozy.config import EngineSettings
+from sozy.config import ApiSettings, EngineSettings
 from sozy.faces.analyze import FaceAnalyzer, detection_size
 from sozy.faces.errors import CorruptImage, NotAnImage
 from sozy.faces.models import find_model_files, model_id_for, resolve_detector
-from sozy.records import SAME_PERSON_DISTANCE, VECTOR_SIZE, Box
+from sozy.records import VECTOR_SIZE, Box
 from tests.faces.images import distance, encode
 from tests.faces.test_decode import with_orientation
+
+# dlib's own same-person threshold on the L2 distance between descriptors, the API's default.
+SAME_PERSON_DISTANCE = ApiSettings().same_person_threshold
 
 
 def iou(a: Box, b: Box) -> float:

@@ -9,10 +9,14 @@ import sys
 import numpy as np
 import pytest
 
-from sozy.records import SAME_PERSON_DISTANCE, FaceRecord, sha256_hex
+from sozy.config import ApiSettings
+from sozy.records import FaceRecord, sha256_hex
 from sozy.store import StoreInUse, StoreMismatch
 
 from .conftest import Backend, exact_nearest, exact_people, make_record, people_vectors
+
+# dlib's own same-person threshold on the L2 distance between descriptors, the API's default.
+SAME_PERSON_DISTANCE = ApiSettings().same_person_threshold
 
 
 def _records(seed: int = 0, people: int = 30, faces_each: int = 6) -> list[FaceRecord]:

@@ -465,7 +465,7 @@ class Crawler:
                         await self._add_and_emit(chunk)
                         chunk = []
             await self._add_and_emit(chunk)
-        except (_LimitReached, asyncio.CancelledError):
+        except _LimitReached:
             raise
         except Exception as exc:
             reason = _reason_of(exc)
@@ -575,8 +575,6 @@ class Crawler:
                     chunk = []
             for kind in kinds:
                 await self._db(self.state.add_units, kind, chunk)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:
             await self._lookup_failed(TOP, key, label, exc)
             return
@@ -638,8 +636,6 @@ class Crawler:
     async def _finish_lookup(self, unit: Unit, task: asyncio.Task[list[Candidate]]) -> None:
         try:
             candidates = await task
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:
             if self.outages.stopped(unit.kind) and unreachable_host(exc) is not None:
                 self.lookups["not_tried"] += 1  # in flight when its host was found down: stays pending
@@ -701,8 +697,6 @@ class Crawler:
             return None
         try:
             fetched = await fetch_job(self.fetcher, job)
-        except asyncio.CancelledError:
-            raise
         except FetchError as exc:
             self._record_error(job, exc.reason, str(exc))
             return None
@@ -755,8 +749,6 @@ class Crawler:
         job = photo.job
         try:
             found: PhotoFaces = await self.engine.embed(photo.body)
-        except asyncio.CancelledError:
-            raise
         except EngineClosed:
             return None  # shutting down: stays pending
         except FaceEngineError as exc:
@@ -796,8 +788,6 @@ class Crawler:
                 self._data_dir, photo.body, [(r.id, r.box) for r in records],
                 self.settings.crawl.thumbnail_px, self.settings.engine.max_pixels,
             )
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # a thumbnail is a nicety: the faces are stored without it
             log.warning("thumbnails for %s failed: %r", photo.job.url, exc)
             self.discovery["thumbnail_failed"] += 1
@@ -923,8 +913,6 @@ class Crawler:
                 for start in range(0, len(written), size):
                     refused.update(await self.store.upsert(written[start:start + size]))
                 return None, refused, {r.id: r for r in written}
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
                 if attempt == STORE_ATTEMPTS:
                     log.error("store write of %d faces failed %d times: %r", len(records), attempt, exc)

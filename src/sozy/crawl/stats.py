@@ -67,11 +67,6 @@ class CrawlStats:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    @property
-    def finished_photos(self) -> int:
-        """Photos with an outcome this run: done, failed or skipped."""
-        return self.done + sum(self.failed.values()) + sum(self.skipped.values())
-
     def rate(self, stage: str) -> float:
         """Items per second through ``stage`` over the run so far (0 before any)."""
         elapsed = self.elapsed

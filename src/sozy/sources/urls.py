@@ -34,7 +34,6 @@ _EXTENSIONS = {
     ".jsonl": "jsonl", ".ndjson": "jsonl",
 }
 URL_COLUMNS = ("url", "image_url")
-OPTIONAL_COLUMNS = ("name", "page_url", "license", "attribution")
 # A longer line is reported and skipped without being held in memory.
 MAX_LINE_BYTES = 64 * 1024
 CHUNK_BYTES = 1024 * 1024

@@ -8,7 +8,6 @@ the takedown selector and the people grouping.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -253,11 +252,6 @@ def delete_selector(
 
 # Ids read per page when listing a takedown's faces.
 ID_PAGE = 4096
-
-
-def finite_distance(score: float) -> float:
-    # Euclid scores are distances; guard against a backend returning a squared or NaN score.
-    return float(score) if math.isfinite(score) else float("inf")
 
 
 # -- people grouping -----------------------------------------------------------------------

@@ -24,6 +24,8 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypedDict
 
+import grpc
+import httpx
 import numpy as np
 from qdrant_client import AsyncQdrantClient
 from qdrant_client import models as m
@@ -67,24 +69,16 @@ CLUSTER_REPLICATION = 2
 TAKEDOWN_REFRESH_S = 30.0
 
 
-def _connection_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [ApiException, QdrantException, ConnectionError, TimeoutError]
-    try:
-        import httpx
-
-        errors.append(httpx.HTTPError)
-    except ImportError:  # pragma: no cover - httpx is a qdrant-client dependency
-        pass
-    try:
-        import grpc
-
-        errors.append(grpc.RpcError)
-    except ImportError:  # pragma: no cover - grpcio is a qdrant-client dependency
-        pass
-    return tuple(errors)
-
-
-_SERVER_ERRORS = _connection_errors()
+# What a lost or refusing server raises: qdrant-client's own errors and those of its
+# transports (httpx for REST, grpcio for gRPC, both qdrant-client dependencies).
+_SERVER_ERRORS: tuple[type[BaseException], ...] = (
+    ApiException,
+    QdrantException,
+    ConnectionError,
+    TimeoutError,
+    httpx.HTTPError,
+    grpc.RpcError,
+)
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
