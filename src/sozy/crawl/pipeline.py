@@ -42,8 +42,9 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from sozy.config import Settings
-from sozy.faces.errors import EngineClosed, FaceEngineError, ImageError
+from sozy.faces.errors import EmptyImage, EngineClosed, FaceEngineError, ImageError, ImageTooLarge, NotAnImage
 from sozy.fetch import Fetched, Fetcher, FetchError, policy_for
+from sozy.fetch import errors as fetch_errors
 from sozy.records import Candidate, FaceRecord, PhotoFaces, utc_now
 from sozy.sources import ImageSearch, PageSource, SourceError, UrlListReport, WikidataNames, read_folders, read_url_list
 from sozy.store import FaceStore
@@ -63,11 +64,17 @@ log = logging.getLogger("sozy.crawl")
 
 T = TypeVar("T")
 
+# The crawl's own outcome reasons (the fetcher's and the engine's are their errors' codes).
+DUPLICATE_CONTENT = "duplicate_content"  # the same bytes as a photo another URL owns
+NO_FACE = "no_face"
+TAKEN_DOWN = "taken_down"  # a recorded takedown matches the photo
 # Reasons that mean "not a face photo we may store", not "something went wrong":
-# recorded as skipped and not retried by --retry-failed.
+# recorded as skipped and not retried by --retry-failed. Taken from the error codes
+# themselves, so a renamed code cannot silently turn a skip into a failure.
 SKIP_REASONS = frozenset({
-    "robots_txt", "x_robots_tag", "duplicate_content", "no_face",
-    "not_an_image", "empty_body", "empty_image", "too_large", "too_many_pixels", "taken_down",
+    fetch_errors.ROBOTS_TXT, fetch_errors.X_ROBOTS_TAG, fetch_errors.NOT_AN_IMAGE, fetch_errors.EMPTY_BODY,
+    fetch_errors.TOO_LARGE, NotAnImage.code, EmptyImage.code, ImageTooLarge.code,
+    DUPLICATE_CONTENT, NO_FACE, TAKEN_DOWN,
 })
 # How often the store stage writes what it has, even when its batch is not full.
 FLUSH_INTERVAL_S = 1.0
@@ -715,7 +722,7 @@ class Crawler:
             return None
         owner = self._claimed.get(sha) or await self._db(self.state.content_owner, sha)
         if owner is not None and owner.url != job.url and owner.rank < _rank(job):
-            self._record(Outcome(job.url, SKIPPED, "duplicate_content", sha256=sha, duplicate_of=owner.url))
+            self._record(Outcome(job.url, SKIPPED, DUPLICATE_CONTENT, sha256=sha, duplicate_of=owner.url))
             return None
         return _Photo(job, body, sha)
 
@@ -729,7 +736,7 @@ class Crawler:
             fields["image_sha256"] = sha
         if not await self.store.taken_down(fields):
             return False
-        self._record(Outcome(job.url, SKIPPED, "taken_down", sha256=sha))
+        self._record(Outcome(job.url, SKIPPED, TAKEN_DOWN, sha256=sha))
         return True
 
     # --- embed ------------------------------------------------------------------------
@@ -823,7 +830,7 @@ class Crawler:
         owner = self._claimed.get(sha) or await self._db(self.state.content_owner, sha)
         if owner is not None and owner.url != job.url:
             if owner.rank < _rank(job):
-                self._record(Outcome(job.url, SKIPPED, "duplicate_content", sha256=sha, duplicate_of=owner.url))
+                self._record(Outcome(job.url, SKIPPED, DUPLICATE_CONTENT, sha256=sha, duplicate_of=owner.url))
                 return
             # This photo has the better claim (named, or discovered first): it takes the content over.
             earlier = next((b for b in self._batch if b.job.url == owner.url), None)
@@ -838,16 +845,16 @@ class Crawler:
             elif item.records:
                 item.displaced_urls.append(owner.url)
             else:
-                self._record(Outcome(owner.url, SKIPPED, "duplicate_content", sha256=sha,
+                self._record(Outcome(owner.url, SKIPPED, DUPLICATE_CONTENT, sha256=sha,
                                      duplicate_of=job.url, attempt=False))
         named = bool(job.candidate.name)
         self._claimed[sha] = ContentOwner(job.seq, job.url, len(item.records), named)
         if not item.records:
-            self._record(Outcome(job.url, SKIPPED, "no_face", sha256=sha, faces=0, seq=job.seq, named=named))
+            self._record(Outcome(job.url, SKIPPED, NO_FACE, sha256=sha, faces=0, seq=job.seq, named=named))
             # Not batched, so what it displaced is recorded now (same bytes found with faces before).
             # Its displaced_urls stay done: nothing is upserted over the faces they have stored.
             for it in item.displaced_items:
-                self._record(Outcome(it.job.url, SKIPPED, "duplicate_content", sha256=sha, duplicate_of=job.url))
+                self._record(Outcome(it.job.url, SKIPPED, DUPLICATE_CONTENT, sha256=sha, duplicate_of=job.url))
             return
         self._batch.append(item)
         self._batch_faces += len(item.records)
@@ -878,17 +885,17 @@ class Crawler:
                 self.stats.mark("stored", len(stored))
                 self.stats.people.update(r.person_id for r in stored if r.person_id)
             else:
-                outcomes.append(Outcome(job.url, SKIPPED, "taken_down", sha256=item.sha256))
-                self.stats.skip("taken_down")
+                outcomes.append(Outcome(job.url, SKIPPED, TAKEN_DOWN, sha256=item.sha256))
+                self.stats.skip(TAKEN_DOWN)
             # What it displaced is settled either way: nothing may stay pending.
             for it in item.displaced_items:
-                outcomes.append(Outcome(it.job.url, SKIPPED, "duplicate_content", sha256=item.sha256,
+                outcomes.append(Outcome(it.job.url, SKIPPED, DUPLICATE_CONTENT, sha256=item.sha256,
                                         duplicate_of=job.url))
-                self.stats.skip("duplicate_content")
+                self.stats.skip(DUPLICATE_CONTENT)
             for url in item.displaced_urls:
-                outcomes.append(Outcome(url, SKIPPED, "duplicate_content", sha256=item.sha256,
+                outcomes.append(Outcome(url, SKIPPED, DUPLICATE_CONTENT, sha256=item.sha256,
                                         duplicate_of=job.url, attempt=False))
-                self.stats.skip("duplicate_content")
+                self.stats.skip(DUPLICATE_CONTENT)
         if outcomes:
             await self._db(self.state.record, outcomes)
         self._claimed.clear()

@@ -29,6 +29,7 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
+from sozy.charset import declared_charset
 from sozy.config import CrawlSettings
 
 from . import errors
@@ -232,7 +233,7 @@ class Fetcher:
         """Like ``api_json`` but returns the decoded text (charset from Content-Type, else UTF-8)."""
         fetched = await self.api(url, params, headers=headers, timeout_s=timeout_s, max_bytes=max_bytes,
                                  policy=policy)
-        return fetched.body.decode(_charset(fetched.content_type), errors="replace")
+        return fetched.body.decode(declared_charset(fetched.content_type) or "utf-8", errors="replace")
 
     async def api(
         self,
@@ -499,15 +500,3 @@ def _origin(target: URL) -> str:
     return str(target.origin())
 
 
-def _charset(content_type: str | None) -> str:
-    if content_type:
-        for part in content_type.split(";")[1:]:
-            key, _, value = part.strip().partition("=")
-            if key.lower() == "charset" and value:
-                charset = value.strip("\"' ")
-                try:
-                    "".encode(charset)
-                except LookupError:
-                    break
-                return charset
-    return "utf-8"

@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+from sozy.charset import declared_charset
+
 from .htmltext import clean_text
 from .links import resolve_http_url
 from .srcset import SrcsetCandidate, largest, parse_srcset
@@ -217,12 +219,7 @@ def parse_page(html: str, page_url: str, *, robots_token: str = "") -> ParsedPag
 
 def decode_html(body: bytes, content_type: str | None) -> str:
     """Text of an HTML body: charset from the header, else ``<meta charset>``, else UTF-8."""
-    charset = None
-    if content_type:
-        for param in content_type.split(";")[1:]:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "charset" and value.strip():
-                charset = value.strip().strip("\"'")
+    charset = declared_charset(content_type)
     if charset is None:
         match = _CHARSET.search(body[:4096])
         if match:
