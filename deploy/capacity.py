@@ -186,9 +186,18 @@ async def measure_embedded(faces: int, batch: int = 1000, indexing_threshold_kb:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--measure", type=int, default=0, metavar="N", help="measure an embedded store of N faces (25000: about a minute)")
+    parser.add_argument(
+        "--measure",
+        type=int,
+        default=0,
+        metavar="N",
+        help="measure an embedded store of N faces (25000: about a minute)",
+    )
     args = parser.parse_args(argv)
-    print(f"payload: {payload_json_bytes(example_record())} B of JSON for one face (FaceRecord.payload(), Commons photo, no thumbnail)")
+    print(
+        f"payload: {payload_json_bytes(example_record())} B of JSON for one face "
+        "(FaceRecord.payload(), Commons photo, no thumbnail)"
+    )
     cost = PerFace.from_parts(MEASURED)
     if args.measure > 0:
         cost = asyncio.run(measure_embedded(args.measure))

@@ -64,9 +64,16 @@ def dependencies(pyproject: Path, exclude: Iterable[str] = (), extras: Iterable[
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pyproject", type=Path, help="path to pyproject.toml")
-    parser.add_argument("--exclude", action="append", default=[], metavar="NAME", help="leave this project out (repeatable)")
-    parser.add_argument("--extra", action="append", default=[], metavar="NAME",
-                        help="also this optional extra's dependencies (repeatable; empty: none)")
+    parser.add_argument(
+        "--exclude", action="append", default=[], metavar="NAME", help="leave this project out (repeatable)"
+    )
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also this optional extra's dependencies (repeatable; empty: none)",
+    )
     args = parser.parse_args(argv)
     try:
         lines = dependencies(args.pyproject, args.exclude, [e for e in args.extra if e])
