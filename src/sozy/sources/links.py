@@ -38,8 +38,13 @@ def resolve_http_url(base: str, ref: str | None) -> str | None:
         return None
 
 
-def normalize_http_url(url: str) -> str | None:
-    """Lower-case scheme and host, default port and fragment dropped; None unless http(s) with a host."""
+def normalize_http_url(url: str, *, keep_credentials: bool = False) -> str | None:
+    """Lower-case scheme and host, default port and fragment dropped, an empty path made ``/``,
+    the query kept as given; None unless http(s) with a host.
+
+    A URL with credentials (``user:password@``) gives None, since links met while crawling are
+    never followed with them, unless ``keep_credentials``: a URL someone listed keeps its own.
+    """
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -52,8 +57,12 @@ def normalize_http_url(url: str) -> str | None:
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
-    if parts.username or parts.password:
-        return None  # credentials in crawled links are never followed
+    if keep_credentials:
+        if parts.username is not None:
+            userinfo = parts.username + (f":{parts.password}" if parts.password is not None else "")
+            netloc = f"{userinfo}@{netloc}"
+    elif parts.username or parts.password:
+        return None
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
 
