@@ -9,11 +9,10 @@ the raw path with its query, is switched off (``sozy.api.server``).
 from __future__ import annotations
 
 import logging
-import time
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sozy.api.metrics import UNMATCHED_ROUTE, method_label
+from sozy.api.metrics import observe_request
 
 log = logging.getLogger("sozy.api.access")
 
@@ -28,18 +27,8 @@ class AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        status = 500
+        await observe_request(self.app, scope, receive, send, _log_request)
 
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
 
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
-            elapsed_ms = (time.perf_counter() - started) * 1000.0
-            log.info("%s %s %d %.1fms", method_label(scope["method"]), route, status, elapsed_ms)
+def _log_request(method: str, route: str, status: int, seconds: float) -> None:
+    log.info("%s %s %d %.1fms", method, route, status, seconds * 1000.0)

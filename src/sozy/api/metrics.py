@@ -104,6 +104,29 @@ def method_label(method: str) -> str:
     return method if method in _METHODS else "OTHER"
 
 
+# What a finished request is reported as: method label, route template, status, seconds.
+RequestDone = Callable[[str, str, int, float], None]
+
+
+async def observe_request(app: ASGIApp, scope: Scope, receive: Receive, send: Send, done: RequestDone) -> None:
+    """Run an HTTP request through ``app`` and report it to ``done`` however it ends (a request
+    that raised before answering counts as a 500)."""
+    started = time.perf_counter()
+    status = 500
+
+    async def send_wrapper(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+        await send(message)
+
+    try:
+        await app(scope, receive, send_wrapper)
+    finally:
+        template = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+        done(method_label(scope["method"]), template, status, time.perf_counter() - started)
+
+
 class MetricsMiddleware:
     """Counts and times every HTTP request by its route template and final status."""
 
@@ -115,20 +138,9 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        status = 500
+        await observe_request(self.app, scope, receive, send, self._record)
 
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or UNMATCHED_ROUTE
-            labels = (method_label(scope["method"]), template, str(status))
-            self.metrics.requests.labels(*labels).inc()
-            self.metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+    def _record(self, method: str, template: str, status: int, seconds: float) -> None:
+        labels = (method, template, str(status))
+        self.metrics.requests.labels(*labels).inc()
+        self.metrics.latency.labels(*labels).observe(seconds)
