@@ -40,7 +40,7 @@ class EngineSettings:
     # 'sozy[gpu]': descriptors) or a CUDA build of dlib (detection too) can use it.
     device: str = "auto"
     # How the 128-d descriptors are computed: "onnx" (dlib's ResNet weights converted
-    # to ONNX, run by onnxruntime: the same vectors, about 10x faster on CPU) or "dlib".
+    # to ONNX, run by onnxruntime: the same vectors, faster; see docs/faces.md) or "dlib".
     descriptor: str = "onnx"
     # Where the converted ONNX model is cached; "" = $XDG_CACHE_HOME/sozy (~/.cache/sozy).
     model_cache_dir: str = ""
@@ -87,14 +87,12 @@ class StoreSettings:
     collection: str = "faces"
     # Embedded store directory; relative paths are under data_dir.
     path: str = "store"
-    # m=16 (ef_construct 100) found 0.96 of the true top 10 at 300k faces (0.98 even at
-    # search_ef 512) and 0.80 at a million; m=32, ef_construct 128 found all of them at
-    # 300k, with the same index build time (bench/store.py data).
+    # A denser graph than Qdrant's default (m=16, ef_construct 100), whose recall fell off as
+    # the store grew, at the same index build time (bench/store.py; figures in the README).
     hnsw_m: int = 32
     hnsw_ef_construct: int = 128
     search_ef: int = 128
     # Threads searching the embedded store's segments in parallel; 0 = one per core.
-    # At a million faces (five segments) a search took 1.7 ms on 2 threads, 2.4 ms on 1.
     search_threads: int = 0
     upsert_batch: int = 256
     timeout_s: float = 30.0

@@ -68,13 +68,12 @@ T = TypeVar("T")
 # Qdrant's default: segments under this size stay unindexed (a full scan of them is fast).
 DEFAULT_INDEXING_THRESHOLD_KB = 10_000
 # Build the index after this many new faces, so the index is never far behind and a
-# close never has more than this much indexing to do (about a minute on 2 cores).
+# close never has much indexing to do.
 DEFAULT_OPTIMIZE_EVERY = 200_000
 # Segments the engine keeps before merging any. Each index build then indexes only the
 # faces added since the last one: merging would rebuild one HNSW over the merged
-# segments, and that build's memory grows with them (6.9 GB for a million faces at
-# once, 2.6 GB for 400k; 1.5 GB for each new 200k). Eight segments of 200k hold
-# 1.6M faces before any merge; a search visits every segment (on store.search_threads threads).
+# segments, and that build's memory grows with them (figures in docs/store.md). A search
+# visits every segment (on store.search_threads threads).
 SEGMENTS_BEFORE_MERGE = 8
 # Points per engine update call.
 _UPDATE_CHUNK = 4096
