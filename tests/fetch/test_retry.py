@@ -8,7 +8,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from sozy.fetch.retry import backoff_seconds, is_retryable_status, retry_after_seconds, retry_delay
+from sozy.backoff import backoff_seconds
+from sozy.fetch.retry import is_retryable_status, retry_after_seconds, retry_delay
 
 
 @pytest.mark.parametrize(("status", "retry"), [(408, True), (429, True), (500, True), (502, True), (503, True),

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from sozy.backoff import backoff_seconds
 from sozy.config import Settings
 from sozy.faces.errors import EmptyImage, EngineClosed, FaceEngineError, ImageError, ImageTooLarge, NotAnImage
 from sozy.fetch import Fetched, Fetcher, FetchError, policy_for
@@ -55,7 +56,19 @@ from .lazyengine import EngineStartFailed
 from .naming import candidate_person, face_people
 from .outage import FoldedWarnings, HostDown, Outages, unreachable_host
 from .shard import Shard, name_key
-from .state import DONE, FAILED, PENDING, SKIPPED, ContentOwner, CrawlState, Job, Outcome, Unit, content_rank
+from .state import (
+    DONE,
+    FAILED,
+    PENDING,
+    SKIPPED,
+    ContentOwner,
+    CrawlState,
+    Job,
+    Outcome,
+    Unit,
+    UnitKind,
+    content_rank,
+)
 from .stats import CrawlStats
 from .thumbnails import write_thumbnails
 from .urlkey import normalize_url
@@ -84,15 +97,18 @@ MAX_BUFFERED_OUTCOMES = 1024
 LOOKUP_CONCURRENCY = 4
 # Candidates written to the state per transaction while a source streams.
 DISCOVERY_CHUNK = 256
-# Attempts at one store write before its photos are recorded as failed.
+# Attempts at one store write before its photos are recorded as failed, and the waits between.
 STORE_ATTEMPTS = 3
+STORE_BACKOFF_BASE_S = 0.5
+STORE_BACKOFF_MAX_S = 5.0
 # How long a graceful stop waits for photos already in the engine.
 STOP_GRACE_S = 15.0
 # Bodies above this are hashed in a thread (hashlib releases the GIL).
 _THREAD_HASH_BYTES = 1 << 20
 
-# Discovery unit kinds.
-NAME, SEARCH, TOP, URL_LIST, PAGE, FOLDER = "name", "search", "top", "urls", "page", "folders"
+NAME, SEARCH, TOP, URL_LIST, PAGE, FOLDER = (
+    UnitKind.NAME, UnitKind.SEARCH, UnitKind.TOP, UnitKind.URL_LIST, UnitKind.PAGE, UnitKind.FOLDER,
+)
 # Sources read again by every run, for the rows added since.
 GROWING = frozenset({URL_LIST, FOLDER})
 
@@ -925,7 +941,7 @@ class Crawler:
                     log.error("store write of %d faces failed %d times: %r", len(records), attempt, exc)
                     return f"{type(exc).__name__}: {exc}", set(), {}
                 log.warning("store write failed (%r), retrying", exc)
-                await asyncio.sleep(0.5 * 2**attempt)
+                await asyncio.sleep(backoff_seconds(attempt, STORE_BACKOFF_BASE_S, STORE_BACKOFF_MAX_S))
         return None, set(), {}  # pragma: no cover
 
     # --- outcomes ---------------------------------------------------------------------

@@ -30,16 +30,35 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from sozy.records import Candidate, utc_now
 
-PENDING = "pending"
-DONE = "done"
-FAILED = "failed"
-SKIPPED = "skipped"
-STATUSES = (PENDING, DONE, FAILED, SKIPPED)
+
+class Status(StrEnum):
+    """Where a URL or a discovery unit stands; stored as its value."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # URLs only: not a face photo we may store (see ``SKIP_REASONS``)
+
+
+PENDING, DONE, FAILED, SKIPPED = Status.PENDING, Status.DONE, Status.FAILED, Status.SKIPPED
+STATUSES = tuple(Status)
+
+
+class UnitKind(StrEnum):
+    """The kinds of discovery work; stored as their value."""
+
+    NAME = "name"  # a person's name or Wikidata id
+    SEARCH = "search"  # a name's image-search lookup
+    TOP = "top"  # the top-people query
+    URL_LIST = "urls"  # a URL list file
+    PAGE = "page"  # a page to crawl
+    FOLDER = "folders"  # a folder of photos
 
 SCHEMA_VERSION = "1"
 
@@ -136,7 +155,7 @@ class Outcome:
     """
 
     url: str
-    status: str
+    status: Status
     reason: str | None = None
     error: str | None = None
     sha256: str | None = None
@@ -172,10 +191,10 @@ class Unit:
     """A piece of discovery work: ``kind`` ("name", "search", "urls", "page", ...), ``key``, ``label``."""
 
     id: int
-    kind: str
+    kind: UnitKind
     key: str
     label: str
-    status: str
+    status: Status
     attempts: int = 0
 
 
@@ -185,7 +204,7 @@ class UrlRow:
 
     seq: int
     url: str
-    status: str
+    status: Status
     reason: str | None
     attempts: int
     last_error: str | None
@@ -314,7 +333,7 @@ class CrawlState:
                 new.append(Job(seq=int(row["seq"]), url=url, candidate=cand))
         return new
 
-    def jobs(self, status: str, *, after_seq: int = 0, upto_seq: int | None = None, limit: int = 500) -> list[Job]:
+    def jobs(self, status: Status, *, after_seq: int = 0, upto_seq: int | None = None, limit: int = 500) -> list[Job]:
         """URLs in ``status`` with ``after_seq < seq <= upto_seq``, oldest first (keyset paging)."""
         upto = upto_seq if upto_seq is not None else 2**62
         rows = self._db.execute(
@@ -389,13 +408,13 @@ class CrawlState:
 
     # --- discovery units ------------------------------------------------------------
 
-    def add_units(self, kind: str, keyed: Iterable[tuple[str, str]]) -> int:
+    def add_units(self, kind: UnitKind, keyed: Iterable[tuple[str, str]]) -> int:
         """Record ``(key, label)`` units of ``kind`` as pending; known keys are left alone.
         Returns how many were new."""
         with self._transaction():
             return self._add_units(kind, keyed)
 
-    def _add_units(self, kind: str, keyed: Iterable[tuple[str, str]]) -> int:
+    def _add_units(self, kind: UnitKind, keyed: Iterable[tuple[str, str]]) -> int:
         added = 0
         for key, label in keyed:
             cur = self._db.execute(
@@ -405,11 +424,11 @@ class CrawlState:
             added += cur.rowcount
         return added
 
-    def unit(self, kind: str, key: str) -> Unit | None:
+    def unit(self, kind: UnitKind, key: str) -> Unit | None:
         row = self._db.execute("SELECT * FROM units WHERE kind = ? AND key = ?", (kind, key)).fetchone()
         return None if row is None else _unit(row)
 
-    def units(self, kinds: Sequence[str], status: str, *, after_id: int = 0, limit: int = 500) -> list[Unit]:
+    def units(self, kinds: Sequence[UnitKind], status: Status, *, after_id: int = 0, limit: int = 500) -> list[Unit]:
         """Units of the given kinds in ``status``, in the order they were added (keyset paging)."""
         marks = ",".join("?" * len(kinds))
         rows = self._db.execute(
@@ -419,7 +438,7 @@ class CrawlState:
         return [_unit(r) for r in rows]
 
     def finish_unit(
-        self, kind: str, key: str, candidates: Iterable[tuple[str, Candidate]] = (), *, label: str | None = None
+        self, kind: UnitKind, key: str, candidates: Iterable[tuple[str, Candidate]] = (), *, label: str | None = None
     ) -> list[Job]:
         """Add a unit's last candidates and mark it done, atomically; returns the new Jobs."""
         with self._transaction():
@@ -435,7 +454,7 @@ class CrawlState:
             )
             return jobs
 
-    def fail_unit(self, kind: str, key: str, reason: str, error: str = "", *, label: str | None = None) -> None:
+    def fail_unit(self, kind: UnitKind, key: str, reason: str, error: str = "", *, label: str | None = None) -> None:
         """Mark a unit failed (it is tried again by ``--retry-failed``)."""
         with self._transaction():
             self._db.execute(
@@ -448,7 +467,7 @@ class CrawlState:
                 (reason, error[:500], utc_now(), kind, key),
             )
 
-    def requeue_units(self, kind: str, keys: Sequence[str]) -> None:
+    def requeue_units(self, kind: UnitKind, keys: Sequence[str]) -> None:
         """Failed units back to pending, for the next run (their host was down, not they wrong)."""
         with self._transaction():
             self._db.executemany(
@@ -515,7 +534,7 @@ def _url_row(row: sqlite3.Row) -> UrlRow:
     return UrlRow(
         seq=row["seq"],
         url=row["url"],
-        status=row["status"],
+        status=Status(row["status"]),
         reason=row["reason"],
         attempts=row["attempts"],
         last_error=row["last_error"],
@@ -529,9 +548,9 @@ def _url_row(row: sqlite3.Row) -> UrlRow:
 def _unit(row: sqlite3.Row) -> Unit:
     return Unit(
         id=row["id"],
-        kind=row["kind"],
+        kind=UnitKind(row["kind"]),
         key=row["key"],
         label=row["label"],
-        status=row["status"],
+        status=Status(row["status"]),
         attempts=row["attempts"],
     )

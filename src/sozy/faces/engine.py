@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sozy.backoff import backoff_seconds
 from sozy.config import EngineSettings
 from sozy.faces.errors import (
     EngineClosed,
@@ -64,8 +65,9 @@ TASKS_PER_WORKER = 4
 START_TIMEOUT_S = 120.0
 # How long close() lets idle workers exit on their own before killing them.
 CLOSE_GRACE_S = 2.0
-# Waits between attempts to start a replacement worker that keeps failing.
-RESPAWN_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+# Waits between attempts to start a replacement worker that keeps failing: from this, doubling.
+RESPAWN_BACKOFF_BASE_S = 0.5
+RESPAWN_BACKOFF_MAX_S = 30.0
 
 
 # -- device and worker planning (pure, so it is testable without the hardware) --------
@@ -699,7 +701,7 @@ class FaceEngine:
                 if not self._workers:  # nobody left to run the queue: fail it rather than hang
                     while self._pending:
                         _fail(self._pending.popleft(), TaskFailed(f"no face engine worker could start: {exc}"))
-                await asyncio.sleep(RESPAWN_BACKOFF_S[min(attempt, len(RESPAWN_BACKOFF_S) - 1)])
+                await asyncio.sleep(backoff_seconds(attempt, RESPAWN_BACKOFF_BASE_S, RESPAWN_BACKOFF_MAX_S))
 
     def _require_plan(self) -> WorkerPlan:
         if self._plan is None:

@@ -6,6 +6,8 @@ import random
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from sozy.backoff import backoff_seconds
+
 # 408 Request Timeout and 429 Too Many Requests are the 4xx worth another try;
 # every 5xx is (a server having a bad moment), except "this will never work" ones.
 _RETRY_4XX = frozenset({408, 429})
@@ -31,16 +33,6 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
         when = when.replace(tzinfo=UTC)
     now = now or datetime.now(UTC)
     return max(0.0, (when - now).total_seconds())
-
-
-def backoff_seconds(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Delay before retry ``attempt`` (0-based): ``base * 2**attempt`` with equal jitter, capped.
-
-    Half the delay is fixed and half random, so retries of many requests that
-    failed together spread out instead of returning in one burst.
-    """
-    ceiling = min(cap, base * 2.0**attempt)
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
 def retry_delay(attempt: int, retry_after: float | None, base: float, cap: float, rng: random.Random) -> float:
