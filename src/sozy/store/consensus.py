@@ -105,19 +105,22 @@ def pairwise(vectors: np.ndarray) -> np.ndarray:
 
 
 def in_majority(vectors: np.ndarray, rule: ConsensusRule) -> np.ndarray:
-    """Which of one person's faces are in the majority: the faces joined by same-person links
+    """Which of one person's faces are the person: the faces joined by same-person links
     (a chain of faces each closer than ``link_distance`` to the next) into a group holding
-    more than ``rule.majority`` of them. Without such a group (fewer than ``rule.min_faces``
-    faces, or no clear majority yet) every claim stands."""
+    more than ``rule.majority`` of them, or, failing that, the largest group of two or more
+    when no other group is as large (a person unlucky enough to be sent more photos of
+    others than they have of their own, each of someone different). Without either
+    (fewer than ``rule.min_faces`` faces, or a tie) every claim stands."""
     n = len(vectors)
     if n < rule.min_faces:
         return np.ones(n, dtype=bool)
     group = _components(pairwise(vectors) < rule.link_distance)
-    largest = np.bincount(group).argmax()
-    members: np.ndarray = group == largest
-    if members.sum() <= rule.majority * n:
-        return np.ones(n, dtype=bool)
-    return members
+    sizes = np.bincount(group)
+    largest, runner_up = (np.sort(sizes)[::-1].tolist() + [0])[:2]
+    if largest > rule.majority * n or (largest >= 2 and largest > runner_up):
+        # A majority, or at least a group no other matches: the rest are faces of others.
+        return np.asarray(group == sizes.argmax(), dtype=bool)
+    return np.ones(n, dtype=bool)
 
 
 def _components(linked: np.ndarray) -> np.ndarray:
@@ -140,8 +143,9 @@ def _root(group: np.ndarray, i: int) -> int:
 
 
 def supported(distances: Sequence[float], rule: ConsensusRule) -> bool:
-    """A face of a person too large to see whole: linked to at least two of the person's
-    faces nearest to it (a stranger's face links to none; one link could be a lookalike)."""
+    """A face linked to at least two of the person's faces nearest to it (to the one, if the
+    person has one): a stranger's face links to none, and one link could be a lookalike
+    or a photo misfiled under the person."""
     return sum(1 for d in distances if d < rule.link_distance) >= min(2, len(distances))
 
 
@@ -224,37 +228,37 @@ class Consensus:
 
     async def _attachment(self, own: str, vector: np.ndarray, result: ConsensusResult) -> FaceHit | None:
         """The person a face of nobody clearly is: the nearest named faces point to one person
-        (``attachment``), and the face passes that person's check as if it claimed them (so
-        a photo misfiled under someone cannot pull that person's lookalikes in)."""
+        (``attachment``), and the face links to two of that person's faces (to the one, if
+        they have one): a photo misfiled under someone, not yet outvoted, cannot pull the
+        faces that look like it into the wrong person."""
         target = attachment(await self._nearest(vector, result, own=own, named=True), self.rule)
         if target is None or not target.person_id:
             return None
         others = await self._nearest(vector, result, own=own, person_id=target.person_id)
-        return target if self._holds(vector, others, result, judge_others=False) else None
+        return target if supported([h.distance for h in others], self.rule) else None
 
     async def _check_claim(self, record: FaceRecord, result: ConsensusResult) -> FaceRecord | None:
         """The record (with the person's display name) if its claim holds, else None."""
         person = str(record.person_id)
         others = await self._nearest(record.vector, result, own=record.id, person_id=person)
-        if not self._holds(record.vector, others, result, judge_others=True):
+        if not self._holds(record.vector, others, result):
             return None
         # Q-ids carry their Wikidata label; a key person shows their most common spelling.
         name = record.name if _QID.fullmatch(person) else display_name([record.name, *[h.name for h in others]])
         return replace(record, name=name or record.name)
 
-    def _holds(self, vector: np.ndarray, others: list[FaceHit], result: ConsensusResult, *, judge_others: bool) -> bool:
-        """Whether a face belongs with ``others``, its person's nearest faces. While the person
-        has fewer faces than a query returns, it is seen whole: the majority is taken over
-        all of them, and (``judge_others``) earlier faces outside it lose their person."""
+    def _holds(self, vector: np.ndarray, others: list[FaceHit], result: ConsensusResult) -> bool:
+        """Whether a claimed face belongs with ``others``, its person's nearest faces. While the
+        person has fewer faces than a query returns, it is seen whole: the majority is taken
+        over all of them, and earlier faces outside it lose their person."""
         others = [h for h in others if h.vector is not None]
         if len(others) >= self.rule.neighbours:
             return supported([h.distance for h in others], self.rule)
         majority = in_majority(np.stack([vector, *(h.vector for h in others if h.vector is not None)]), self.rule)
-        if judge_others:
-            for hit, ok in zip(others, majority[1:], strict=True):
-                if not ok:
-                    result.change(hit, NOBODY)
-                    result.rejected += 1
+        for hit, ok in zip(others, majority[1:], strict=True):
+            if not ok:
+                result.change(hit, NOBODY)
+                result.rejected += 1
         return bool(majority[0])
 
     async def _adopt(self, record: FaceRecord, result: ConsensusResult) -> None:
