@@ -116,7 +116,7 @@ def in_majority(vectors: np.ndarray, rule: ConsensusRule) -> np.ndarray:
         return np.ones(n, dtype=bool)
     group = _components(pairwise(vectors) < rule.link_distance)
     sizes = np.bincount(group)
-    largest, runner_up = (np.sort(sizes)[::-1].tolist() + [0])[:2]
+    largest, runner_up = [*np.sort(sizes)[::-1].tolist(), 0][:2]
     if largest > rule.majority * n or (largest >= 2 and largest > runner_up):
         # A majority, or at least a group no other matches: the rest are faces of others.
         return np.asarray(group == sizes.argmax(), dtype=bool)
@@ -185,13 +185,21 @@ class ConsensusResult:
     attached: int = 0
     # Stored faces this batch changed, as they are now (later faces of the batch see them so).
     changed: dict[str, FaceHit] = field(default_factory=dict)
+    # Where each decided record is, by id (an id is a hash: computed once per record).
+    index: dict[str, int] = field(default_factory=dict)
+    ids: list[str] = field(default_factory=list)
+
+    def add(self, record: FaceRecord) -> None:
+        self.index[record.id] = len(self.records)
+        self.ids.append(record.id)
+        self.records.append(record)
 
     def change(self, hit: FaceHit, fields: Mapping[str, Any]) -> None:
         """Change a face: one of this batch's records, or a stored one (an update to write)."""
-        for i, pending in enumerate(self.records):
-            if pending.id == hit.id:
-                self.records[i] = replace(pending, **fields)
-                return
+        if hit.id in self.index:
+            i = self.index[hit.id]
+            self.records[i] = replace(self.records[i], **fields)
+            return
         self.updates[hit.id] = {**self.updates.get(hit.id, {}), **fields}
         self.changed[hit.id] = FaceHit(hit.id, 0.0, {**hit.payload, **fields}, hit.vector)
 
@@ -208,7 +216,7 @@ class Consensus:
         result = ConsensusResult(records=[])
         for record in records:
             decided = await self._decide(record, result)
-            result.records.append(decided)
+            result.add(decided)
             if decided.person_id and decided.label == Label.SOURCE.value:
                 await self._adopt(decided, result)
         return result
@@ -292,19 +300,29 @@ class Consensus:
         k = self.rule.neighbours
         # One more than needed: the face itself may be stored already (a photo crawled again).
         stored = await self.store.neighbours(vector, k + 1, person_id=person_id, named=named, with_vectors=True)
-        batch = {r.id for r in result.records}
-        hits = [h for h in stored if h.id not in result.changed and h.id not in batch and h.id != own]
-        candidates = [
-            FaceHit(r.id, 0.0, {PERSON_FIELD: r.person_id, NAME_FIELD: r.name, "label": r.label}, r.vector)
-            for r in result.records
-        ] + list(result.changed.values())
-        for face in candidates:
-            wanted = (
-                face.person_id == person_id if person_id is not None else named is None or bool(face.person_id) == named
-            )
-            if wanted and face.vector is not None and face.id != own:
-                distance = float(np.linalg.norm(face.vector - vector))
-                hits.append(FaceHit(face.id, distance, face.payload, face.vector))
+        hits = [h for h in stored if h.id not in result.changed and h.id not in result.index and h.id != own]
+        # This batch's faces and the stored faces it changed, as they are now: one numpy pass.
+        candidates: list[tuple[int, str | None, np.ndarray | None]] = [
+            (i, r.person_id, r.vector) for i, r in enumerate(result.records)
+        ]
+        candidates += [(-1 - n, h.person_id, h.vector) for n, h in enumerate(result.changed.values())]
+        wanted = [
+            (slot, who, v)
+            for slot, who, v in candidates
+            if v is not None and (who == person_id if person_id is not None else named is None or bool(who) == named)
+        ]
+        if wanted:
+            distances = np.linalg.norm(np.stack([c[2] for c in wanted]) - vector, axis=1)
+            changed = list(result.changed.values())
+            for (slot, _, face_vector), distance in zip(wanted, distances, strict=True):
+                if slot >= 0:
+                    r = result.records[slot]
+                    face_id = result.ids[slot]
+                    payload = {PERSON_FIELD: r.person_id, NAME_FIELD: r.name, "label": r.label}
+                else:
+                    face_id, payload = changed[-1 - slot].id, changed[-1 - slot].payload
+                if face_id != own:
+                    hits.append(FaceHit(face_id, float(distance), payload, face_vector))
         hits.sort(key=lambda h: h.distance)
         return hits[:k]
 
