@@ -44,6 +44,7 @@ from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from sozy.api.errors import ApiError
+from sozy.fetch.responses import REDIRECT_STATUSES, join_location
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -51,7 +52,6 @@ MAX_REDIRECTS = 5
 # Connections to image hosts shared by all clients' fetches.
 POOL_CONNECTIONS = 64
 USER_AGENT = "SozyBot/0.1 (lookalike search; fetches one photo a user asked for)"
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Instance metadata services: never reachable, whatever the settings say.
 METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
@@ -252,7 +252,7 @@ class RemoteImages:
         for _ in range(self.max_redirects + 1):
             try:
                 async with session.get(current, allow_redirects=False) as response:
-                    if response.status in _REDIRECTS and "Location" in response.headers:
+                    if response.status in REDIRECT_STATUSES and "Location" in response.headers:
                         current = check_url(_join(current, response.headers["Location"]), self.policy)
                         continue
                     if response.status != 200:
@@ -314,8 +314,8 @@ def _as_ip(host: str) -> IPAddress | None:
 
 def _join(base: URL, location: str) -> URL:
     try:
-        return base.join(URL(location))
-    except (ValueError, TypeError):
+        return join_location(base, location)
+    except ValueError:
         raise ApiError(400, "bad_url", "image_url redirects to an invalid URL") from None
 
 

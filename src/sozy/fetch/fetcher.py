@@ -35,15 +35,15 @@ from sozy.config import CrawlSettings
 from . import errors
 from .agents import UserAgentPool
 from .body import read_body
-from .errors import FetchError, http_reason
+from .errors import FetchError
 from .fetched import Fetched
 from .limits import HostLimiter, Limiter
 from .local import is_file_url, read_local_image
 from .policy import API, WEB, FetchPolicy
-from .retry import is_retryable_status, retry_after_seconds, retry_delay
-from .robots import MAX_ROBOTS_BYTES, RobotsAnswers, RobotsCache, x_robots_block
+from .responses import Redirect, Retry, refusal
+from .retry import retry_delay
+from .robots import MAX_ROBOTS_BYTES, RobotsAnswers, RobotsCache
 
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # No AVIF/JPEG XL in Accept: content-negotiating CDNs would send formats the
 # sniffer and the face engine cannot read.
 IMAGE_ACCEPT = "image/webp,image/jpeg,image/png,image/gif,image/bmp;q=0.9,*/*;q=0.5"
@@ -63,19 +63,6 @@ class _Kind:
     robots: bool  # robots.txt and X-Robots-Tag apply (API endpoints are not crawled pages)
     image: bool  # sniff the body
     timeout: aiohttp.ClientTimeout | None = None  # None: the session's
-
-
-class _Redirect(Exception):
-    def __init__(self, target: URL) -> None:
-        self.target = target
-
-
-class _Retry(Exception):
-    """A failure worth another attempt; carries the error to raise if none is left."""
-
-    def __init__(self, error: FetchError, retry_after: float | None = None) -> None:
-        self.error = error
-        self.retry_after = retry_after
 
 
 class Fetcher:
@@ -303,7 +290,7 @@ class Fetcher:
             delay = await self._robots_delay(url, target, _origin(target)) if check_robots else 0.0
             try:
                 return await self._once(url, final_url, target, pool, policy, kind, headers, delay)
-            except _Redirect as hop:
+            except Redirect as hop:
                 self.counters["redirects"] += 1
                 if seen is None:
                     seen = {target}
@@ -315,7 +302,7 @@ class Fetcher:
                 target = hop.target
                 final_url = str(target)
                 attempt = 0
-            except _Retry as retry:
+            except Retry as retry:
                 if retry.retry_after is not None and retry.retry_after > max_retry_after:
                     # Asking again sooner than the server said would not honour it, and
                     # waiting longer would stall the crawl: give up on this URL for now
@@ -373,13 +360,20 @@ class Fetcher:
                 async with session.get(
                     target, headers=headers, allow_redirects=False, timeout=kind.timeout or self._timeout
                 ) as response:
-                    refusal = self._refusal(url, target, kind, policy, response)
-                    if refusal is not None:
-                        if not isinstance(refusal, FetchError) or refusal.reason != errors.X_ROBOTS_TAG:
+                    refused = refusal(
+                        url,
+                        target,
+                        response.status,
+                        response.headers,
+                        robots_token=self._token if self.respect_robots and kind.robots else None,
+                        retry_server_errors=policy.retry_server_errors,
+                    )
+                    if refused is not None:
+                        if not isinstance(refused, FetchError) or refused.reason != errors.X_ROBOTS_TAG:
                             await _drain(response)
-                        raise refusal
+                        raise refused
                     body, image_type = await read_body(response, url, kind.max_bytes, image=kind.image)
-            except (FetchError, _Redirect, _Retry):
+            except (FetchError, Redirect, Retry):
                 raise
             except TimeoutError as exc:  # also aiohttp's connect / read timeouts
                 raise FetchError(errors.TIMEOUT, url, type(exc).__name__) from None
@@ -388,11 +382,11 @@ class Fetcher:
             except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
                 raise FetchError(errors.TLS, url, str(exc)) from None
             except aiohttp.ClientPayloadError as exc:
-                raise _Retry(FetchError(errors.INCOMPLETE_BODY, url, str(exc))) from None
+                raise Retry(FetchError(errors.INCOMPLETE_BODY, url, str(exc))) from None
             except aiohttp.ClientResponseError as exc:  # unparsable response
                 raise FetchError(errors.BAD_RESPONSE, url, exc.message) from None
             except (aiohttp.ClientConnectionError, OSError) as exc:
-                raise _Retry(FetchError(errors.CONNECTION, url, str(exc) or type(exc).__name__)) from None
+                raise Retry(FetchError(errors.CONNECTION, url, str(exc) or type(exc).__name__)) from None
             except (aiohttp.InvalidURL, ValueError) as exc:
                 raise FetchError(errors.BAD_URL, url, str(exc)) from None
         self.counters["bytes"] += len(body)
@@ -406,30 +400,6 @@ class Fetcher:
             headers=response_headers,
             image_type=image_type,
         )
-
-    def _refusal(
-        self, url: str, target: URL, kind: _Kind, policy: FetchPolicy, response: aiohttp.ClientResponse
-    ) -> Exception | None:
-        """Why this response's body will not be read (redirect, error status, X-Robots-Tag), or None."""
-        status = response.status
-        if 200 <= status < 300:
-            if self.respect_robots and kind.robots:
-                tags = response.headers.getall("X-Robots-Tag", ())
-                if tags:
-                    directive = x_robots_block(tags, self._token)
-                    if directive is not None:
-                        return FetchError(errors.X_ROBOTS_TAG, url, directive)
-            return None
-        if status in _REDIRECTS:
-            location = response.headers.get("Location")
-            if location:
-                return _Redirect(_redirect_target(url, target, location))
-        error = FetchError(http_reason(status), url, f"HTTP {status}", status=status)
-        if status >= 500 and not policy.retry_server_errors:
-            return error
-        if is_retryable_status(status):
-            return _Retry(error, retry_after_seconds(response.headers.get("Retry-After")))
-        return error
 
     def _headers(
         self, policy: FetchPolicy, kind: _Kind, referer: str | None, extra: Mapping[str, str] | None
@@ -483,16 +453,6 @@ def _parse_http_url(url: str) -> URL:
     if not target.host:
         raise FetchError(errors.BAD_URL, url, "no host")
     return target
-
-
-def _redirect_target(url: str, target: URL, location: str) -> URL:
-    try:
-        hop = target.join(URL(location))
-    except (ValueError, TypeError) as exc:
-        raise FetchError(errors.BAD_URL, url, f"bad redirect {location!r}: {exc}") from None
-    if hop.scheme not in ("http", "https") or not hop.host:
-        raise FetchError(errors.BAD_URL, url, f"redirect to {location!r}")
-    return hop
 
 
 def _origin(target: URL) -> str:
