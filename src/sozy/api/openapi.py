@@ -97,7 +97,9 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "box": _nullable({"$ref": "#/components/schemas/Box"}),
                 "thumbnail_url": _nullable({
                     "type": "string",
-                    "description": "A small crop of the face, if stored: /thumbnails/<id>.jpg on this API, or a URL.",
+                    "description": (
+                        "A small crop of the face, if stored: /thumbnails/<id>.jpg on this API, or a URL."
+                    ),
                 }),
                 "license": _nullable({"type": "string", "description": "The photo's licence (short name)."}),
                 "license_url": _nullable({"type": "string", "description": "Where the licence's text is."}),
