@@ -143,9 +143,15 @@ class Result:
 
 
 def settings_for(data_dir: Path, batch: int) -> Settings:
-    return load_settings(environ={}, overrides={
-        "data_dir": str(data_dir), "log_level": "WARNING", "crawl.per_host": 16, "crawl.cluster_batch": batch,
-    })
+    return load_settings(
+        environ={},
+        overrides={
+            "data_dir": str(data_dir),
+            "log_level": "WARNING",
+            "crawl.per_host": 16,
+            "crawl.cluster_batch": batch,
+        },
+    )
 
 
 async def ray_crawl(address: str, urls: Path, work: Path, batch: int) -> Result:
@@ -153,9 +159,14 @@ async def ray_crawl(address: str, urls: Path, work: Path, batch: int) -> Result:
     from sozy.crawl.pipeline import CrawlPlan
     from sozy.crawl.runner import run_crawl
 
-    result = await run_crawl(settings_for(work / "ray", batch), CrawlPlan(url_lists=(urls,)), progress=False,
-                             print_summary=False, handle_signals=False,
-                             cluster=RayCluster(address, engine_factory=node_engine))
+    result = await run_crawl(
+        settings_for(work / "ray", batch),
+        CrawlPlan(url_lists=(urls,)),
+        progress=False,
+        print_summary=False,
+        handle_signals=False,
+        cluster=RayCluster(address, engine_factory=node_engine),
+    )
     run = result.summary["run"]
     return Result("--ray", result.summary["duration_s"], run["photos_done"])
 
@@ -215,8 +226,11 @@ def main() -> int:
     costs_s = [float(c) / 1000 for c in args.costs_ms.split(",")]
     ideal = photos / sum(1 / c for c in costs_s)
     rates = ", ".join(f"{1 / c:.1f}" for c in costs_s)
-    print(f"{len(costs_s)} nodes at {args.costs_ms} ms a photo ({rates} photos/s), {photos} photos: "
-          f"ideal {ideal:.1f} s; load {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"{len(costs_s)} nodes at {args.costs_ms} ms a photo ({rates} photos/s), {photos} photos: "
+        f"ideal {ideal:.1f} s; load {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
 
     from ray.cluster_utils import Cluster
 
@@ -225,8 +239,10 @@ def main() -> int:
         urls = work / "photos.txt"
         urls.write_text("".join(f"{base}/p/{i}.jpg\n" for i in range(photos)))
 
-        cluster = Cluster(initialize_head=True, head_node_args={
-            "num_cpus": 1, "include_dashboard": False, "resources": {"photo_ms": costs_s[0] * 1000}})
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={"num_cpus": 1, "include_dashboard": False, "resources": {"photo_ms": costs_s[0] * 1000}},
+        )
         for cost in costs_s[1:]:
             cluster.add_node(num_cpus=1, resources={"photo_ms": cost * 1000})
         cluster.wait_for_nodes()
@@ -244,8 +260,10 @@ def main() -> int:
         results[r.name] = r.seconds / ideal
         print(f"{r.name:<8} {r.seconds:6.1f} s = {r.seconds / ideal:.2f} x ideal", flush=True)
     verdict = "met" if results["--ray"] <= GOAL else "missed"
-    print(f"--ray completion / ideal: {results['--ray']:.2f} (goal <= {GOAL}, {verdict}; --shard "
-          f"{results['--shard']:.2f}; load {os.getloadavg()[0]:.2f})")
+    print(
+        f"--ray completion / ideal: {results['--ray']:.2f} (goal <= {GOAL}, {verdict}; --shard "
+        f"{results['--shard']:.2f}; load {os.getloadavg()[0]:.2f})"
+    )
     return 0
 
 

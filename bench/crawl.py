@@ -170,20 +170,23 @@ async def bench_crawl(settings: Settings, url_list: Path) -> Run:
     from sozy.crawl.runner import run_crawl
 
     cpu = time.process_time()
-    result = await run_crawl(settings, CrawlPlan(url_lists=(url_list,)),
-                             progress=False, print_summary=False, handle_signals=False)
+    result = await run_crawl(
+        settings, CrawlPlan(url_lists=(url_list,)), progress=False, print_summary=False, handle_signals=False
+    )
     cpu = time.process_time() - cpu
     s = result.summary
     run = s["run"]
     if result.exit_code != 0 or run["failed"] or run["skipped"]:
-        print(f"  crawl: exit {result.exit_code}, failed {run['failed_by_reason']}, "
-              f"skipped {run['skipped_by_reason']}")
+        print(f"  crawl: exit {result.exit_code}, failed {run['failed_by_reason']}, skipped {run['skipped_by_reason']}")
     # The store's close (index build) comes after duration_s, like the engine's shutdown.
     rates = s["rates"]
-    note = (f"startup {s['startup_s']:.1f} s; engine busy {rates['embedded']['active_s']:.1f} s "
-            f"(first to last photo out of it); fetched {run['fetched']}, done {run['photos_done']}")
-    return Run(f"crawl, {s['engine']['workers']} workers", s["duration_s"], run["photos_done"],
-               run["faces_stored"], cpu, note)
+    note = (
+        f"startup {s['startup_s']:.1f} s; engine busy {rates['embedded']['active_s']:.1f} s "
+        f"(first to last photo out of it); fetched {run['fetched']}, done {run['photos_done']}"
+    )
+    return Run(
+        f"crawl, {s['engine']['workers']} workers", s["duration_s"], run["photos_done"], run["faces_stored"], cpu, note
+    )
 
 
 def machine() -> str:
@@ -220,17 +223,23 @@ def one_round(settings: Settings, bodies: list[bytes], url_list: Path, *, crawl_
 
 
 def row(run: Run) -> str:
-    return (f"  {run.label:<26} {run.faces_per_s:6.2f} faces/s {run.photos / run.seconds:6.2f} photos/s "
-            f"{run.cpu_ms_per_photo:5.0f} CPU ms/photo ({1000 * run.main_cpu_s / max(run.photos, 1):.0f} main) "
-            f"({run.photos} photos, {run.faces} faces, {run.seconds:.1f} s){'; ' + run.note if run.note else ''}")
+    return (
+        f"  {run.label:<26} {run.faces_per_s:6.2f} faces/s {run.photos / run.seconds:6.2f} photos/s "
+        f"{run.cpu_ms_per_photo:5.0f} CPU ms/photo ({1000 * run.main_cpu_s / max(run.photos, 1):.0f} main) "
+        f"({run.photos} photos, {run.faces} faces, {run.seconds:.1f} s){'; ' + run.note if run.note else ''}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="each photo twice (about a minute)")
     parser.add_argument("--repeat", type=int, default=None, help="copies of the photo set (default 10, --quick 2)")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="engine and crawl runs, interleaved; the best of each counts (default 2, --quick 1)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="engine and crawl runs, interleaved; the best of each counts (default 2, --quick 1)",
+    )
     parser.add_argument("--workers", type=int, default=0, help="engine workers (default: one per core)")
     parser.add_argument("--thumbnails", action="store_true", help="the crawl also writes face thumbnails")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -247,8 +256,10 @@ def main() -> None:
     workers = args.workers or available_cpus()
     photos = copies(source_photos(), repeat)
     print(f"machine: {machine()}")
-    print(f"photos: {len(photos) // repeat} from {FACES_DIR} × {repeat} = {len(photos)} URLs, distinct bytes; "
-          f"{workers} engine workers; thumbnails {'on' if args.thumbnails else 'off'}; best of {rounds} round(s)")
+    print(
+        f"photos: {len(photos) // repeat} from {FACES_DIR} × {repeat} = {len(photos)} URLs, distinct bytes; "
+        f"{workers} engine workers; thumbnails {'on' if args.thumbnails else 'off'}; best of {rounds} round(s)"
+    )
     proc, base = start_server(repeat)
     tmp = Path(tempfile.mkdtemp(prefix="sozy-bench-crawl-"))
     try:
@@ -258,10 +269,15 @@ def main() -> None:
         engine = crawl = None
         for n in range(rounds):
             # A fresh data dir each round: a crawl that resumed would have nothing to do.
-            settings = load_settings(environ={}, overrides={
-                "data_dir": str(tmp / f"data-{n}"), "log_level": "WARNING", "engine.workers": workers,
-                "crawl.thumbnails": args.thumbnails,
-            })
+            settings = load_settings(
+                environ={},
+                overrides={
+                    "data_dir": str(tmp / f"data-{n}"),
+                    "log_level": "WARNING",
+                    "engine.workers": workers,
+                    "crawl.thumbnails": args.thumbnails,
+                },
+            )
             # Which goes first alternates, so load that comes and goes favours neither.
             e, c = one_round(settings, bodies, url_list, crawl_first=n % 2 == 1)
             print(f"  round {n + 1}: crawl/engine {c.faces_per_s / e.faces_per_s:.2f}")
@@ -274,8 +290,10 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     if crawl.faces != engine.faces:
         print(f"  note: the crawl stored {crawl.faces} faces, the engine found {engine.faces}")
-    print(f"  CPU per photo, crawl ÷ engine alone: {crawl.cpu_ms_per_photo / engine.cpu_ms_per_photo:.2f} "
-          f"(what the crawler adds, whatever else runs on the machine)")
+    print(
+        f"  CPU per photo, crawl ÷ engine alone: {crawl.cpu_ms_per_photo / engine.cpu_ms_per_photo:.2f} "
+        f"(what the crawler adds, whatever else runs on the machine)"
+    )
     ratio = crawl.faces_per_s / engine.faces_per_s
     print(f"crawl/engine faces/s ratio: {ratio:.2f} (goal >= {GOAL:.2f})")
 

@@ -260,11 +260,33 @@ def run_img2dataset(exe: Path, url_file: Path, count: int, processes: int, threa
     out = Path(tempfile.mkdtemp(prefix="sozy-bench-i2d-"))
     per_shard = -(-count // processes)  # one shard per process, or it uses one process
     cmd = [
-        str(exe), "--url_list", str(url_file), "--input_format", "txt", "--output_folder", str(out / "out"),
-        "--output_format", "files", "--resize_mode", "no", "--disable_all_reencoding", "True",
-        "--processes_count", str(processes), "--thread_count", str(threads),
-        "--number_sample_per_shard", str(per_shard), "--timeout", "10", "--retries", "0",
-        "--enable_wandb", "False", "--distributor", "multiprocessing",
+        str(exe),
+        "--url_list",
+        str(url_file),
+        "--input_format",
+        "txt",
+        "--output_folder",
+        str(out / "out"),
+        "--output_format",
+        "files",
+        "--resize_mode",
+        "no",
+        "--disable_all_reencoding",
+        "True",
+        "--processes_count",
+        str(processes),
+        "--thread_count",
+        str(threads),
+        "--number_sample_per_shard",
+        str(per_shard),
+        "--timeout",
+        "10",
+        "--retries",
+        "0",
+        "--enable_wandb",
+        "False",
+        "--distributor",
+        "multiprocessing",
     ]
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -301,7 +323,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--i2d-threads", type=int, default=64)
     parser.add_argument("--skip-img2dataset", action="store_true")
     parser.add_argument(
-        "--loop", choices=("auto", "asyncio", "uvloop"), default="asyncio",
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="asyncio",
         help="event loop for the two aiohttp clients (auto: uvloop when installed)",
     )
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)

@@ -83,9 +83,17 @@ class Gallery:
         name = self.names[face.claim] if face.claim is not None else None
         sha = f"{face.photo:064x}"
         return FaceRecord(
-            vector=face.vector, image_url=f"https://photos.example/{face.photo}.jpg", box=Box(i, 0, i + 100, 100),
-            image_width=640, image_height=480, image_sha256=sha, faces_in_image=1, source="bench", model="m",
-            name=name, person_id=person_key(name) if name else None,
+            vector=face.vector,
+            image_url=f"https://photos.example/{face.photo}.jpg",
+            box=Box(i, 0, i + 100, 100),
+            image_width=640,
+            image_height=480,
+            image_sha256=sha,
+            faces_in_image=1,
+            source="bench",
+            model="m",
+            name=name,
+            person_id=person_key(name) if name else None,
             label=(Label.SOURCE if name else Label.NONE).value,
         )
 
@@ -100,8 +108,9 @@ def realistic_people(cal, people: int, photos_each: int, rng: np.random.Generato
     return (centres[owner] + noise).astype(np.float32), owner
 
 
-def build_gallery(cal, real: list[tuple[str, str, np.ndarray]], people: int, photos_each: int,
-                  rng: np.random.Generator) -> Gallery:
+def build_gallery(
+    cal, real: list[tuple[str, str, np.ndarray]], people: int, photos_each: int, rng: np.random.Generator
+) -> Gallery:
     vectors, owner = realistic_people(cal, people, photos_each + 2, rng)
     names = [f"Person {p:05d}" for p in range(people)]
     faces: list[Face_] = []
@@ -147,7 +156,8 @@ def real_faces() -> tuple[list[tuple[str, str, np.ndarray]], list[list[np.ndarra
     singles = [(rel, who, v) for rel, who, v in store_bench._real_faces()]
     groups = [
         [np.asarray(f["vector"], np.float32) for f in cached[rel]["faces"]]
-        for rel, who in rows.items() if len(who) > 1 and rel in cached
+        for rel, who in rows.items()
+        if len(who) > 1 and rel in cached
     ]
     return singles, groups
 
@@ -205,8 +215,12 @@ async def quality(store: FaceStore, gallery: Gallery, label: str) -> Quality:
         matches = face_json(Face(BOX, face.vector), people, 0.6)["matches"]
         hits += bool(matches) and matches[0]["person_id"] == keys[face.person]
     return Quality(
-        label, correct / max(labelled, 1), kept / max(claimed_right, 1), attached,
-        attached_right / max(attached, 1), hits / max(len(held), 1),
+        label,
+        correct / max(labelled, 1),
+        kept / max(claimed_right, 1),
+        attached,
+        attached_right / max(attached, 1),
+        hits / max(len(held), 1),
     )
 
 
@@ -270,9 +284,18 @@ async def run_cost(cal, faces: int, checks: int, seed: int) -> tuple[float, floa
             claims = np.where(rng.random(checks) < 0.1, rng.integers(0, synth.people, checks), who)
             records = [
                 FaceRecord(
-                    vector=q, image_url=f"https://new.example/{i}.jpg", box=BOX, image_width=640, image_height=480,
-                    image_sha256=f"{10**9 + i:064x}", faces_in_image=1, source="bench", model="m",
-                    name=f"Person {c:06d}", person_id=person_key(f"Person {c:06d}"), label=Label.SOURCE.value,
+                    vector=q,
+                    image_url=f"https://new.example/{i}.jpg",
+                    box=BOX,
+                    image_width=640,
+                    image_height=480,
+                    image_sha256=f"{10**9 + i:064x}",
+                    faces_in_image=1,
+                    source="bench",
+                    model="m",
+                    name=f"Person {c:06d}",
+                    person_id=person_key(f"Person {c:06d}"),
+                    label=Label.SOURCE.value,
                 )
                 for i, (q, c) in enumerate(zip(queries, claims, strict=True))
             ]
@@ -307,8 +330,10 @@ def sweep(cal, seed: int) -> None:
     d = np.sqrt(((vectors[:, None] - vectors[None]) ** 2).sum(-1))
     iu = np.triu_indices(len(real), 1)
     same = who[iu[0]] == who[iu[1]]
-    print(f"  sample photos   same {np.percentile(d[iu][same], [0, 5, 50, 95, 100]).round(3)}"
-          f"  different {np.percentile(d[iu][~same], [0, 5, 50, 95, 100]).round(3)}")
+    print(
+        f"  sample photos   same {np.percentile(d[iu][same], [0, 5, 50, 95, 100]).round(3)}"
+        f"  different {np.percentile(d[iu][~same], [0, 5, 50, 95, 100]).round(3)}"
+    )
     synth, owner = realistic_people(cal, 400, 10, rng)
     i, j = rng.integers(0, len(synth), (2, 40_000))
     ds = np.linalg.norm(synth[i] - synth[j], axis=1)
@@ -316,8 +341,10 @@ def sweep(cal, seed: int) -> None:
     a = rng.integers(0, 400, 20_000) * 10
     b1, b2 = rng.integers(0, 10, (2, 20_000))
     dsame = np.linalg.norm(synth[a + b1] - synth[a + b2], axis=1)[b1 != b2]
-    print(f"  synthetic       same {np.percentile(dsame, [0, 5, 50, 95, 100]).round(3)}"
-          f"  different {np.percentile(ds[~s], [0, 5, 50, 95, 100]).round(3)}")
+    print(
+        f"  synthetic       same {np.percentile(dsame, [0, 5, 50, 95, 100]).round(3)}"
+        f"  different {np.percentile(ds[~s], [0, 5, 50, 95, 100]).round(3)}"
+    )
     print("majority rule (a person's faces with 12% of another's): precision / correct kept, by link distance:")
     claim = owner.copy()
     wrong = rng.random(len(owner)) < WRONG_SHARE
@@ -328,8 +355,10 @@ def sweep(cal, seed: int) -> None:
         for p in range(400):
             idx = np.where(claim == p)[0]
             kept[idx] = in_majority(synth[idx], rule)
-        print(f"  link {link:.2f}: precision {(owner[kept] == claim[kept]).mean():.4f}, "
-              f"correct kept {kept[~wrong].mean():.4f}")
+        print(
+            f"  link {link:.2f}: precision {(owner[kept] == claim[kept]).mean():.4f}, "
+            f"correct kept {kept[~wrong].mean():.4f}"
+        )
     print("attachment of unnamed faces (a new photo of each of 400 people, and 200 strangers):")
     print("  share of the people's faces attached / of strangers attached / precision, by attach distance:")
     known, known_owner = realistic_people(cal, 400, 11, np.random.default_rng(seed + 1))
@@ -352,8 +381,10 @@ def sweep(cal, seed: int) -> None:
         strangers_attached = sum(g is not None for g in got[400:]) / 200
         done = [(truth[q], g.person_id) for q, g in enumerate(got) if g is not None]
         right = sum(t == p for t, p in done)
-        print(f"  attach {limit:.2f}: {people_attached:.3f} / {strangers_attached:.3f} / "
-              f"precision {right / max(len(done), 1):.4f}")
+        print(
+            f"  attach {limit:.2f}: {people_attached:.3f} / {strangers_attached:.3f} / "
+            f"precision {right / max(len(done), 1):.4f}"
+        )
     real_group = [v for g in groups for v in g]
     if real_group:
         dg = np.sqrt(((np.stack(real_group)[:, None] - vectors[None]) ** 2).sum(-1))
@@ -375,24 +406,31 @@ def main() -> None:
     faces = args.n or (50_000 if args.quick else 1_000_000)
     cal = store_bench.calibrate()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; load {os.getloadavg()}")
-    print(f"calibration on the sample photos: same person median {cal.same_median:.3f}, "
-          f"different {cal.diff_median:.3f}")
+    print(
+        f"calibration on the sample photos: same person median {cal.same_median:.3f}, different {cal.diff_median:.3f}"
+    )
     if args.sweep:
         sweep(cal, args.seed)
         return
     if args.cost_only:
         claimed_ms, unnamed_ms, search_ms = asyncio.run(run_cost(cal, faces, args.checks, args.seed))
-        print(f"cost at {faces:,} faces: {claimed_ms:.2f} ms per named face, {unnamed_ms:.2f} ms per unnamed face "
-              f"(one 16-NN search: {search_ms:.2f} ms); load {os.getloadavg()}")
+        print(
+            f"cost at {faces:,} faces: {claimed_ms:.2f} ms per named face, {unnamed_ms:.2f} ms per unnamed face "
+            f"(one 16-NN search: {search_ms:.2f} ms); load {os.getloadavg()}"
+        )
         return
     results = asyncio.run(run_quality(cal, args.people, args.photos, args.seed))
     print(f"{'labels':<26} {'precision':>9} {'correct kept':>12} {'attached':>9} {'(precision)':>11} {'rank-1':>7}")
     for q in results:
-        print(f"{q.label:<26} {q.precision:>9.4f} {q.kept:>12.4f} {q.attached:>9,} "
-              f"{q.attached_precision:>11.4f} {q.rank1:>7.4f}")
+        print(
+            f"{q.label:<26} {q.precision:>9.4f} {q.kept:>12.4f} {q.attached:>9,} "
+            f"{q.attached_precision:>11.4f} {q.rank1:>7.4f}"
+        )
     claimed_ms, unnamed_ms, search_ms = asyncio.run(run_cost(cal, faces, args.checks, args.seed))
-    print(f"cost at {faces:,} faces: {claimed_ms:.2f} ms per named face, {unnamed_ms:.2f} ms per unnamed face "
-          f"(one 16-NN search: {search_ms:.2f} ms); load {os.getloadavg()}")
+    print(
+        f"cost at {faces:,} faces: {claimed_ms:.2f} ms per named face, {unnamed_ms:.2f} ms per unnamed face "
+        f"(one 16-NN search: {search_ms:.2f} ms); load {os.getloadavg()}"
+    )
     before, crawl = results[0], results[1]
     met = crawl.precision >= GOALS["precision"] and crawl.kept >= GOALS["kept"] and claimed_ms <= GOALS["cost_ms"]
     print(

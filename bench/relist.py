@@ -48,7 +48,7 @@ def write_list(path: Path, rows: int) -> list[str]:
 def mark_done(settings: Settings, plan: CrawlPlan, urls: list[str]) -> None:
     with CrawlState(state_path(settings, plan)) as state:
         for start in range(0, len(urls), CHUNK):
-            chunk = urls[start:start + CHUNK]
+            chunk = urls[start : start + CHUNK]
             jobs = state.add_jobs((u, Candidate(image_url=u, source="urls", name="x")) for u in chunk)
             state.record([Outcome(j.url, DONE, faces=1, seq=j.seq) for j in jobs])
 

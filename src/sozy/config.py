@@ -321,13 +321,13 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     for var, raw in environ.items():
         if not var.startswith("SOZY_") or var == "SOZY_CONFIG" or var.startswith(_TEST_PREFIX):
             continue
-        rest = var[len("SOZY_"):].lower()
+        rest = var[len("SOZY_") :].lower()
         if rest in top:
             values[rest] = raw
             continue
         for section in sections:
             if rest.startswith(section + "_"):
-                values.setdefault(section, {})[rest[len(section) + 1:]] = raw
+                values.setdefault(section, {})[rest[len(section) + 1 :]] = raw
                 break
         else:
             raise ConfigError(f"environment: unknown setting {var}")

@@ -56,9 +56,7 @@ def _gauge(url: str, name: str) -> float:
 
 
 def _upload_head(length: int) -> bytes:
-    return (
-        b"POST /v1/search HTTP/1.1\r\nHost: sozy\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % length
-    )
+    return b"POST /v1/search HTTP/1.1\r\nHost: sozy\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % length
 
 
 def test_a_stalled_upload_holds_its_slot_others_are_refused_and_it_times_out(guarded_server, faces_dir):

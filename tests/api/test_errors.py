@@ -66,7 +66,7 @@ async def test_truncated_multipart_is_400(api_client, faces_dir):
     boundary = "sozyboundary"
     photo = (faces_dir / HELD_OUT).read_bytes()
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
         "Content-Type: image/jpeg\r\n\r\n"
     ).encode() + photo[:5000]
     async with api_client() as client:

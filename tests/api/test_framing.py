@@ -30,9 +30,13 @@ def test_a_request_after_an_unread_body_never_runs(guarded_server):
     so what the client sent after the body is never taken for a next request."""
     body = b"x" * 300
     request = (
-        b"POST /v1/search HTTP/1.1\r\nHost: sozy\r\nContent-Type: text/plain\r\n"
-        b"Content-Length: %d\r\n\r\n" % len(body)
-    ) + body + b"GET /v1/stats HTTP/1.1\r\nHost: sozy\r\n\r\n"
+        (
+            b"POST /v1/search HTTP/1.1\r\nHost: sozy\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        + body
+        + b"GET /v1/stats HTTP/1.1\r\nHost: sozy\r\n\r\n"
+    )
     with connect(guarded_server.url) as sock:
         sock.sendall(request)
         raw, closed = read_until_closed(sock)

@@ -50,10 +50,17 @@ def gallery_records(embeddings: Mapping[str, PhotoFaces], faces_dir: Path) -> li
         for face in photo.faces:
             records.append(
                 FaceRecord(
-                    vector=face.vector, image_url=f"https://photos.example.org/{rel}", box=face.box,
-                    image_width=photo.width, image_height=photo.height,
-                    image_sha256=sha256_hex((faces_dir / rel).read_bytes()), faces_in_image=len(photo.faces),
-                    source="urls", model=photo.model, name=name, person_id=person_key(name) if name else None,
+                    vector=face.vector,
+                    image_url=f"https://photos.example.org/{rel}",
+                    box=face.box,
+                    image_width=photo.width,
+                    image_height=photo.height,
+                    image_sha256=sha256_hex((faces_dir / rel).read_bytes()),
+                    faces_in_image=len(photo.faces),
+                    source="urls",
+                    model=photo.model,
+                    name=name,
+                    person_id=person_key(name) if name else None,
                     label=(Label.SOURCE if name else Label.NONE).value,
                 )
             )

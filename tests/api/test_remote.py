@@ -32,9 +32,7 @@ async def public(faces_dir, target):
 
 
 def remote(resolver: AbstractResolver | None = None, **policy) -> RemoteImages:
-    return RemoteImages(
-        max_bytes=10 * 1024 * 1024, timeout_s=5, policy=AddressPolicy(**policy), resolver=resolver
-    )
+    return RemoteImages(max_bytes=10 * 1024 * 1024, timeout_s=5, policy=AddressPolicy(**policy), resolver=resolver)
 
 
 async def search_url(api_client, url: str, fetcher: RemoteImages | None = None, **settings):

@@ -11,8 +11,21 @@ import pytest
 from .index import HELD_OUT, LICENSE_URL
 
 MATCH_KEYS = {
-    "name", "person_id", "unnamed", "label", "distance", "similarity", "same_person", "face_id", "image_url",
-    "page_url", "box", "thumbnail_url", "license", "license_url", "attribution",
+    "name",
+    "person_id",
+    "unnamed",
+    "label",
+    "distance",
+    "similarity",
+    "same_person",
+    "face_id",
+    "image_url",
+    "page_url",
+    "box",
+    "thumbnail_url",
+    "license",
+    "license_url",
+    "attribution",
 }
 
 
@@ -140,9 +153,7 @@ async def test_image_url_from_a_local_server(api_client, faces_dir):
     from .servers import PhotoServer
 
     async with PhotoServer(faces_dir) as server, api_client(**{"api.allow_private_urls": True}) as client:
-        response = await client.post(
-            "/v1/search", json={"image_url": f"{server.url}/redirect?to=/photos/{HELD_OUT}"}
-        )
+        response = await client.post("/v1/search", json={"image_url": f"{server.url}/redirect?to=/photos/{HELD_OUT}"})
     assert response.status_code == 200, response.text
     assert response.json()["faces"][0]["matches"][0]["name"] == "obama"
     assert server.hits == [f"/redirect?to=/photos/{HELD_OUT}", f"/photos/{HELD_OUT}"]

@@ -27,9 +27,7 @@ def _echo_app() -> Starlette:
 
 
 def test_limits_and_timeouts_come_from_the_settings():
-    settings = Settings().replace(
-        **{"api.max_connections": 77, "api.keep_alive_s": 3, "api.max_header_bytes": 8192}
-    )
+    settings = Settings().replace(**{"api.max_connections": 77, "api.keep_alive_s": 3, "api.max_header_bytes": 8192})
     config = server_config(_echo_app(), settings)
     assert (config.limit_concurrency, config.timeout_keep_alive, config.h11_max_incomplete_event_size) == (77, 3, 8192)
     assert config.access_log is False  # the raw path, query included, is never logged

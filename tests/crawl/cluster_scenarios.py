@@ -56,10 +56,19 @@ WIKIMEDIA_NAMES = ["Barack Obama", "Joe Biden", "Kit Harington", "Rose Leslie", 
 
 
 def settings_for(data_dir: Path, **overrides: Any) -> Settings:
-    return load_settings(environ={}, overrides={
-        **QUICK, "data_dir": str(data_dir), "engine.workers": 0, "crawl.per_host": PER_HOST,
-        "crawl.cluster_batch": 2, "crawl.total_timeout_s": 30.0, "crawl.read_timeout_s": 20.0, **overrides,
-    })
+    return load_settings(
+        environ={},
+        overrides={
+            **QUICK,
+            "data_dir": str(data_dir),
+            "engine.workers": 0,
+            "crawl.per_host": PER_HOST,
+            "crawl.cluster_batch": 2,
+            "crawl.total_timeout_s": 30.0,
+            "crawl.read_timeout_s": 20.0,
+            **overrides,
+        },
+    )
 
 
 POISON = b"sozy-test-poison"

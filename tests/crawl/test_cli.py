@@ -49,31 +49,53 @@ def test_help_explains_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
     for action in build_parser()._actions:
         if action.option_strings and action.option_strings[0] != "-h":
             assert action.help and len(action.help) > 15, action.option_strings
-    for required in ("--names", "--top", "--urls", "--pages", "--folders", "--shard", "--retry-failed", "--limit",
-                     "--data-dir", "--qdrant-url", "--concurrency", "--per-host", "--workers", "--device",
-                     "--summary", "--thumbnails", "--no-robots", "--config", "--log-level"):
+    for required in (
+        "--names",
+        "--top",
+        "--urls",
+        "--pages",
+        "--folders",
+        "--shard",
+        "--retry-failed",
+        "--limit",
+        "--data-dir",
+        "--qdrant-url",
+        "--concurrency",
+        "--per-host",
+        "--workers",
+        "--device",
+        "--summary",
+        "--thumbnails",
+        "--no-robots",
+        "--config",
+        "--log-level",
+    ):
         assert required in flags
     assert "exit codes" in text
 
 
-@pytest.mark.parametrize("argv, message", [
-    ([], "no sources given"),
-    (["--names", "/nonexistent/names.txt"], "--names: cannot read /nonexistent/names.txt"),
-    (["--urls", "/nonexistent/list.csv"], "--urls: cannot read"),
-    (["--folders", "/nonexistent/photos"], "is not a directory"),
-    (["--pages", "ftp://example.org/"], "not an http(s) URL"),
-    (["--top", "0"], "--top must be at least 1"),
-    (["--top", "10", "--occupation", "astronaut-chef"], "unknown occupation"),
-    (["--occupation", "actor", "--urls", "x.txt"], "--occupation needs --top"),
-    (["--search-engine", "--pages", "http://example.org/"], "--search-engine looks names up"),
-    (["--shard", "3/2", "--pages", "http://example.org/"], "shard 3/2"),
-    (["--shard", "half", "--pages", "http://example.org/"], "--shard wants I/N"),
-    (["--limit", "0", "--pages", "http://example.org/"], "--limit must be at least 1"),
-    (["--concurrency", "0", "--pages", "http://example.org/"], "crawl.concurrency must be at least 1"),
-    (["--config", "/nonexistent/sozy.toml", "--pages", "http://example.org/"], "config file not found"),
-])
-def test_cannot_start_exits_2_with_one_line(argv: list[str], message: str, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "no sources given"),
+        (["--names", "/nonexistent/names.txt"], "--names: cannot read /nonexistent/names.txt"),
+        (["--urls", "/nonexistent/list.csv"], "--urls: cannot read"),
+        (["--folders", "/nonexistent/photos"], "is not a directory"),
+        (["--pages", "ftp://example.org/"], "not an http(s) URL"),
+        (["--top", "0"], "--top must be at least 1"),
+        (["--top", "10", "--occupation", "astronaut-chef"], "unknown occupation"),
+        (["--occupation", "actor", "--urls", "x.txt"], "--occupation needs --top"),
+        (["--search-engine", "--pages", "http://example.org/"], "--search-engine looks names up"),
+        (["--shard", "3/2", "--pages", "http://example.org/"], "shard 3/2"),
+        (["--shard", "half", "--pages", "http://example.org/"], "--shard wants I/N"),
+        (["--limit", "0", "--pages", "http://example.org/"], "--limit must be at least 1"),
+        (["--concurrency", "0", "--pages", "http://example.org/"], "crawl.concurrency must be at least 1"),
+        (["--config", "/nonexistent/sozy.toml", "--pages", "http://example.org/"], "config file not found"),
+    ],
+)
+def test_cannot_start_exits_2_with_one_line(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, err = run_main([*argv, "--data-dir", str(tmp_path / "data")], capsys)
     assert code == 2
     lines = err.strip().splitlines()

@@ -49,8 +49,6 @@ async def test_a_lost_node_gives_back_what_it_held_and_waited_for() -> None:
     assert slots.active(HOST) == 1
 
 
-
-
 async def test_a_pool_with_its_own_limit_is_held_to_it() -> None:
     # A fetch policy's pool (e.g. every Wikimedia media download together) brings its own limit.
     slots = HostSlots(per_host=8)
@@ -94,4 +92,3 @@ async def test_answers_expire_as_one_machine_s_cache_would() -> None:
     assert await board.get(HOST) == (503, b"")
     now[0] += ERROR_TTL_S + 1
     assert await board.get(HOST) is None
-

@@ -25,8 +25,16 @@ from tests.servers.wikimedia import CATEGORIES, ENTITIES
 
 from .conftest import state_rows, stored_points
 
-NAMES = ["Barack Obama", "Joe Biden", "Kit Harington", "Rose Leslie", "Lin-Manuel Miranda", "Alex Lacamoire",
-         "Jane Noimage", "Nobody Atall"]
+NAMES = [
+    "Barack Obama",
+    "Joe Biden",
+    "Kit Harington",
+    "Rose Leslie",
+    "Lin-Manuel Miranda",
+    "Alex Lacamoire",
+    "Jane Noimage",
+    "Nobody Atall",
+]
 FOLDER_OF = {name: folder for folder, name in PEOPLE.items()}
 
 # Hostile routes, the outcome each must end with (status, reason), and the photo it serves.
@@ -75,7 +83,14 @@ def _areas_rule(boxes: list[Box]) -> int | None:
 
 @pytest.mark.slow
 async def test_crawl_stores_exactly_the_expected_faces_and_accounts_for_every_url(
-    tmp_path: Path, faces_dir: Path, site, wikimedia, hostile, make_settings, crawl, shared_embeddings,
+    tmp_path: Path,
+    faces_dir: Path,
+    site,
+    wikimedia,
+    hostile,
+    make_settings,
+    crawl,
+    shared_embeddings,
 ) -> None:
     names_file = tmp_path / "names.txt"
     names_file.write_text("# people to crawl\n" + "\n".join(NAMES) + "\n\n")
@@ -145,8 +160,10 @@ async def test_crawl_stores_exactly_the_expected_faces_and_accounts_for_every_ur
 
     # --- the same bytes at several URLs: one owner, by rank (named first, then discovery order) --
     face_urls = [u for u, r in rows.items() if r.status in ("done", "skipped") and r.sha256]
-    content = await _bytes_of([u for u in face_urls if rows[u].reason != "duplicate_content"]
-                              + [u for u in face_urls if rows[u].reason == "duplicate_content"])
+    content = await _bytes_of(
+        [u for u in face_urls if rows[u].reason != "duplicate_content"]
+        + [u for u in face_urls if rows[u].reason == "duplicate_content"]
+    )
     groups: dict[str, list[str]] = defaultdict(list)
     for url, data in content.items():
         assert rows[url].sha256 == sha256(data).hexdigest()
@@ -156,8 +173,11 @@ async def test_crawl_stores_exactly_the_expected_faces_and_accounts_for_every_ur
         owner, copies = ranked[0], ranked[1:]
         assert rows[owner].status in ("done", "skipped") and rows[owner].reason != "duplicate_content", urls
         for copy in copies:
-            assert (rows[copy].status, rows[copy].reason, rows[copy].duplicate_of) == \
-                ("skipped", "duplicate_content", owner), copy
+            assert (rows[copy].status, rows[copy].reason, rows[copy].duplicate_of) == (
+                "skipped",
+                "duplicate_content",
+                owner,
+            ), copy
 
     # --- decoys: fetched, analysed, no face -----------------------------------------------
     for url, path in photo_of.items():
@@ -173,8 +193,12 @@ async def test_crawl_stores_exactly_the_expected_faces_and_accounts_for_every_ur
     assert set(by_url) == done
     reference = {
         folder: shared_embeddings[f"{folder}/{path}"].faces[0].vector
-        for folder, path in [("obama", "obama.jpg"), ("biden", "biden.jpg"), ("kit_harington", "kit-harington1.jpg"),
-                             ("rose_leslie", "rose-leslie1.jpg")]
+        for folder, path in [
+            ("obama", "obama.jpg"),
+            ("biden", "biden.jpg"),
+            ("kit_harington", "kit-harington1.jpg"),
+            ("rose_leslie", "rose-leslie1.jpg"),
+        ]
     }
     named_group_faces = 0
     for url in done:

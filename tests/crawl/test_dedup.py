@@ -40,8 +40,7 @@ async def _analysed_copies(crawler: Crawler, state: CrawlState, body: bytes) -> 
     """COPIES unnamed URLs serving ``body``, discovered in order, each run through the real embed stage."""
     sha = hashlib.sha256(body).hexdigest()
     jobs: list[Job] = state.add_jobs(
-        (url, Candidate(image_url=url, source="urls"))
-        for url in (f"http://copies.test/{i}.jpg" for i in range(COPIES))
+        (url, Candidate(image_url=url, source="urls")) for url in (f"http://copies.test/{i}.jpg" for i in range(COPIES))
     )
     out = []
     for job in jobs:
@@ -53,7 +52,10 @@ async def _analysed_copies(crawler: Crawler, state: CrawlState, body: bytes) -> 
 
 @pytest.mark.parametrize("flush_after", [None, 1, 2], ids=["one-batch", "flush-after-1", "flush-after-2"])
 async def test_copies_finishing_in_reverse_rank_order_all_end_with_the_first_as_owner(
-    flush_after: int | None, faces_dir: Path, make_settings: Callable[..., Settings], engine: FaceEngine,
+    flush_after: int | None,
+    faces_dir: Path,
+    make_settings: Callable[..., Settings],
+    engine: FaceEngine,
 ) -> None:
     settings = make_settings(**{"engine.workers": 1})
     body = (faces_dir / PHOTO).read_bytes()
@@ -82,8 +84,11 @@ async def test_copies_finishing_in_reverse_rank_order_all_end_with_the_first_as_
     assert not [u for u, r in rows.items() if r.status == "pending"]
     assert (rows[owner].status, rows[owner].faces) == ("done", len(copies[0].records))
     for url in others:
-        assert (rows[url].status, rows[url].reason, rows[url].duplicate_of) == \
-            ("skipped", "duplicate_content", owner), url
+        assert (rows[url].status, rows[url].reason, rows[url].duplicate_of) == (
+            "skipped",
+            "duplicate_content",
+            owner,
+        ), url
     # Point ids come from the bytes and the box: the owner's faces replaced any a copy had stored.
     points = await stored_points(settings)
     assert len(points) == len(copies[0].records)

@@ -52,8 +52,10 @@ async def test_folder_photos_are_known_by_the_folder_name_and_resume_without_it(
     names = sorted((p.payload["image_url"].rsplit("/", 1)[-1], p.payload["name"] or "") for p in points)
     # The group photo is unnamed; consensus attaches its Kit Harington (0.37 from his photo) to him.
     assert names == [
-        ("kit-harington-and-rose-leslie.jpg", ""), ("kit-harington-and-rose-leslie.jpg", "Kit Harington"),
-        ("kit-harington2.jpg", "Kit Harington"), ("obama-240p.jpg", "Barack Obama"),
+        ("kit-harington-and-rose-leslie.jpg", ""),
+        ("kit-harington-and-rose-leslie.jpg", "Kit Harington"),
+        ("kit-harington2.jpg", "Kit Harington"),
+        ("obama-240p.jpg", "Barack Obama"),
     ]
 
 
@@ -73,7 +75,10 @@ async def test_two_folders_with_one_name_stay_apart(
 
 
 async def test_lists_and_folders_that_grow_are_read_again_and_a_run_with_nothing_new_starts_no_engine(
-    faces_dir: Path, tmp_path: Path, site: CelebritySite, make_settings: Callable[..., Settings],
+    faces_dir: Path,
+    tmp_path: Path,
+    site: CelebritySite,
+    make_settings: Callable[..., Settings],
     crawl: Callable[..., Any],
 ) -> None:
     root = gallery(faces_dir, tmp_path / "faces")

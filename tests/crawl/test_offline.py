@@ -43,8 +43,12 @@ async def test_names_against_a_dead_endpoint_stop_early_say_why_once_and_exit_5(
     settings = make_settings()
     env = {**cli_env(), "SOZY_CRAWL_WIKIDATA_API": f"http://127.0.0.1:{refused_port}/w/api.php"}
     process = await asyncio.create_subprocess_exec(
-        *cli_args(settings), "--names", str(names), env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        *cli_args(settings),
+        "--names",
+        str(names),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 240)
     stderr = err.decode()
@@ -75,14 +79,19 @@ async def test_names_against_a_dead_endpoint_stop_early_say_why_once_and_exit_5(
 
 
 async def test_pending_names_are_looked_up_when_the_host_is_back(
-    tmp_path: Path, refused_port: int, wikimedia: WikimediaServer, make_settings: Callable[..., Settings],
+    tmp_path: Path,
+    refused_port: int,
+    wikimedia: WikimediaServer,
+    make_settings: Callable[..., Settings],
     crawl: Callable[..., Any],
 ) -> None:
     names = tmp_path / "names.txt"
     # Behind the first lookups and those in flight when the host is found down.
-    names.write_text("\n".join([*NAMES[:HOST_DOWN_AFTER + 4], "Lin-Manuel Miranda"]) + "\n")
+    names.write_text("\n".join([*NAMES[: HOST_DOWN_AFTER + 4], "Lin-Manuel Miranda"]) + "\n")
     plan = CrawlPlan(names_file=names)
-    dead = make_settings(**{**wikimedia.overrides(), "crawl.wikidata_api": f"http://127.0.0.1:{refused_port}/w/api.php"})
+    dead = make_settings(
+        **{**wikimedia.overrides(), "crawl.wikidata_api": f"http://127.0.0.1:{refused_port}/w/api.php"}
+    )
     first = await crawl(dead, plan)
     assert first.exit_code == 5 and first.summary["run"]["lookups"]["not_tried"] >= 1
 

@@ -58,7 +58,10 @@ def done_count(data: Path) -> int:
 
 async def start(args: list[str]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        *args, env=cli_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        *args,
+        env=cli_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
 
 
@@ -92,12 +95,15 @@ def comparable(points: list[StoredPoint]) -> dict[str, tuple[dict, np.ndarray]]:
 
 
 def outcomes(settings: Settings) -> dict[str, tuple]:
-    return {u: (r.status, r.reason, r.sha256, r.faces, r.duplicate_of, r.candidate.name)
-            for u, r in state_rows(settings).items()}
+    return {
+        u: (r.status, r.reason, r.sha256, r.faces, r.duplicate_of, r.candidate.name)
+        for u, r in state_rows(settings).items()
+    }
 
 
-def assert_same_crawl(reference: Settings, resumed: Settings, ref_points: list[StoredPoint],
-                      points: list[StoredPoint]) -> None:
+def assert_same_crawl(
+    reference: Settings, resumed: Settings, ref_points: list[StoredPoint], points: list[StoredPoint]
+) -> None:
     assert len({p.id for p in points}) == len(points), "no point stored twice"
     ref, got = comparable(ref_points), comparable(points)
     assert set(got) == set(ref)
@@ -110,7 +116,10 @@ def assert_same_crawl(reference: Settings, resumed: Settings, ref_points: list[S
 
 @pytest.mark.slow
 async def test_kill_9_twice_then_rerun_gives_the_uninterrupted_result(
-    tmp_path: Path, faces_dir: Path, site: CelebritySite, make_settings,
+    tmp_path: Path,
+    faces_dir: Path,
+    site: CelebritySite,
+    make_settings,
 ) -> None:
     photos = photo_list(site, faces_dir, tmp_path / "photos.csv")
     # One engine worker and a small fetch concurrency: slow enough to be killed halfway.
@@ -149,7 +158,10 @@ async def test_kill_9_twice_then_rerun_gives_the_uninterrupted_result(
 
 @pytest.mark.slow
 async def test_ctrl_c_stops_gracefully_with_a_summary_and_a_rerun_finishes(
-    tmp_path: Path, faces_dir: Path, site: CelebritySite, make_settings,
+    tmp_path: Path,
+    faces_dir: Path,
+    site: CelebritySite,
+    make_settings,
 ) -> None:
     photos = photo_list(site, faces_dir, tmp_path / "photos.csv")
     settings = make_settings(**PATIENT)
@@ -186,7 +198,10 @@ async def test_ctrl_c_stops_gracefully_with_a_summary_and_a_rerun_finishes(
 
 @pytest.mark.slow
 async def test_a_second_ctrl_c_exits_at_once_and_the_state_stays_usable(
-    tmp_path: Path, faces_dir: Path, site: CelebritySite, make_settings,
+    tmp_path: Path,
+    faces_dir: Path,
+    site: CelebritySite,
+    make_settings,
 ) -> None:
     photos = photo_list(site, faces_dir, tmp_path / "photos.csv")
     settings = make_settings(**PATIENT)

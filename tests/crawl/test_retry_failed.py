@@ -25,7 +25,9 @@ LEFT_PENDING = "/photo/rose_leslie/rose-leslie1.jpg"  # after --limit 4
 
 @pytest.mark.slow
 async def test_retry_failed_refetches_only_failures_and_they_end_done(
-    tmp_path: Path, hostile: HostileServer, make_settings,
+    tmp_path: Path,
+    hostile: HostileServer,
+    make_settings,
 ) -> None:
     urls = tmp_path / "photos.txt"
     urls.write_text("".join(hostile.url(p) + "\n" for p in (DONE, RECOVERS, GONE, NOT_A_PHOTO, LEFT_PENDING)))
@@ -35,11 +37,16 @@ async def test_retry_failed_refetches_only_failures_and_they_end_done(
     code, _, err = await finish(await start([*base, "--urls", str(urls), "--limit", "4"]))
     assert code == 0, err
     first = state_rows(settings)
-    status = {p: (first[hostile.url(p)].status, first[hostile.url(p)].reason) for p in
-              (DONE, RECOVERS, GONE, NOT_A_PHOTO, LEFT_PENDING)}
+    status = {
+        p: (first[hostile.url(p)].status, first[hostile.url(p)].reason)
+        for p in (DONE, RECOVERS, GONE, NOT_A_PHOTO, LEFT_PENDING)
+    }
     assert status == {
-        DONE: ("done", None), RECOVERS: ("failed", "http_5xx"), GONE: ("failed", "http_404"),
-        NOT_A_PHOTO: ("skipped", "not_an_image"), LEFT_PENDING: ("pending", None),
+        DONE: ("done", None),
+        RECOVERS: ("failed", "http_5xx"),
+        GONE: ("failed", "http_404"),
+        NOT_A_PHOTO: ("skipped", "not_an_image"),
+        LEFT_PENDING: ("pending", None),
     }
     hostile.log.reset()
 
@@ -47,8 +54,7 @@ async def test_retry_failed_refetches_only_failures_and_they_end_done(
     assert code == 0, err
     rows = state_rows(settings)
     # Only the two failures were asked for again.
-    assert {path for path, n in hostile.log.counts().items() if n and path != "/robots.txt"} == \
-        {"/flaky/back", GONE}
+    assert {path for path, n in hostile.log.counts().items() if n and path != "/robots.txt"} == {"/flaky/back", GONE}
     back, gone = rows[hostile.url(RECOVERS)], rows[hostile.url(GONE)]
     assert (back.status, back.reason, back.attempts) == ("done", None, 2)
     assert back.faces == 1

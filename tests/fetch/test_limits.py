@@ -26,7 +26,8 @@ async def test_per_host_concurrency_is_never_exceeded(hostile: HostileServer, cr
 async def test_global_concurrency_spans_hosts(faces_dir: Path, crawl_settings) -> None:
     both = RequestLog()
     async with (
-        HostileServer(faces_dir, log=both) as a, HostileServer(faces_dir, log=both) as b,
+        HostileServer(faces_dir, log=both) as a,
+        HostileServer(faces_dir, log=both) as b,
         Fetcher(crawl_settings(concurrency=4, per_host=4)) as fetcher,
     ):
         urls = [host.url(SLOW_PHOTO.format(i)) for i in range(8) for host in (a, b)]
@@ -37,7 +38,8 @@ async def test_global_concurrency_spans_hosts(faces_dir: Path, crawl_settings) -
 
 async def test_a_busy_host_does_not_starve_others(faces_dir: Path, crawl_settings) -> None:
     async with (
-        HostileServer(faces_dir) as slow, HostileServer(faces_dir) as fast,
+        HostileServer(faces_dir) as slow,
+        HostileServer(faces_dir) as fast,
         Fetcher(crawl_settings(concurrency=4, per_host=2)) as fetcher,
     ):
         await fetcher.image(slow.url("/photo/obama/obama.jpg"))

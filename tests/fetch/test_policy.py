@@ -56,7 +56,8 @@ async def test_media_policy_identifies_and_keeps_two_downloads_across_hosts(face
     both = RequestLog()
     settings = crawl_settings(concurrency=16, per_host=8)
     async with (
-        HostileServer(faces_dir, log=both) as a, HostileServer(faces_dir, log=both) as b,
+        HostileServer(faces_dir, log=both) as a,
+        HostileServer(faces_dir, log=both) as b,
         Fetcher(settings) as fetcher,
     ):
         for host in (a, b):  # robots.txt loaded first, so only photos overlap below
@@ -83,13 +84,19 @@ async def test_media_policy_sends_the_identifying_agent(hostile: HostileServer, 
 
 async def test_api_calls_to_one_endpoint_go_in_series(hostile: HostileServer, crawl_settings) -> None:
     async with Fetcher(crawl_settings(per_host=8)) as fetcher:
-        await asyncio.gather(*(fetcher.api_json(hostile.url("/api/echo"), {"delay": "0.1", "n": str(i)})
-                               for i in range(5)))
+        await asyncio.gather(
+            *(fetcher.api_json(hostile.url("/api/echo"), {"delay": "0.1", "n": str(i)}) for i in range(5))
+        )
         one_endpoint = hostile.log.max_in_flight
         hostile.log.reset()
         # Two endpoints on one host are two APIs: one call each at a time, side by side.
-        await asyncio.gather(*(fetcher.api_text(hostile.url(path), {"delay": "0.2", "n": str(i)})
-                               for i in range(2) for path in ("/api/echo", "/api/text")))
+        await asyncio.gather(
+            *(
+                fetcher.api_text(hostile.url(path), {"delay": "0.2", "n": str(i)})
+                for i in range(2)
+                for path in ("/api/echo", "/api/text")
+            )
+        )
     assert one_endpoint == 1
     assert hostile.log.max_in_flight == 2
 

@@ -12,8 +12,21 @@ from sozy.backoff import backoff_seconds
 from sozy.fetch.retry import is_retryable_status, retry_after_seconds, retry_delay
 
 
-@pytest.mark.parametrize(("status", "retry"), [(408, True), (429, True), (500, True), (502, True), (503, True),
-                                               (504, True), (501, False), (400, False), (403, False), (404, False)])
+@pytest.mark.parametrize(
+    ("status", "retry"),
+    [
+        (408, True),
+        (429, True),
+        (500, True),
+        (502, True),
+        (503, True),
+        (504, True),
+        (501, False),
+        (400, False),
+        (403, False),
+        (404, False),
+    ],
+)
 def test_retryable_statuses(status: int, retry: bool) -> None:
     assert is_retryable_status(status) is retry
 

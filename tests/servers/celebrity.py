@@ -78,8 +78,9 @@ class Photo:
 def read_manifest(faces_dir: Path) -> list[Photo]:
     with (faces_dir / "manifest.csv").open(newline="") as fh:
         return [
-            Photo(row["path"], tuple(row["people"].split(";")), int(row["faces"]),
-                  int(row["width"]), int(row["height"]))
+            Photo(
+                row["path"], tuple(row["people"].split(";")), int(row["faces"]), int(row["width"]), int(row["height"])
+            )
             for row in csv.DictReader(fh)
         ]
 
@@ -331,7 +332,7 @@ class CelebritySite:
  · <a href="/private.html">Private</a> · <a href="/missing.html">Old page</a>
  · <a href="/data.json">Data</a>
  · <a href="mailto:team@example.org">Mail</a> · <a href="javascript:void(0)">Menu</a>
- · <a href="{self.offsite_url('/elsewhere.html')}">Partner site</a></p>
+ · <a href="{self.offsite_url("/elsewhere.html")}">Partner site</a></p>
 <p><img src="/static/icon.svg" alt=""> <img src="{_PLACEHOLDER}" alt=""></p>""",
         )
         self._add(index)

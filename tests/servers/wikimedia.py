@@ -74,8 +74,17 @@ from .wikimedia_world import (
 )
 
 __all__ = [
-    "CATEGORIES", "ENTITIES", "FILES", "REDIRECTS", "FakeEntity", "FakeFile", "RecordedRequest",
-    "WikimediaServer", "people_with_images", "wikimedia", "wikimedia_server",
+    "CATEGORIES",
+    "ENTITIES",
+    "FILES",
+    "REDIRECTS",
+    "FakeEntity",
+    "FakeFile",
+    "RecordedRequest",
+    "WikimediaServer",
+    "people_with_images",
+    "wikimedia",
+    "wikimedia_server",
 ]
 
 WIKIDATA_PATH = "/w/api.php"
@@ -174,10 +183,12 @@ class WikimediaServer:
 
     async def start(self) -> None:
         await self.media.start()
-        app = web.Application(middlewares=[
-            self.traffic.middleware(lambda request: _SERVICES.get(request.path, "other")),
-            _agent_rules,
-        ])
+        app = web.Application(
+            middlewares=[
+                self.traffic.middleware(lambda request: _SERVICES.get(request.path, "other")),
+                _agent_rules,
+            ]
+        )
         app.router.add_route("*", WIKIDATA_PATH, self._wikidata)
         app.router.add_route("*", COMMONS_PATH, self._commons)
         app.router.add_route("*", SPARQL_PATH, self._sparql)
@@ -236,7 +247,7 @@ class WikimediaServer:
                 if term.casefold().startswith(wanted):
                     hits.append(search_hit(entity, kind, term, self.base_url))
                     break
-        page = hits[offset:offset + limit]
+        page = hits[offset : offset + limit]
         answer: dict[str, Any] = {"searchinfo": {"search": query}, "search": page}
         if offset + limit < len(hits):
             answer["search-continue"] = offset + limit
@@ -246,7 +257,7 @@ class WikimediaServer:
     def _get_entities(self, params: dict[str, str]) -> dict[str, Any]:
         ids = [i for i in params.get("ids", "").split("|") if i]
         if not ids:
-            return api_error("param-missing", "Either provide the item \"ids\" or pairs of \"sites\" and \"titles\".")
+            return api_error("param-missing", 'Either provide the item "ids" or pairs of "sites" and "titles".')
         if len(ids) > 50:
             return api_error("toomanyvalues", 'Too many values supplied for parameter "ids". The limit is 50.')
         props = set(params.get("props", "info|sitelinks|aliases|labels|descriptions|claims|datatype").split("|"))
@@ -263,8 +274,12 @@ class WikimediaServer:
             data = entity_json(entity, props, languages)
             if target is not None:
                 # Answered under the id asked for; ``id`` names the item it was merged into.
-                data = {"type": data.pop("type"), "id": data.pop("id"),
-                        "redirects": {"from": qid, "to": target}, **data}
+                data = {
+                    "type": data.pop("type"),
+                    "id": data.pop("id"),
+                    "redirects": {"from": qid, "to": target},
+                    **data,
+                }
             entities[qid] = data
         return {"entities": entities, "success": 1}
 

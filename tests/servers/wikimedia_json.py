@@ -58,8 +58,13 @@ def search_hit(entity: FakeEntity, kind: str, term: str, base_url: str) -> dict[
 def _statement(qid: str, prop: str, datavalue: dict[str, Any], datatype: str, rank: str = "normal") -> dict[str, Any]:
     snak_hash = hashlib.sha1(json.dumps(datavalue, sort_keys=True).encode()).hexdigest()
     return {
-        "mainsnak": {"snaktype": "value", "property": prop, "hash": snak_hash,
-                     "datavalue": datavalue, "datatype": datatype},
+        "mainsnak": {
+            "snaktype": "value",
+            "property": prop,
+            "hash": snak_hash,
+            "datavalue": datavalue,
+            "datatype": datatype,
+        },
         "type": "statement",
         "id": f"{qid}${snak_hash[:8]}-{snak_hash[8:12]}-{snak_hash[12:16]}-{snak_hash[16:20]}-{snak_hash[20:32]}",
         "rank": rank,
@@ -75,9 +80,7 @@ def _sitelinks(entity: FakeEntity) -> dict[str, Any]:
     projects = ["wiki", "wikiquote", "wikinews", "wikisource"]
     keys = [f"{lang}{proj}" for proj in projects for lang in languages]
     keys += [f"x{i}wiki" for i in range(max(0, entity.sitelinks - len(keys)))]
-    return {
-        key: {"site": key, "title": entity.label, "badges": []} for key in keys[: entity.sitelinks]
-    }
+    return {key: {"site": key, "title": entity.label, "badges": []} for key in keys[: entity.sitelinks]}
 
 
 def entity_json(entity: FakeEntity, props: set[str], languages: set[str] | None) -> dict[str, Any]:

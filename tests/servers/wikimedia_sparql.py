@@ -72,25 +72,29 @@ def evaluate(query: str, entities: Iterable[FakeEntity], max_rows: int | None = 
         return bool(occupations & held)
 
     rows = [
-        e for e in entities
-        if e.instance_of == "Q5" and (e.images or e.preferred_images) and holds(e) and in_range(e)
+        e for e in entities if e.instance_of == "Q5" and (e.images or e.preferred_images) and holds(e) and in_range(e)
     ]
     if max_rows is not None and len(rows) > max_rows:
         return SparqlAnswer(500, TIMEOUT_BODY, "text/plain", rows_scanned=len(rows))
     rows = _ordered(rows, query)
     offset = int(m.group(1)) if (m := _OFFSET.search(query)) else 0
     limit = int(m.group(1)) if (m := _LIMIT.search(query)) else None
-    page = rows[offset:] if limit is None else rows[offset:offset + limit]
+    page = rows[offset:] if limit is None else rows[offset : offset + limit]
     body = {
         "head": {"vars": ["item", "sitelinks"]},
-        "results": {"bindings": [
-            {
-                "item": {"type": "uri", "value": ENTITY + e.qid},
-                "sitelinks": {"datatype": "http://www.w3.org/2001/XMLSchema#integer",
-                              "type": "literal", "value": str(e.sitelinks)},
-            }
-            for e in page
-        ]},
+        "results": {
+            "bindings": [
+                {
+                    "item": {"type": "uri", "value": ENTITY + e.qid},
+                    "sitelinks": {
+                        "datatype": "http://www.w3.org/2001/XMLSchema#integer",
+                        "type": "literal",
+                        "value": str(e.sitelinks),
+                    },
+                }
+                for e in page
+            ]
+        },
     }
     return SparqlAnswer(200, json.dumps(body), rows_scanned=len(rows))
 

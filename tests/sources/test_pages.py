@@ -96,7 +96,9 @@ async def test_bad_and_failing_start_urls_do_not_stop_the_others(celebrity: Cele
     assert counters["page_failed_http_404"] == 1
     assert counters["page_failed_robots_unavailable"] == 1  # unreachable host: its robots.txt first
     assert [c.alt for c in found] == [
-        "Barack Obama and Joe Biden", "Kit Harington and Rose Leslie", "Barack Obama and Joe Biden"
+        "Barack Obama and Joe Biden",
+        "Kit Harington and Rose Leslie",
+        "Barack Obama and Joe Biden",
     ]
 
 

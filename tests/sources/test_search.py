@@ -20,18 +20,20 @@ def _tile(meta: object, cls: str = "iusc") -> str:
 
 
 def test_parse_results_reads_media_and_page_urls_in_order() -> None:
-    page = "".join([
-        "<html><body><div>",
-        _tile({"murl": "https://img.example.org/a.jpg", "purl": "https://news.example.org/a", "t": " A  photo "}),
-        _tile("{broken json"),
-        _tile({"murl": "data:image/png;base64,AAAA", "purl": "https://x.example.org/"}),
-        _tile({"murl": "https://img.example.org/b.jpg", "purl": "javascript:alert(1)"}),
-        _tile({"murl": "https://img.example.org/a.jpg", "purl": "https://dup.example.org/"}),  # a repeat
-        _tile({"murl": "https://img.example.org/c.jpg"}, cls="iusc extra"),
-        _tile({"murl": "https://img.example.org/ignored.jpg"}, cls="other"),
-        _tile(["not", "an", "object"]),
-        "</div></body></html>",
-    ])
+    page = "".join(
+        [
+            "<html><body><div>",
+            _tile({"murl": "https://img.example.org/a.jpg", "purl": "https://news.example.org/a", "t": " A  photo "}),
+            _tile("{broken json"),
+            _tile({"murl": "data:image/png;base64,AAAA", "purl": "https://x.example.org/"}),
+            _tile({"murl": "https://img.example.org/b.jpg", "purl": "javascript:alert(1)"}),
+            _tile({"murl": "https://img.example.org/a.jpg", "purl": "https://dup.example.org/"}),  # a repeat
+            _tile({"murl": "https://img.example.org/c.jpg"}, cls="iusc extra"),
+            _tile({"murl": "https://img.example.org/ignored.jpg"}, cls="other"),
+            _tile(["not", "an", "object"]),
+            "</div></body></html>",
+        ]
+    )
     found = parse_results(page, "Some Body")
     assert [(c.image_url, c.page_url) for c in found] == [
         ("https://img.example.org/a.jpg", "https://news.example.org/a"),
@@ -41,7 +43,8 @@ def test_parse_results_reads_media_and_page_urls_in_order() -> None:
     assert {(c.name, c.source) for c in found} == {("Some Body", "search")}
     assert found[0].alt == "A photo"
     assert [c.image_url for c in parse_results(page, "x", limit=2)] == [
-        "https://img.example.org/a.jpg", "https://img.example.org/b.jpg"
+        "https://img.example.org/a.jpg",
+        "https://img.example.org/b.jpg",
     ]
 
 

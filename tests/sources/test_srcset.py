@@ -9,7 +9,9 @@ from sozy.sources.srcset import SrcsetCandidate, largest_url, parse_srcset
 
 def test_width_descriptors() -> None:
     assert parse_srcset("a.jpg 320w, b.jpg 1280w,c.jpg 640w") == [
-        SrcsetCandidate("a.jpg", 320), SrcsetCandidate("b.jpg", 1280), SrcsetCandidate("c.jpg", 640)
+        SrcsetCandidate("a.jpg", 320),
+        SrcsetCandidate("b.jpg", 1280),
+        SrcsetCandidate("c.jpg", 640),
     ]
     assert largest_url("a.jpg 320w, b.jpg 1280w,c.jpg 640w") == "b.jpg"
 

@@ -54,7 +54,8 @@ async def test_txt_with_comments_blank_lines_crlf_and_bom(tmp_path: Path) -> Non
 
 async def test_csv_with_header_optional_columns_and_quoting(tmp_path: Path) -> None:
     path = tmp_path / "photos.csv"
-    path.write_text(textwrap.dedent("""\
+    path.write_text(
+        textwrap.dedent("""\
         # exported from the archive
         Name,URL,Page_URL,License,Attribution,Notes
         Barack Obama,https://img.example.org/obama.jpg,https://news.example.org/obama,CC BY 2.0,"Souza, Pete",x
@@ -64,11 +65,18 @@ async def test_csv_with_header_optional_columns_and_quoting(tmp_path: Path) -> N
         Short,https://img.example.org/short.jpg
         No URL,,,,,
         "Broken ""quote,https://img.example.org/q.jpg
-        """))
+        """)
+    )
     found, report = await _read(path)
     assert found == [
-        Candidate("https://img.example.org/obama.jpg", "urls", "https://news.example.org/obama", "Barack Obama",
-                  license="CC BY 2.0", attribution="Souza, Pete"),
+        Candidate(
+            "https://img.example.org/obama.jpg",
+            "urls",
+            "https://news.example.org/obama",
+            "Barack Obama",
+            license="CC BY 2.0",
+            attribution="Souza, Pete",
+        ),
         Candidate("https://img.example.org/unknown.jpg", "urls"),
         # A broken page link costs the link, not the photo.
         Candidate("https://img.example.org/kit.jpg", "urls", name="Kit Harington"),
@@ -98,8 +106,16 @@ async def test_tsv_and_image_url_column(tmp_path: Path) -> None:
 async def test_jsonl_good_and_bad_lines(tmp_path: Path) -> None:
     path = tmp_path / "photos.jsonl"
     lines = [
-        json.dumps({"url": "https://img.example.org/a.jpg", "name": "Joe Biden", "license": "Public domain",
-                    "attribution": "Adam Schultz", "page_url": "https://example.org/biden", "extra": [1]}),
+        json.dumps(
+            {
+                "url": "https://img.example.org/a.jpg",
+                "name": "Joe Biden",
+                "license": "Public domain",
+                "attribution": "Adam Schultz",
+                "page_url": "https://example.org/biden",
+                "extra": [1],
+            }
+        ),
         '{"url": "https://img.example.org/b.jpg", "name": 42, "license": null}',
         '{"url": "https://img.example.org/c.jpg",',  # truncated
         '["https://img.example.org/d.jpg"]',
@@ -110,8 +126,14 @@ async def test_jsonl_good_and_bad_lines(tmp_path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
     found, report = await _read(path)
     assert found == [
-        Candidate("https://img.example.org/a.jpg", "urls", "https://example.org/biden", "Joe Biden",
-                  license="Public domain", attribution="Adam Schultz"),
+        Candidate(
+            "https://img.example.org/a.jpg",
+            "urls",
+            "https://example.org/biden",
+            "Joe Biden",
+            license="Public domain",
+            attribution="Adam Schultz",
+        ),
         Candidate("https://img.example.org/b.jpg", "urls", name="42"),
     ]
     assert report.reasons == {"bad_json": 2, "no_url": 2, "bad_url": 1}

@@ -76,5 +76,3 @@ def engine_gate(limit: int, workers: int) -> Gate:
 def upload_gate(limit: int) -> Gate:
     """Request bodies being read: all of them arrive at once, each at its client's pace."""
     return Gate(limit, limit, what="uploads", service_s=1.0)
-
-

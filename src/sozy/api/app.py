@@ -154,6 +154,7 @@ async def _open_store(settings: Settings, stack: contextlib.AsyncExitStack) -> F
         # Only named people are offered: these faces would be left out of every answer.
         log.warning(
             "%d faces were stored before identities and are not offered as anyone until "
-            "`python -m sozy.store relabel` gives them their person_id", old,
+            "`python -m sozy.store relabel` gives them their person_id",
+            old,
         )
     return store

@@ -63,16 +63,31 @@ def _schemas(settings: Settings) -> dict[str, Any]:
         "Match": {
             "type": "object",
             "required": [
-                "name", "person_id", "unnamed", "label", "distance", "similarity", "same_person", "face_id",
-                "image_url", "page_url", "box", "thumbnail_url", "license", "license_url", "attribution",
+                "name",
+                "person_id",
+                "unnamed",
+                "label",
+                "distance",
+                "similarity",
+                "same_person",
+                "face_id",
+                "image_url",
+                "page_url",
+                "box",
+                "thumbnail_url",
+                "license",
+                "license_url",
+                "attribution",
             ],
             "properties": {
                 "name": _nullable({"type": "string", "description": "Who this is; null for an unnamed face."}),
-                "person_id": _nullable({
-                    "type": "string",
-                    "description": "The person's identity: a Wikidata Q-id, else the key of their name "
-                    "(case folded, separators alike). Null for an unnamed face.",
-                }),
+                "person_id": _nullable(
+                    {
+                        "type": "string",
+                        "description": "The person's identity: a Wikidata Q-id, else the key of their name "
+                        "(case folded, separators alike). Null for an unnamed face.",
+                    }
+                ),
                 "unnamed": {
                     "type": "boolean",
                     "description": "A face of nobody known (only with unnamed=true): not a person to look like.",
@@ -85,7 +100,10 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 },
                 "distance": {"type": "number", "minimum": 0, "description": "L2 distance between the descriptors."},
                 "similarity": {
-                    "type": "number", "minimum": 0, "maximum": 100, "description": SIMILARITY_FORMULA,
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 100,
+                    "description": SIMILARITY_FORMULA,
                 },
                 "same_person": {
                     "type": "boolean",
@@ -95,12 +113,14 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "image_url": _nullable({"type": "string", "description": "The photo the face is in."}),
                 "page_url": _nullable({"type": "string", "description": "The page the photo was found on."}),
                 "box": _nullable({"$ref": "#/components/schemas/Box"}),
-                "thumbnail_url": _nullable({
-                    "type": "string",
-                    "description": (
-                        "A small crop of the face, if stored: /thumbnails/<id>.jpg on this API, or a URL."
-                    ),
-                }),
+                "thumbnail_url": _nullable(
+                    {
+                        "type": "string",
+                        "description": (
+                            "A small crop of the face, if stored: /thumbnails/<id>.jpg on this API, or a URL."
+                        ),
+                    }
+                ),
                 "license": _nullable({"type": "string", "description": "The photo's licence (short name)."}),
                 "license_url": _nullable({"type": "string", "description": "Where the licence's text is."}),
                 "attribution": _nullable({"type": "string", "description": "The photo's author or credit line."}),
@@ -188,8 +208,8 @@ def _search_operation(settings: Settings) -> dict[str, Any]:
         "operationId": "search",
         "summary": "Find the people who look most like each face in a photo",
         "description": (
-            "Send the photo as multipart/form-data (field `image`), as JSON `{\"image_base64\": ...}` "
-            "(a data: URL prefix is accepted) or `{\"image_url\": ...}`, or as the raw body with an image/* "
+            'Send the photo as multipart/form-data (field `image`), as JSON `{"image_base64": ...}` '
+            '(a data: URL prefix is accepted) or `{"image_url": ...}`, or as the raw body with an image/* '
             f"Content-Type. Photos over {api.max_upload_bytes} bytes are refused (413) while the body streams in. "
             "The photo is never stored or logged. Each face found (largest first, at most "
             f"{MAX_FACES}) gets the nearest distinct people, each once (by person_id), every one a named "
@@ -198,19 +218,26 @@ def _search_operation(settings: Settings) -> dict[str, Any]:
         ),
         "parameters": [
             {
-                "name": "k", "in": "query", "description": "How many distinct people per face.",
+                "name": "k",
+                "in": "query",
+                "description": "How many distinct people per face.",
                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_K, "default": DEFAULT_K},
             },
             {
-                "name": "per_person", "in": "query", "description": "Faces shown per person.",
+                "name": "per_person",
+                "in": "query",
+                "description": "Faces shown per person.",
                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PERSON, "default": DEFAULT_PER_PERSON},
             },
             {
-                "name": "faces", "in": "query", "description": "Search every face, or only the largest.",
+                "name": "faces",
+                "in": "query",
+                "description": "Search every face, or only the largest.",
                 "schema": {"type": "string", "enum": ["all", "largest"], "default": "all"},
             },
             {
-                "name": "unnamed", "in": "query",
+                "name": "unnamed",
+                "in": "query",
                 "description": "Also offer faces of nobody known, each as its own match, marked unnamed: true.",
                 "schema": {"type": "string", "enum": ["true", "false"], "default": "false"},
             },
@@ -264,9 +291,7 @@ def _search_operation(settings: Settings) -> dict[str, Any]:
                 "The photo is too large in bytes (too_large), or in pixels or the memory decoding it would need "
                 "(too_many_pixels)."
             ),
-            "415": _error_response(
-                "Not a usable photo: not_an_image, corrupt_image, or an unsupported Content-Type."
-            ),
+            "415": _error_response("Not a usable photo: not_an_image, corrupt_image, or an unsupported Content-Type."),
             "422": _error_response("No face was found in the photo (no_face)."),
             "429": _error_response(
                 "Too many requests from your address (rate_limited), or too many of your image_url fetches "
@@ -289,8 +314,11 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
         for name, desc in (
             ("image_url", "Delete every face from this photo URL."),
             ("page_url", "Delete every face found on this page."),
-            ("name", "Take a person down: every face of the identity this name (any spelling, or the "
-             "Wikidata label) means, faces that are plainly them in group photos, and new faces of them."),
+            (
+                "name",
+                "Take a person down: every face of the identity this name (any spelling, or the "
+                "Wikidata label) means, faces that are plainly them in group photos, and new faces of them.",
+            ),
             ("person_id", "Take a person down by identity (a Wikidata Q-id, or the key of a name)."),
             ("source", "Delete every face from this source."),
         )

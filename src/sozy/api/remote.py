@@ -53,9 +53,7 @@ MAX_REDIRECTS = 5
 POOL_CONNECTIONS = 64
 USER_AGENT = "SozyBot/0.1 (lookalike search; fetches one photo a user asked for)"
 # Instance metadata services: never reachable, whatever the settings say.
-METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
-)
+METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200"))
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 

@@ -73,65 +73,132 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = p.add_argument_group("sources (at least one, unless --retry-failed)")
-    src.add_argument("--names", metavar="FILE", type=Path,
-                     help="a text file with one person a line (a name or a Wikidata Q-id); each is looked "
-                          "up on Wikidata and their photos taken from Wikimedia Commons")
-    src.add_argument("--top", metavar="N", type=int,
-                     help="the N people with a photo that most Wikipedias link to (Wikidata SPARQL); needs a "
-                          "contact of yours in crawl.api_user_agent (SOZY_CRAWL_API_USER_AGENT), as does a "
-                          "--names file of more than 300 names")
-    src.add_argument("--occupation", metavar="X", action="append", default=[],
-                     help="with --top: only people with this occupation (actor, singer, athlete, "
-                          "footballer, politician, musician, … or a Q-id); repeat for several")
-    src.add_argument("--search-engine", action="store_true",
-                     help="also look each name up on an image search engine (crawl.search_url; opt-in: "
-                          "results are unlicensed photos and the engine's markup can change)")
-    src.add_argument("--urls", metavar="FILE", type=Path, action="append", default=[],
-                     help="a list of photo URLs: .txt (one a line), .csv/.tsv with a header (url, "
-                          "optional name, page_url, license, attribution) or .jsonl; read as a stream")
-    src.add_argument("--pages", metavar="URL", nargs="+", action="extend", default=[],
-                     help="web pages to take photos from (<img>, srcset, og:image), following same-site "
-                          "links to crawl.page_depth")
-    src.add_argument("--folders", metavar="DIR", type=Path, action="append", default=[],
-                     help="local photos laid out as DIR/<person name>/<photo>; the folder names the person "
-                          "(or DIR/people.csv, folder,name, maps short folder names to names); read again "
-                          "every run for new photos. The sample gallery: examples/faces")
+    src.add_argument(
+        "--names",
+        metavar="FILE",
+        type=Path,
+        help="a text file with one person a line (a name or a Wikidata Q-id); each is looked "
+        "up on Wikidata and their photos taken from Wikimedia Commons",
+    )
+    src.add_argument(
+        "--top",
+        metavar="N",
+        type=int,
+        help="the N people with a photo that most Wikipedias link to (Wikidata SPARQL); needs a "
+        "contact of yours in crawl.api_user_agent (SOZY_CRAWL_API_USER_AGENT), as does a "
+        "--names file of more than 300 names",
+    )
+    src.add_argument(
+        "--occupation",
+        metavar="X",
+        action="append",
+        default=[],
+        help="with --top: only people with this occupation (actor, singer, athlete, "
+        "footballer, politician, musician, … or a Q-id); repeat for several",
+    )
+    src.add_argument(
+        "--search-engine",
+        action="store_true",
+        help="also look each name up on an image search engine (crawl.search_url; opt-in: "
+        "results are unlicensed photos and the engine's markup can change)",
+    )
+    src.add_argument(
+        "--urls",
+        metavar="FILE",
+        type=Path,
+        action="append",
+        default=[],
+        help="a list of photo URLs: .txt (one a line), .csv/.tsv with a header (url, "
+        "optional name, page_url, license, attribution) or .jsonl; read as a stream",
+    )
+    src.add_argument(
+        "--pages",
+        metavar="URL",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="web pages to take photos from (<img>, srcset, og:image), following same-site links to crawl.page_depth",
+    )
+    src.add_argument(
+        "--folders",
+        metavar="DIR",
+        type=Path,
+        action="append",
+        default=[],
+        help="local photos laid out as DIR/<person name>/<photo>; the folder names the person "
+        "(or DIR/people.csv, folder,name, maps short folder names to names); read again "
+        "every run for new photos. The sample gallery: examples/faces",
+    )
 
     run = p.add_argument_group("this run")
-    run.add_argument("--retry-failed", action="store_true",
-                     help="retry only the photos and lookups that failed in earlier runs")
-    run.add_argument("--limit", metavar="N", type=int,
-                     help="process at most N photos in this run (the rest stays for the next run)")
-    run.add_argument("--shard", metavar="I/N",
-                     help="crawl only part I of N (1-based) of the input, split by a hash of each name or "
-                          "photo URL; run N crawlers with 1/N … N/N to share the work with no overlap")
-    run.add_argument("--ray", metavar="ADDRESS", nargs="?", const="auto",
-                     help="fetch and embed on the Ray cluster at ADDRESS (HOST:PORT of its head, ray://HOST:PORT, "
-                          "or auto, the default: $RAY_ADDRESS, else the cluster this machine joined); this machine "
-                          "keeps the state and writes the store; needs pip install 'sozy[ray]'")
-    run.add_argument("--summary", metavar="PATH", type=Path,
-                     help="where to write the JSON summary (default: DATA_DIR/crawl-summary.json)")
-    run.add_argument("--no-progress", action="store_true",
-                     help="no live progress display (log lines are still written)")
+    run.add_argument(
+        "--retry-failed", action="store_true", help="retry only the photos and lookups that failed in earlier runs"
+    )
+    run.add_argument(
+        "--limit", metavar="N", type=int, help="process at most N photos in this run (the rest stays for the next run)"
+    )
+    run.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="crawl only part I of N (1-based) of the input, split by a hash of each name or "
+        "photo URL; run N crawlers with 1/N … N/N to share the work with no overlap",
+    )
+    run.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        nargs="?",
+        const="auto",
+        help="fetch and embed on the Ray cluster at ADDRESS (HOST:PORT of its head, ray://HOST:PORT, "
+        "or auto, the default: $RAY_ADDRESS, else the cluster this machine joined); this machine "
+        "keeps the state and writes the store; needs pip install 'sozy[ray]'",
+    )
+    run.add_argument(
+        "--summary",
+        metavar="PATH",
+        type=Path,
+        help="where to write the JSON summary (default: DATA_DIR/crawl-summary.json)",
+    )
+    run.add_argument(
+        "--no-progress", action="store_true", help="no live progress display (log lines are still written)"
+    )
 
     cfg = p.add_argument_group("settings (override the config file and SOZY_* variables)")
-    cfg.add_argument("--config", metavar="FILE",
-                     help="TOML config file (default: $SOZY_CONFIG, else ./config/sozy.toml if present)")
-    cfg.add_argument("--data-dir", metavar="DIR",
-                     help="where the crawl state, embedded store and thumbnails live (default: ./data)")
-    cfg.add_argument("--qdrant-url", metavar="URL",
-                     help="store faces in this Qdrant server instead of the embedded store")
+    cfg.add_argument(
+        "--config", metavar="FILE", help="TOML config file (default: $SOZY_CONFIG, else ./config/sozy.toml if present)"
+    )
+    cfg.add_argument(
+        "--data-dir", metavar="DIR", help="where the crawl state, embedded store and thumbnails live (default: ./data)"
+    )
+    cfg.add_argument(
+        "--qdrant-url", metavar="URL", help="store faces in this Qdrant server instead of the embedded store"
+    )
     cfg.add_argument("--concurrency", metavar="N", type=int, help="photos fetched at once, in all (crawl.concurrency)")
     cfg.add_argument("--per-host", metavar="N", type=int, help="requests at once to one host (crawl.per_host)")
-    cfg.add_argument("--workers", metavar="N", type=int,
-                     help="face engine processes (engine.workers; 0 = one per CPU core, or per GPU)")
+    cfg.add_argument(
+        "--workers",
+        metavar="N",
+        type=int,
+        help="face engine processes (engine.workers; 0 = one per CPU core, or per GPU)",
+    )
     cfg.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where faces are embedded (engine.device)")
-    cfg.add_argument("--thumbnails", action="store_true", default=None,
-                     help="also write a small JPEG of each face to DATA_DIR/thumbnails/")
-    cfg.add_argument("--no-robots", action="store_true",
-                     help="ignore robots.txt and X-Robots-Tag (only for sites you own or may crawl anyway)")
-    cfg.add_argument("--log-level", metavar="LEVEL", type=str.upper,
-                     choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="DEBUG, INFO, WARNING or ERROR")
+    cfg.add_argument(
+        "--thumbnails",
+        action="store_true",
+        default=None,
+        help="also write a small JPEG of each face to DATA_DIR/thumbnails/",
+    )
+    cfg.add_argument(
+        "--no-robots",
+        action="store_true",
+        help="ignore robots.txt and X-Robots-Tag (only for sites you own or may crawl anyway)",
+    )
+    cfg.add_argument(
+        "--log-level",
+        metavar="LEVEL",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="DEBUG, INFO, WARNING or ERROR",
+    )
     return p
 
 
@@ -175,8 +242,10 @@ def make_plan(args: argparse.Namespace) -> CrawlPlan:
         _check_readable(path, "--urls")
     for folder in args.folders:
         if not folder.is_dir():
-            raise InputError(f"--folders: {folder} is not a directory (give a folder of <person>/<photo>; "
-                             "the repository's sample gallery is examples/faces)")
+            raise InputError(
+                f"--folders: {folder} is not a directory (give a folder of <person>/<photo>; "
+                "the repository's sample gallery is examples/faces)"
+            )
         read_people_file(folder)  # a PeopleFileError (a ValueError) says what to fix
     for url in args.pages:
         if normalize_url(url) is None or not url.strip().lower().startswith(("http://", "https://")):
@@ -229,8 +298,7 @@ async def _main(args: argparse.Namespace, settings: Settings, plan: CrawlPlan, c
         log.warning("--no-robots: robots.txt and X-Robots-Tag are IGNORED; crawl only sites that allow it")
     if plan.retry_failed and plan.has_sources:
         log.warning("--retry-failed: the sources given are not read in this run, only earlier failures retried")
-    result = await run_crawl(settings, plan, summary_path=args.summary, progress=not args.no_progress,
-                             cluster=cluster)
+    result = await run_crawl(settings, plan, summary_path=args.summary, progress=not args.no_progress, cluster=cluster)
     return result.exit_code
 
 

@@ -57,11 +57,13 @@ def check_contact(settings: CrawlSettings, plan: CrawlPlan) -> None:
         what = f"--top {plan.top}" if plan.top else f"a crawl of more than {MAX_NAMES_WITHOUT_CONTACT} names"
         raise ContactMissing(
             f"crawl.api_user_agent has no contact of yours ({agent!r}); Wikimedia asks every bot for a way "
-            f"to reach its operator and blocks those without one, so {what} will not start without it: "
-            + HOW_TO_SET
+            f"to reach its operator and blocks those without one, so {what} will not start without it: " + HOW_TO_SET
         )
-    log.warning("crawl.api_user_agent has no contact of yours (%r): fine for a few names, but before a "
-                "bigger crawl %s", agent, HOW_TO_SET)
+    log.warning(
+        "crawl.api_user_agent has no contact of yours (%r): fine for a few names, but before a bigger crawl %s",
+        agent,
+        HOW_TO_SET,
+    )
 
 
 def _count_names(path: Path, stop_at: int) -> int:

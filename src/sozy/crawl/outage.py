@@ -42,9 +42,11 @@ class HostDown:
     failed: tuple[tuple[str, str], ...] = ()
 
     def message(self, hint: str) -> str:
-        return (f"{self.kind} lookups stopped: {self.host} cannot be reached ({self.reason}: {self.error}) "
-                f"after {self.failures} failures in a row and no success. Check the network, or {hint}. "
-                "Those lookups and the ones not made stay pending: the same command resumes them")
+        return (
+            f"{self.kind} lookups stopped: {self.host} cannot be reached ({self.reason}: {self.error}) "
+            f"after {self.failures} failures in a row and no success. Check the network, or {hint}. "
+            "Those lookups and the ones not made stay pending: the same command resumes them"
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {"host": self.host, "reason": self.reason, "error": self.error, "failures": self.failures}
@@ -113,6 +115,7 @@ class FoldedWarnings:
     def flush(self) -> None:
         for (kind, reason), count in sorted(self.counts.items()):
             if count > self.shown:
-                log.warning("%d %s lookups failed with %s (%d more than logged above)",
-                            count, kind, reason, count - self.shown)
+                log.warning(
+                    "%d %s lookups failed with %s (%d more than logged above)", count, kind, reason, count - self.shown
+                )
         self.counts.clear()

@@ -84,11 +84,21 @@ TAKEN_DOWN = "taken_down"  # a recorded takedown matches the photo
 # Reasons that mean "not a face photo we may store", not "something went wrong":
 # recorded as skipped and not retried by --retry-failed. Taken from the error codes
 # themselves, so a renamed code cannot silently turn a skip into a failure.
-SKIP_REASONS = frozenset({
-    fetch_errors.ROBOTS_TXT, fetch_errors.X_ROBOTS_TAG, fetch_errors.NOT_AN_IMAGE, fetch_errors.EMPTY_BODY,
-    fetch_errors.TOO_LARGE, NotAnImage.code, EmptyImage.code, ImageTooLarge.code,
-    DUPLICATE_CONTENT, NO_FACE, TAKEN_DOWN,
-})
+SKIP_REASONS = frozenset(
+    {
+        fetch_errors.ROBOTS_TXT,
+        fetch_errors.X_ROBOTS_TAG,
+        fetch_errors.NOT_AN_IMAGE,
+        fetch_errors.EMPTY_BODY,
+        fetch_errors.TOO_LARGE,
+        NotAnImage.code,
+        EmptyImage.code,
+        ImageTooLarge.code,
+        DUPLICATE_CONTENT,
+        NO_FACE,
+        TAKEN_DOWN,
+    }
+)
 # How often the store stage writes what it has, even when its batch is not full.
 FLUSH_INTERVAL_S = 1.0
 # Outcomes buffered before a write is forced (failures arriving fast).
@@ -107,7 +117,12 @@ STOP_GRACE_S = 15.0
 _THREAD_HASH_BYTES = 1 << 20
 
 NAME, SEARCH, TOP, URL_LIST, PAGE, FOLDER = (
-    UnitKind.NAME, UnitKind.SEARCH, UnitKind.TOP, UnitKind.URL_LIST, UnitKind.PAGE, UnitKind.FOLDER,
+    UnitKind.NAME,
+    UnitKind.SEARCH,
+    UnitKind.TOP,
+    UnitKind.URL_LIST,
+    UnitKind.PAGE,
+    UnitKind.FOLDER,
 )
 # Sources read again by every run, for the rows added since.
 GROWING = frozenset({URL_LIST, FOLDER})
@@ -309,8 +324,9 @@ class Crawler:
             if not running:
                 break
             if self._stop_at is not None and time.monotonic() - self._stop_at > self.stop_grace:
-                log.warning("stopping: %d photo(s) still in the engine after %.0f s stay pending",
-                            len(running), self.stop_grace)
+                log.warning(
+                    "stopping: %d photo(s) still in the engine after %.0f s stay pending", len(running), self.stop_grace
+                )
                 for task in running:
                     task.cancel()
                 await _settle(list(running))
@@ -475,8 +491,11 @@ class Crawler:
         are not fetched again), new rows become new photos. A page walk done in an
         earlier run is not repeated (that would fetch every page again).
         """
-        if kind not in GROWING and (unit := await self._db(self.state.unit, kind, key)) is not None \
-                and unit.status == DONE:
+        if (
+            kind not in GROWING
+            and (unit := await self._db(self.state.unit, kind, key)) is not None
+            and unit.status == DONE
+        ):
             log.info("%s %s: done in an earlier run", kind, label)
             return
         chunk: list[Candidate] = []
@@ -668,8 +687,7 @@ class Crawler:
         self.lookups["done"] += 1
         self.outages.success(unit.kind)
         # Photos found through a name belong to the name's shard: no URL split here.
-        jobs = await self._db(self.state.finish_unit, unit.kind, unit.key,
-                              self._keyed(candidates, shard_by_url=False))
+        jobs = await self._db(self.state.finish_unit, unit.kind, unit.key, self._keyed(candidates, shard_by_url=False))
         self.stats.units_done += 1
         await self._emit(jobs)
 
@@ -746,8 +764,13 @@ class Crawler:
         """Skip a photo a takedown covers: asked before fetching (by URL, page, name, source)
         and again with its sha256 (the same bytes taken down at another URL)."""
         cand = job.candidate
-        fields = {"image_url": job.url, "page_url": cand.page_url, "name": cand.name, "source": cand.source,
-                  "person_id": candidate_person(cand).person_id}
+        fields = {
+            "image_url": job.url,
+            "page_url": cand.page_url,
+            "name": cand.name,
+            "source": cand.source,
+            "person_id": candidate_person(cand).person_id,
+        }
         if sha is not None:
             fields["image_sha256"] = sha
         if not await self.store.taken_down(fields):
@@ -796,11 +819,23 @@ class Crawler:
         model = found.model or self.engine.model_id
         return [
             FaceRecord(
-                vector=face.vector, image_url=job.url, box=face.box, image_width=found.width,
-                image_height=found.height, image_sha256=sha, faces_in_image=max(found.faces_in_image, len(found.faces)),
-                source=cand.source, model=model, page_url=cand.page_url, name=person.name,
-                person_id=person.person_id, label=person.label, license=cand.license,
-                license_url=cand.license_url, attribution=cand.attribution, crawled_at=now,
+                vector=face.vector,
+                image_url=job.url,
+                box=face.box,
+                image_width=found.width,
+                image_height=found.height,
+                image_sha256=sha,
+                faces_in_image=max(found.faces_in_image, len(found.faces)),
+                source=cand.source,
+                model=model,
+                page_url=cand.page_url,
+                name=person.name,
+                person_id=person.person_id,
+                label=person.label,
+                license=cand.license,
+                license_url=cand.license_url,
+                attribution=cand.attribution,
+                crawled_at=now,
             )
             for face, person in zip(found.faces, people, strict=True)
         ]
@@ -808,8 +843,11 @@ class Crawler:
     async def _with_thumbnails(self, photo: _Photo, records: list[FaceRecord]) -> list[FaceRecord]:
         try:
             paths = await write_thumbnails(
-                self._data_dir, photo.body, [(r.id, r.box) for r in records],
-                self.settings.crawl.thumbnail_px, self.settings.engine.max_pixels,
+                self._data_dir,
+                photo.body,
+                [(r.id, r.box) for r in records],
+                self.settings.crawl.thumbnail_px,
+                self.settings.engine.max_pixels,
             )
         except Exception as exc:  # a thumbnail is a nicety: the faces are stored without it
             log.warning("thumbnails for %s failed: %r", photo.job.url, exc)
@@ -861,8 +899,9 @@ class Crawler:
             elif item.records:
                 item.displaced_urls.append(owner.url)
             else:
-                self._record(Outcome(owner.url, SKIPPED, DUPLICATE_CONTENT, sha256=sha,
-                                     duplicate_of=job.url, attempt=False))
+                self._record(
+                    Outcome(owner.url, SKIPPED, DUPLICATE_CONTENT, sha256=sha, duplicate_of=job.url, attempt=False)
+                )
         named = bool(job.candidate.name)
         self._claimed[sha] = ContentOwner(job.seq, job.url, len(item.records), named)
         if not item.records:
@@ -895,8 +934,16 @@ class Crawler:
                 continue
             stored = [r for r in item.records if r.id not in refused]
             if stored:
-                outcomes.append(Outcome(job.url, DONE, sha256=item.sha256, faces=len(stored), seq=job.seq,
-                                        named=bool(job.candidate.name)))
+                outcomes.append(
+                    Outcome(
+                        job.url,
+                        DONE,
+                        sha256=item.sha256,
+                        faces=len(stored),
+                        seq=job.seq,
+                        named=bool(job.candidate.name),
+                    )
+                )
                 self.stats.mark("done")
                 self.stats.mark("stored", len(stored))
                 self.stats.people.update(r.person_id for r in stored if r.person_id)
@@ -905,12 +952,14 @@ class Crawler:
                 self.stats.skip(TAKEN_DOWN)
             # What it displaced is settled either way: nothing may stay pending.
             for it in item.displaced_items:
-                outcomes.append(Outcome(it.job.url, SKIPPED, DUPLICATE_CONTENT, sha256=item.sha256,
-                                        duplicate_of=job.url))
+                outcomes.append(
+                    Outcome(it.job.url, SKIPPED, DUPLICATE_CONTENT, sha256=item.sha256, duplicate_of=job.url)
+                )
                 self.stats.skip(DUPLICATE_CONTENT)
             for url in item.displaced_urls:
-                outcomes.append(Outcome(url, SKIPPED, DUPLICATE_CONTENT, sha256=item.sha256,
-                                        duplicate_of=job.url, attempt=False))
+                outcomes.append(
+                    Outcome(url, SKIPPED, DUPLICATE_CONTENT, sha256=item.sha256, duplicate_of=job.url, attempt=False)
+                )
                 self.stats.skip(DUPLICATE_CONTENT)
         if outcomes:
             await self._db(self.state.record, outcomes)
@@ -934,7 +983,7 @@ class Crawler:
                 # that checking the batch again (its photos are not done) decides the same way.
                 await self.store.set_payloads(updates)
                 for start in range(0, len(written), size):
-                    refused.update(await self.store.upsert(written[start:start + size]))
+                    refused.update(await self.store.upsert(written[start : start + size]))
                 return None, refused, {r.id: r for r in written}
             except Exception as exc:
                 if attempt == STORE_ATTEMPTS:

@@ -70,8 +70,12 @@ class _RateMeter:
 
     def update(self, stats: CrawlStats) -> dict[str, float]:
         now = time.monotonic()
-        counts = {"discovered": stats.discovered, "fetched": stats.fetched,
-                  "embedded": stats.embedded, "stored": stats.done}
+        counts = {
+            "discovered": stats.discovered,
+            "fetched": stats.fetched,
+            "embedded": stats.embedded,
+            "stored": stats.done,
+        }
         self._samples.append((now, counts))
         while len(self._samples) > 2 and now - self._samples[1][0] >= self.window:
             self._samples.pop(0)
@@ -140,8 +144,13 @@ class Progress:
     def _erase(self) -> str:
         if not self._shown:
             return ""
-        return _UP.format(n=self._shown) + "\r" + "".join(f"{_CLEAR_LINE}\n" for _ in range(self._shown)) \
-            + _UP.format(n=self._shown) + "\r"
+        return (
+            _UP.format(n=self._shown)
+            + "\r"
+            + "".join(f"{_CLEAR_LINE}\n" for _ in range(self._shown))
+            + _UP.format(n=self._shown)
+            + "\r"
+        )
 
     # Log records must not be drawn over by the block: handlers writing to our
     # stream go through a proxy that erases the block first and redraws after.

@@ -117,13 +117,15 @@ async def run_crawl(
         def on_signal(signum: int) -> None:
             nonlocal interrupted
             if interrupted:
-                sys.stderr.write("\nInterrupted again: exiting now. The state is consistent; "
-                                 "run the same command to resume.\n")
+                sys.stderr.write(
+                    "\nInterrupted again: exiting now. The state is consistent; run the same command to resume.\n"
+                )
                 sys.stderr.flush()
                 os._exit(EXIT_INTERRUPTED)
             interrupted = True
-            sys.stderr.write(f"\n{signal.Signals(signum).name}: stopping after the photos in progress "
-                             "(again to exit at once)…\n")
+            sys.stderr.write(
+                f"\n{signal.Signals(signum).name}: stopping after the photos in progress (again to exit at once)…\n"
+            )
             sys.stderr.flush()
             crawler.stop()
 
@@ -131,10 +133,15 @@ async def run_crawl(
         signals = (signal.SIGINT, signal.SIGTERM) if handle_signals else ()
         for signum in signals:
             loop.add_signal_handler(signum, on_signal, signum)
-        log.info("crawl: %s; state %s; store %s; %s",
-                 ", ".join(plan.describe()) or "nothing new", state.path, _store_where(settings),
-                 f"engine {engine.workers} worker(s) on {engine.device}" if engine.workers
-                 else "the face engine starts with the first photo")
+        log.info(
+            "crawl: %s; state %s; store %s; %s",
+            ", ".join(plan.describe()) or "nothing new",
+            state.path,
+            _store_where(settings),
+            f"engine {engine.workers} worker(s) on {engine.device}"
+            if engine.workers
+            else "the face engine starts with the first photo",
+        )
         if display is not None:
             display.start()
         exit_code = EXIT_OK
@@ -167,7 +174,8 @@ async def run_crawl(
             unit_counts=state.unit_counts(),
             store=store_stats,
             engine={"workers": engine.workers, "device": engine.device, "model": engine.model_id}
-            if engine.workers else None,
+            if engine.workers
+            else None,
             shard=str(plan.shard) if plan.shard else None,
             sources=plan.describe(),
             discovery=dict(crawler.discovery),
@@ -190,7 +198,8 @@ async def run_crawl(
 
 def _status(exit_code: int) -> str:
     return {EXIT_OK: "finished", EXIT_INTERRUPTED: "interrupted", EXIT_LOOKUPS_FAILED: "incomplete"}.get(
-        exit_code, "failed")
+        exit_code, "failed"
+    )
 
 
 @dataclass
@@ -256,7 +265,10 @@ def _check_store_pairing(state: CrawlState, settings: Settings) -> None:
     elif known != where:
         log.warning(
             "this crawl state (%s) was used with the store %s, now %s: photos done there are not "
-            "crawled again into this one (use another --data-dir for a fresh crawl)", state.path, known, where,
+            "crawled again into this one (use another --data-dir for a fresh crawl)",
+            state.path,
+            known,
+            where,
         )
 
 
@@ -270,5 +282,10 @@ async def _store_stats(store: Any) -> dict[str, Any] | None:
     except Exception as exc:  # the summary is still useful without them
         log.warning("could not read the store's statistics: %r", exc)
         return None
-    return {"faces": s.faces, "people": s.people, "backend": s.backend, "collection": s.collection,
-            "models": list(s.models)}
+    return {
+        "faces": s.faces,
+        "people": s.people,
+        "backend": s.backend,
+        "collection": s.collection,
+        "models": list(s.models),
+    }

@@ -60,6 +60,7 @@ class UnitKind(StrEnum):
     PAGE = "page"  # a page to crawl
     FOLDER = "folders"  # a folder of photos
 
+
 SCHEMA_VERSION = "1"
 
 _SCHEMA = """
@@ -116,7 +117,15 @@ CREATE INDEX IF NOT EXISTS units_by_status ON units (status, id);
 """
 
 _CANDIDATE_COLUMNS = (
-    "source", "page_url", "name", "person_id", "license", "attribution", "alt", "page_title", "license_url",
+    "source",
+    "page_url",
+    "name",
+    "person_id",
+    "license",
+    "attribution",
+    "alt",
+    "page_title",
+    "license_url",
     "fetch_policy",
 )
 # Columns added to ``urls`` after schema 1 was first written: added in place when an older file
@@ -295,7 +304,7 @@ class CrawlState:
     def folder_roots(self) -> dict[str, Path]:
         """The crawled folders by the name their photos' URLs carry (``file:<name>/…``)."""
         rows = self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'folder:%'").fetchall()
-        return {str(row["key"])[len("folder:"):]: Path(row["value"]) for row in rows}
+        return {str(row["key"])[len("folder:") :]: Path(row["value"]) for row in rows}
 
     def name_folder(self, root: Path) -> str:
         """The name ``root``'s photo URLs carry: its own name, made unique among the crawled folders."""
@@ -326,9 +335,7 @@ class CrawlState:
         now = utc_now()
         new: list[Job] = []
         for url, cand in candidates:
-            row = self._db.execute(
-                _INSERT_JOB, (url, *(getattr(cand, c) for c in _CANDIDATE_COLUMNS), now)
-            ).fetchone()
+            row = self._db.execute(_INSERT_JOB, (url, *(getattr(cand, c) for c in _CANDIDATE_COLUMNS), now)).fetchone()
             if row is not None:
                 new.append(Job(seq=int(row["seq"]), url=url, candidate=cand))
         return new
@@ -377,8 +384,7 @@ class CrawlState:
                 self._db.execute(
                     "UPDATE urls SET status = ?, reason = ?, last_error = ?, sha256 = COALESCE(?, sha256),"
                     " faces = ?, duplicate_of = ?, attempts = attempts + ?, updated_at = ? WHERE url = ?",
-                    (o.status, o.reason, o.error, o.sha256, o.faces, owner,
-                     1 if o.attempt else 0, now, o.url),
+                    (o.status, o.reason, o.error, o.sha256, o.faces, owner, 1 if o.attempt else 0, now, o.url),
                 )
                 if owner is not None:
                     # A URL that just lost its content hands its copies to the new owner.
@@ -401,8 +407,9 @@ class CrawlState:
     def url_counts(self) -> dict[str, Counter[str]]:
         """``{status: Counter(reason → URLs)}``; reason ``""`` where there is none (pending, done)."""
         counts: dict[str, Counter[str]] = {s: Counter() for s in STATUSES}
-        for row in self._db.execute("SELECT status, COALESCE(reason, '') AS reason, COUNT(*) AS n FROM urls"
-                                    " GROUP BY status, reason"):
+        for row in self._db.execute(
+            "SELECT status, COALESCE(reason, '') AS reason, COUNT(*) AS n FROM urls GROUP BY status, reason"
+        ):
             counts[row["status"]][row["reason"]] += row["n"]
         return counts
 

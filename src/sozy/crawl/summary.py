@@ -169,8 +169,10 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     if (summary.get("discovery") or {}).get("search_disallowed_by_robots_txt"):
         units = ((summary.get("state") or {}).get("units") or {}).get("search") or {}
         waiting = sum(n for status, n in units.items() if status != "done")
-        lines.append(f"  IMAGE SEARCH DISALLOWED by the search page's robots.txt: {waiting} search lookup(s) "
-                     "not made (pending; see the log)")
+        lines.append(
+            f"  IMAGE SEARCH DISALLOWED by the search page's robots.txt: {waiting} search lookup(s) "
+            "not made (pending; see the log)"
+        )
     rates = summary["rates"]
     active = [f"{stage} {rates[stage]['per_s']:.1f}/s" for stage in STAGES if rates[stage]["count"]]
     lines.append("  rates:  " + (", ".join(active) if active else "nothing processed"))
@@ -183,13 +185,18 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         lookups = [counts for kind, counts in (state.get("units") or {}).items() if kind in LOOKUP_KINDS]
         pending, failed = (sum(c.get(status, 0) for c in lookups) for status in ("pending", "failed"))
         if pending or failed:
-            lines.append(f"  lookups: {pending} pending, {failed} failed (all runs; --retry-failed retries "
-                         "the failed ones)")
+            lines.append(
+                f"  lookups: {pending} pending, {failed} failed (all runs; --retry-failed retries the failed ones)"
+            )
     nodes = summary.get("nodes")
     if nodes:
-        lines.append("  nodes:  " + ", ".join(
-            f"{name} {c.get('photos', 0)} photos" + (f" ({c['failed']} failed)" if c.get("failed") else "")
-            for name, c in nodes.items()))
+        lines.append(
+            "  nodes:  "
+            + ", ".join(
+                f"{name} {c.get('photos', 0)} photos" + (f" ({c['failed']} failed)" if c.get("failed") else "")
+                for name, c in nodes.items()
+            )
+        )
     store = summary.get("store")
     if store:
         lines.append(f"  store:  {store.get('faces')} faces of {store.get('people')} people ({store.get('backend')})")
@@ -215,5 +222,3 @@ def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
-
-

@@ -79,10 +79,19 @@ RESNET_CHAIN: tuple[Wrapper, ...] = (
     Wrapper("fc", (128,)),
     Wrapper("avg_pool", (0, 0, 1, 1)),
     *_ares_down(256),  # alevel0
-    *_ares(256), *_ares(256), *_ares_down(256),  # alevel1
-    *_ares(128), *_ares(128), *_ares_down(128),  # alevel2
-    *_ares(64), *_ares(64), *_ares(64), *_ares_down(64),  # alevel3
-    *_ares(32), *_ares(32), *_ares(32),  # alevel4
+    *_ares(256),
+    *_ares(256),
+    *_ares_down(256),  # alevel1
+    *_ares(128),
+    *_ares(128),
+    *_ares_down(128),  # alevel2
+    *_ares(64),
+    *_ares(64),
+    *_ares(64),
+    *_ares_down(64),  # alevel3
+    *_ares(32),
+    *_ares(32),
+    *_ares(32),  # alevel4
     Wrapper("max_pool", (3, 3, 2, 2)),
     Wrapper("relu"),
     Wrapper("affine"),

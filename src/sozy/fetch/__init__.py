@@ -15,6 +15,14 @@ from .fetcher import Fetcher
 from .policy import API, WDQS, WEB, WIKIMEDIA_MEDIA, FetchPolicy, policy_for, policy_named
 
 __all__ = [
-    "API", "WDQS", "WEB", "WIKIMEDIA_MEDIA", "FetchError", "FetchPolicy", "Fetched", "Fetcher", "policy_for",
+    "API",
+    "WDQS",
+    "WEB",
+    "WIKIMEDIA_MEDIA",
+    "FetchError",
+    "FetchPolicy",
+    "Fetched",
+    "Fetcher",
+    "policy_for",
     "policy_named",
 ]

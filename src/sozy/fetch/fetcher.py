@@ -199,8 +199,7 @@ class Fetcher:
         ``timeout_s`` replaces the read and total timeouts for slow queries
         (SPARQL allows 60 s).
         """
-        fetched = await self.api(url, params, headers=headers, timeout_s=timeout_s, max_bytes=max_bytes,
-                                 policy=policy)
+        fetched = await self.api(url, params, headers=headers, timeout_s=timeout_s, max_bytes=max_bytes, policy=policy)
         try:
             return json.loads(fetched.body)
         except ValueError as exc:
@@ -218,8 +217,7 @@ class Fetcher:
         policy: FetchPolicy = API,
     ) -> str:
         """Like ``api_json`` but returns the decoded text (charset from Content-Type, else UTF-8)."""
-        fetched = await self.api(url, params, headers=headers, timeout_s=timeout_s, max_bytes=max_bytes,
-                                 policy=policy)
+        fetched = await self.api(url, params, headers=headers, timeout_s=timeout_s, max_bytes=max_bytes, policy=policy)
         return fetched.body.decode(declared_charset(fetched.content_type) or "utf-8", errors="replace")
 
     async def api(
@@ -310,15 +308,14 @@ class Fetcher:
                     self.limiter.hold(pool, max_retry_after, policy.concurrency)
                     error = retry.error
                     raise FetchError(
-                        error.reason, error.url,
+                        error.reason,
+                        error.url,
                         f"{error.detail}, Retry-After {retry.retry_after:g} s > {max_retry_after:g} s",
                         status=error.status,
                     ) from None
                 if attempt >= self.settings.retries:
                     raise retry.error from None
-                wait = retry_delay(
-                    attempt, retry.retry_after, self.settings.backoff_base_s, max_retry_after, self._rng
-                )
+                wait = retry_delay(attempt, retry.retry_after, self.settings.backoff_base_s, max_retry_after, self._rng)
                 if retry.retry_after is not None:
                     # The server asked the whole host to slow down, not just this URL.
                     self.limiter.hold(pool, wait, policy.concurrency)
@@ -458,5 +455,3 @@ def _parse_http_url(url: str) -> URL:
 def _origin(target: URL) -> str:
     """scheme://host[:port], the unit robots.txt and per-host limits apply to."""
     return str(target.origin())
-
-

@@ -44,9 +44,7 @@ class HostLimiter:
     host's slots and for the host's next allowed start time.
     """
 
-    def __init__(
-        self, per_host: int, rate: float = 0.0, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, per_host: int, rate: float = 0.0, *, clock: Callable[[], float] = time.monotonic) -> None:
         if per_host < 1:
             raise ValueError(f"per_host must be at least 1, got {per_host}")
         self.per_host = per_host

@@ -87,5 +87,3 @@ async def read_local_image(url: str, max_bytes: int, roots: Mapping[str, Path] |
 
 def is_file_url(url: str) -> bool:
     return url[:5].lower() == "file:"
-
-

@@ -71,9 +71,7 @@ class FetchPolicy:
 
 WEB = FetchPolicy("web")
 API = FetchPolicy("api", identify=True, concurrency=1, pool="endpoint")
-WIKIMEDIA_MEDIA = FetchPolicy(
-    "wikimedia_media", identify=True, concurrency=WIKIMEDIA_MEDIA_CONCURRENCY, pool="policy"
-)
+WIKIMEDIA_MEDIA = FetchPolicy("wikimedia_media", identify=True, concurrency=WIKIMEDIA_MEDIA_CONCURRENCY, pool="policy")
 WDQS = FetchPolicy(
     "wdqs", identify=True, concurrency=1, pool="endpoint", retry_server_errors=False, max_retry_after_s=120.0
 )

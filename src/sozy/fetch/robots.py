@@ -141,9 +141,7 @@ class RobotsCache:
 # Directives that mean "do not use this for Sozy": no indexing, no AI use, or both.
 BLOCKING_DIRECTIVES = frozenset({"noai", "noimageai", "noindex", "noimageindex", "none"})
 # Directives that carry a value after a colon (not a user-agent scope).
-_VALUED = frozenset(
-    {"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview", "indexifembedded"}
-)
+_VALUED = frozenset({"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview", "indexifembedded"})
 _AGENT = re.compile(r"^[a-z0-9_.\-]+$")
 
 

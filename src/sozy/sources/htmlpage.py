@@ -16,9 +16,7 @@ from .links import resolve_http_url
 from .srcset import SrcsetCandidate, largest, parse_srcset
 
 # <meta> image keys, Open Graph and Twitter cards.
-_META_IMAGE_KEYS = frozenset(
-    {"og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src"}
-)
+_META_IMAGE_KEYS = frozenset({"og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src"})
 _META_IMAGE_ALT_KEYS = frozenset({"og:image:alt", "twitter:image:alt"})
 # <picture><source type=...> we can decode; a source with another type is ignored.
 _DECODABLE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp"})

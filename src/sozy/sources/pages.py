@@ -74,8 +74,9 @@ class PageSource:
         while frontier:
             if budget <= 0:
                 self.counters["page_skipped_max_pages"] += len(frontier)
-                log.info("page source: max_pages (%d) reached, %d pages not visited",
-                         self.settings.max_pages, len(frontier))
+                log.info(
+                    "page source: max_pages (%d) reached, %d pages not visited", self.settings.max_pages, len(frontier)
+                )
                 break
             level, frontier = frontier[:budget], frontier[budget:]
             budget -= len(level)

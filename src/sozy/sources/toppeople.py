@@ -117,13 +117,13 @@ def parse_sparql_rows(data: Any) -> list[Row]:
         if not isinstance(item, Mapping) or item.get("type") != "uri":
             continue
         value = str(item.get("value", ""))
-        if not value.startswith(ENTITY) or not value[len(ENTITY):].startswith("Q"):
+        if not value.startswith(ENTITY) or not value[len(ENTITY) :].startswith("Q"):
             continue
         try:
             sitelinks = int(str(count.get("value"))) if isinstance(count, Mapping) else 0
         except (TypeError, ValueError):
             sitelinks = 0
-        rows.append(Row(value[len(ENTITY):], sitelinks))
+        rows.append(Row(value[len(ENTITY) :], sitelinks))
     return rows
 
 

@@ -28,10 +28,14 @@ log = logging.getLogger(__name__)
 SOURCE = "urls"
 FORMATS = ("txt", "csv", "tsv", "jsonl")
 _EXTENSIONS = {
-    ".txt": "txt", ".list": "txt", ".urls": "txt",
+    ".txt": "txt",
+    ".list": "txt",
+    ".urls": "txt",
     ".csv": "csv",
-    ".tsv": "tsv", ".tab": "tsv",
-    ".jsonl": "jsonl", ".ndjson": "jsonl",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
 }
 URL_COLUMNS = ("url", "image_url")
 # A longer line is reported and skipped without being held in memory.
@@ -39,9 +43,7 @@ MAX_LINE_BYTES = 64 * 1024
 CHUNK_BYTES = 1024 * 1024
 # http(s), a host (no credentials), no whitespace; the fetcher checks the rest.
 # A regex, not urlsplit: it runs once per line of lists with millions of lines.
-_HTTP_URL = re.compile(
-    r"https?://(?:\[[0-9a-f:.]+\]|[^\s/?#@:\[\]]+)(?::\d{1,5})?(?:[/?#]\S*)?\Z", re.IGNORECASE
-)
+_HTTP_URL = re.compile(r"https?://(?:\[[0-9a-f:.]+\]|[^\s/?#@:\[\]]+)(?::\d{1,5})?(?:[/?#]\S*)?\Z", re.IGNORECASE)
 # Bad lines logged one by one before only the count goes on.
 _LOGGED_BAD_LINES = 20
 

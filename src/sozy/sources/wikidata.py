@@ -69,8 +69,18 @@ OCCUPATIONS: Mapping[str, tuple[str, ...]] = {
     "rapper": ("Q2252262",),
     "composer": ("Q36834",),
     "athlete": (
-        "Q2066131", "Q937857", "Q3665646", "Q10833314", "Q10871364", "Q19204627",
-        "Q12299841", "Q11338576", "Q11303721", "Q10843402", "Q378622", "Q11513337",
+        "Q2066131",
+        "Q937857",
+        "Q3665646",
+        "Q10833314",
+        "Q10871364",
+        "Q19204627",
+        "Q12299841",
+        "Q11338576",
+        "Q11303721",
+        "Q10843402",
+        "Q378622",
+        "Q11513337",
     ),
     "footballer": ("Q937857",),
     "basketball player": ("Q3665646",),
@@ -220,7 +230,7 @@ def file_title(name: str) -> str:
     name = name.strip()
     for prefix in ("File:", "Image:"):
         if name[: len(prefix)].lower() == prefix.lower():
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
     name = " ".join(name.replace("_", " ").split())
     return "File:" + _upper_first(name[:1]) + name[1:]
 
@@ -280,11 +290,7 @@ def parse_imageinfo(data: Any, thumb_width: int, base_url: str) -> dict[str, Com
     """
     data = check_api(data, "imageinfo")
     query = data.get("query") or {}
-    renamed = {
-        str(n.get("to")): str(n.get("from"))
-        for n in query.get("normalized") or []
-        if isinstance(n, Mapping)
-    }
+    renamed = {str(n.get("to")): str(n.get("from")) for n in query.get("normalized") or [] if isinstance(n, Mapping)}
     pages = query.get("pages") or {}
     files: dict[str, CommonsFile] = {}
     for page in pages.values() if isinstance(pages, Mapping) else pages:
@@ -424,8 +430,14 @@ class WikidataNames:
         label = person.label or (None if QID.match(query) else query)
         candidates = [
             Candidate(
-                image_url=f.thumb_url, source=SOURCE, page_url=f.page_url, name=label, person_id=person.id,
-                license=f.license, license_url=f.license_url, attribution=f.credit_line,
+                image_url=f.thumb_url,
+                source=SOURCE,
+                page_url=f.page_url,
+                name=label,
+                person_id=person.id,
+                license=f.license,
+                license_url=f.license_url,
+                attribution=f.credit_line,
                 fetch_policy=WIKIMEDIA_MEDIA.name,
             )
             for f in files
@@ -442,17 +454,31 @@ class WikidataNames:
         if QID.match(query):
             hits = [SearchHit(query.upper(), None, None)]
         else:
-            hits = parse_search(await self._wikidata({
-                "action": "wbsearchentities", "search": query, "language": "en", "uselang": "en",
-                "type": "item", "limit": str(SEARCH_LIMIT),
-            }))
+            hits = parse_search(
+                await self._wikidata(
+                    {
+                        "action": "wbsearchentities",
+                        "search": query,
+                        "language": "en",
+                        "uselang": "en",
+                        "type": "item",
+                        "limit": str(SEARCH_LIMIT),
+                    }
+                )
+            )
         if not hits:
             log.info("wikidata: nothing found for %r", query)
             return None
-        entities = parse_entities(await self._wikidata({
-            "action": "wbgetentities", "ids": "|".join(h.id for h in hits),
-            "props": "claims|labels|sitelinks", "languages": "en",
-        }))
+        entities = parse_entities(
+            await self._wikidata(
+                {
+                    "action": "wbgetentities",
+                    "ids": "|".join(h.id for h in hits),
+                    "props": "claims|labels|sitelinks",
+                    "languages": "en",
+                }
+            )
+        )
         person = choose_person(query, hits, entities)
         if person is None:
             log.info("wikidata: no human among the matches for %r", query)
@@ -470,8 +496,13 @@ class WikidataNames:
         band by band (``sozy.sources.toppeople``), never with OFFSET. Raises
         ValueError for an unknown occupation before any request.
         """
-        walk = TopPeople(self.fetcher, self.settings.sparql_url, occupation_ids(occupations),
-                         page_size=page_size, floor=min_sitelinks)
+        walk = TopPeople(
+            self.fetcher,
+            self.settings.sparql_url,
+            occupation_ids(occupations),
+            page_size=page_size,
+            floor=min_sitelinks,
+        )
         seen: set[str] = set()
         async for qid in walk.walk(limit):
             if qid not in seen:
@@ -489,7 +520,7 @@ class WikidataNames:
         for start in range(0, len(titles), TITLES_PER_QUERY):
             if len(files) >= wanted:
                 break
-            batch = titles[start:start + TITLES_PER_QUERY]
+            batch = titles[start : start + TITLES_PER_QUERY]
             info = await self._imageinfo(batch)
             for title in batch:
                 found = info.get(title)
@@ -505,9 +536,13 @@ class WikidataNames:
         """imageinfo of ``titles``, following ``continue`` (Commons cuts answers with much metadata)."""
         width = standard_thumb_width(self.settings.thumb_width)
         params = {
-            "action": "query", "prop": "imageinfo", "titles": "|".join(titles),
-            "iiprop": "url|extmetadata|size|mime", "iiurlwidth": str(width),
-            "iiextmetadatafilter": EXTMETADATA, "iiextmetadatalanguage": "en",
+            "action": "query",
+            "prop": "imageinfo",
+            "titles": "|".join(titles),
+            "iiprop": "url|extmetadata|size|mime",
+            "iiurlwidth": str(width),
+            "iiextmetadatafilter": EXTMETADATA,
+            "iiextmetadatalanguage": "en",
         }
         files: dict[str, CommonsFile] = {}
         ask = params
@@ -522,8 +557,11 @@ class WikidataNames:
 
     async def _category_files(self, category: str, limit: int) -> list[str]:
         params = {
-            "action": "query", "list": "categorymembers", "cmtitle": f"Category:{category}",
-            "cmtype": "file", "cmlimit": str(min(500, max(1, limit))),
+            "action": "query",
+            "list": "categorymembers",
+            "cmtitle": f"Category:{category}",
+            "cmtype": "file",
+            "cmlimit": str(min(500, max(1, limit))),
         }
         titles: list[str] = []
         # Bounded: a category bigger than `limit` is cut, never walked to its end.

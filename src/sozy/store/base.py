@@ -22,7 +22,14 @@ from .selectors import Takedown
 # Payload fields with a keyword index: the ones filtered (takedown, per-person
 # search, consensus), grouped (person_id) or counted (person_id, model).
 KEYWORD_FIELDS: tuple[str, ...] = (
-    "person_id", "name", "label", "image_url", "page_url", "source", "image_sha256", "model",
+    "person_id",
+    "name",
+    "label",
+    "image_url",
+    "page_url",
+    "source",
+    "image_sha256",
+    "model",
 )
 # Keyword indexes kept on disk (memory-mapped): nearly one distinct value per photo, so
 # in RAM they were the largest part of a face's memory (about 1 KB of its 2), and they

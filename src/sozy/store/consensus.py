@@ -82,7 +82,12 @@ class ConsensusStore(Protocol):
     """The store calls consensus makes."""
 
     async def neighbours(
-        self, vector: np.ndarray, k: int, *, person_id: str | None = None, named: bool | None = None,
+        self,
+        vector: np.ndarray,
+        k: int,
+        *,
+        person_id: str | None = None,
+        named: bool | None = None,
         with_vectors: bool = False,
     ) -> list[FaceHit]: ...
 

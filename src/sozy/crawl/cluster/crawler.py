@@ -50,8 +50,9 @@ class ClusterCrawler(Crawler):
         stats: CrawlStats | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(settings, plan, state=state, fetcher=fetcher, engine=engine, store=store, stats=stats,
-                         **kwargs)
+        super().__init__(
+            settings, plan, state=state, fetcher=fetcher, engine=engine, store=store, stats=stats, **kwargs
+        )
         self.cluster = engine
         self._batch_size = max(1, settings.crawl.cluster_batch)
         # Fetch workers become batch workers: each forms a batch and waits for a node to take it.
@@ -119,8 +120,7 @@ class ClusterCrawler(Crawler):
             records = await self._with_crops(job, records, photo.crops)
         return _Analysed(job, photo.sha256, records)
 
-    async def _with_crops(self, job: Job, records: list[FaceRecord], crops: tuple[bytes, ...]
-                         ) -> list[FaceRecord]:
+    async def _with_crops(self, job: Job, records: list[FaceRecord], crops: tuple[bytes, ...]) -> list[FaceRecord]:
         if len(crops) != len(records):
             self.discovery["thumbnail_failed"] += 1
             return records

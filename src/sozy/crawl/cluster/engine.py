@@ -126,15 +126,21 @@ class ClusterEngine:
             self._joined = True
         here = ray.get_runtime_context().get_node_id()
         crawl = self.settings.crawl
-        self._slots = ray.remote(HostSlots).options(
-            name=ACTOR_NAME, num_cpus=0, scheduling_strategy=_pinned(here)
-        ).remote(crawl.per_host, crawl.per_host_rate, crawl.total_timeout_s + crawl.connect_timeout_s)
+        self._slots = (
+            ray.remote(HostSlots)
+            .options(name=ACTOR_NAME, num_cpus=0, scheduling_strategy=_pinned(here))
+            .remote(crawl.per_host, crawl.per_host_rate, crawl.total_timeout_s + crawl.connect_timeout_s)
+        )
         await self._add_new_nodes()
         if not self._actors:
             raise NoNodesLeft("no node of the Ray cluster could start the face engine (see the log)")
         self._watcher = asyncio.ensure_future(self._watch_nodes())
-        log.info("cluster %s: %d node(s): %s", self.address, len(self._actors),
-                 ", ".join(f"{n} ({i.workers} {i.device})" for n, i in self._info.items()))
+        log.info(
+            "cluster %s: %d node(s): %s",
+            self.address,
+            len(self._actors),
+            ", ".join(f"{n} ({i.workers} {i.device})" for n, i in self._info.items()),
+        )
 
     async def close(self) -> None:
         if self._watcher is not None:
@@ -205,8 +211,9 @@ class ClusterEngine:
         # If Ray still counts the node alive (only its actor died), the watcher starts another there.
         for node_id in [i for i, name in self._ids.items() if name == node]:
             del self._ids[node_id]
-        log.warning("node %s lost (%s): its batches go to the other %d node(s)",
-                    node, type(exc).__name__, len(self._actors))
+        log.warning(
+            "node %s lost (%s): its batches go to the other %d node(s)", node, type(exc).__name__, len(self._actors)
+        )
         with contextlib.suppress(Exception):
             await self._slots.release_node.remote(node)
         if not self._actors:
@@ -238,9 +245,11 @@ class ClusterEngine:
         name = self._ids[node["NodeID"]]
         resources = {k: float(v) for k, v in node.get("Resources", {}).items()}
         gpus = int(resources.get("GPU", 0)) if self.settings.engine.device != "cpu" else 0
-        actor = ray.remote(NodeWorker).options(
-            num_cpus=0, num_gpus=gpus, scheduling_strategy=_pinned(node["NodeID"])
-        ).remote(self.settings, name, resources, self._slots, self._engine_factory)
+        actor = (
+            ray.remote(NodeWorker)
+            .options(num_cpus=0, num_gpus=gpus, scheduling_strategy=_pinned(node["NodeID"]))
+            .remote(self.settings, name, resources, self._slots, self._engine_factory)
+        )
         try:
             info: NodeInfo = await asyncio.wait_for(actor.start.remote(), NODE_START_TIMEOUT_S)
         except Exception as exc:

@@ -107,8 +107,11 @@ class NodeWorker:
         setup_logging(self.settings.log_level)
         self._engine = self._engine_factory(self.settings.engine, self._resources)
         await self._engine.start()
-        fetcher = Fetcher(self.settings.crawl, limiter=SharedHostLimiter(self._slots, self.node),
-                          robots_answers=SharedRobotsAnswers(self._slots))
+        fetcher = Fetcher(
+            self.settings.crawl,
+            limiter=SharedHostLimiter(self._slots, self.node),
+            robots_answers=SharedRobotsAnswers(self._slots),
+        )
         await fetcher.open()
         self._fetcher = fetcher
         return NodeInfo(self._engine.workers, self._engine.device, self._engine.model_id)
@@ -149,8 +152,13 @@ class NodeWorker:
         except EngineClosed:
             return PhotoResult(job.url, pending=True)
         except FaceEngineError as exc:
-            return PhotoResult(job.url, sha256=sha if isinstance(exc, ImageError) else None,
-                               fetched_bytes=len(body), reason=exc.code, error=str(exc))
+            return PhotoResult(
+                job.url,
+                sha256=sha if isinstance(exc, ImageError) else None,
+                fetched_bytes=len(body),
+                reason=exc.code,
+                error=str(exc),
+            )
         except Exception as exc:
             log.exception("embedding %s failed unexpectedly", job.url)
             return PhotoResult(job.url, fetched_bytes=len(body), reason="error", error=repr(exc))

@@ -24,8 +24,9 @@ Answer = tuple[int, bytes]
 class RobotsBoard:
     """Origin → robots.txt answer, or the load in progress (event loop only)."""
 
-    def __init__(self, wait_s: float, *, max_hosts: int = MAX_HOSTS, clock: Callable[[], float] = time.monotonic
-                 ) -> None:
+    def __init__(
+        self, wait_s: float, *, max_hosts: int = MAX_HOSTS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.wait_s = wait_s
         self._max_hosts = max_hosts
         self._clock = clock
