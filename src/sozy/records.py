@@ -96,6 +96,10 @@ class Candidate:
     license: str | None = None
     license_url: str | None = None
     attribution: str | None = None
+    # Commons' reuse terms: whether the licence asks for credit, and the file's restriction
+    # templates ("personality" for personality rights, "trademarked", ...), "|"-separated.
+    attribution_required: bool | None = None
+    restrictions: str | None = None
     alt: str | None = None
     page_title: str | None = None
     # The etiquette its URL must be fetched with (a ``sozy.fetch.policy`` name; None: an
@@ -125,6 +129,8 @@ class FaceRecord:
     license: str | None = None
     license_url: str | None = None
     attribution: str | None = None
+    attribution_required: bool | None = None
+    restrictions: str | None = None
     thumbnail: str | None = None
     crawled_at: str = field(default_factory=lambda: utc_now())
 

@@ -26,6 +26,7 @@ MATCH_KEYS = {
     "license",
     "license_url",
     "attribution",
+    "restrictions",
 }
 
 
@@ -62,6 +63,7 @@ async def test_held_out_obama_finds_obama_first(api_client, faces_dir, index_rec
     assert first["image_url"].startswith("https://photos.example.org/photos/") and "obama" in first["image_url"]
     assert first["license"] == "MIT" and first["attribution"]
     assert first["license_url"] == LICENSE_URL
+    assert first["restrictions"] == []  # the sample gallery's photos carry no restriction templates
 
 
 async def test_a_bystander_is_offered_only_when_asked_for_and_marked(api_client, faces_dir, index_records):

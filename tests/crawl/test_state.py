@@ -87,6 +87,16 @@ def test_licence_url_and_fetch_policy_survive(tmp_path: Path) -> None:
     assert (job.candidate.license_url, job.candidate.fetch_policy) == ("https://l/by", "wikimedia_media")
 
 
+@pytest.mark.parametrize("required", [True, False, None])
+def test_reuse_terms_survive_as_written(tmp_path: Path, required: bool | None) -> None:
+    with CrawlState(tmp_path / "s.sqlite") as s:
+        s.add_jobs([cand("http://u/1.jpg", attribution_required=required, restrictions="personality|trademarked")])
+    with CrawlState(tmp_path / "s.sqlite") as s:
+        (job,) = s.jobs(PENDING)
+    assert job.candidate.attribution_required is required
+    assert job.candidate.restrictions == "personality|trademarked"
+
+
 def test_a_state_from_before_the_policy_columns_is_brought_up_to_date(tmp_path: Path) -> None:
     import sqlite3
 
@@ -94,12 +104,15 @@ def test_a_state_from_before_the_policy_columns_is_brought_up_to_date(tmp_path: 
     with CrawlState(path) as s:
         s.add_jobs([cand("http://u/w.jpg", source="wikidata"), cand("http://u/p.jpg", source="pages")])
     db = sqlite3.connect(path)
-    for column in ("license_url", "fetch_policy"):
+    for column in ("license_url", "fetch_policy", "attribution_required", "restrictions"):
         db.execute(f"ALTER TABLE urls DROP COLUMN {column}")
     db.commit()
     db.close()
     with CrawlState(path) as s:
         policies = {j.url: j.candidate.fetch_policy for j in s.jobs(PENDING)}
+        s.add_jobs([cand("http://u/new.jpg", attribution_required=False)])
+        (new,) = [j for j in s.jobs(PENDING) if j.url == "http://u/new.jpg"]
+    assert new.candidate.attribution_required is False  # the added column keeps a bool, not the text "0"
     # Wikidata's photos are Commons media, whatever run found them.
     assert policies == {"http://u/w.jpg": "wikimedia_media", "http://u/p.jpg": None}
 

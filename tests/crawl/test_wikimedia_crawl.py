@@ -69,6 +69,8 @@ async def test_a_names_crawl_stores_every_persons_photos_with_licence_and_author
         f = file_at[url]
         cand = row.candidate
         assert (cand.license, cand.license_url) == (f.license, f.license_url), url
+        assert cand.attribution_required is (f.license_url is not None), url
+        assert cand.restrictions == (f.restrictions or None), url
         assert cand.attribution, url
         assert cand.fetch_policy == "wikimedia_media"
     # Every photo named for its people; one in two people's lists is kept under the first
@@ -81,7 +83,12 @@ async def test_a_names_crawl_stores_every_persons_photos_with_licence_and_author
     for point in points:
         payload = point.payload
         assert payload["license"] and payload["attribution"], payload["image_url"]
-        assert payload["license_url"] == rows[payload["image_url"]].candidate.license_url
+        cand = rows[payload["image_url"]].candidate
+        assert payload["license_url"] == cand.license_url
+        assert (payload["attribution_required"], payload["restrictions"]) == (
+            cand.attribution_required,
+            cand.restrictions,
+        )
         if payload.get("name"):
             by_person[payload["person_id"]] += 1
     assert set(by_person) == set(expected), "every person has named faces stored"

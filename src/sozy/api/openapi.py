@@ -78,6 +78,7 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "license",
                 "license_url",
                 "attribution",
+                "restrictions",
             ],
             "properties": {
                 "name": _nullable({"type": "string", "description": "Who this is; null for an unnamed face."}),
@@ -124,6 +125,12 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "license": _nullable({"type": "string", "description": "The photo's licence (short name)."}),
                 "license_url": _nullable({"type": "string", "description": "Where the licence's text is."}),
                 "attribution": _nullable({"type": "string", "description": "The photo's author or credit line."}),
+                "restrictions": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "The photo's restriction templates on Commons, e.g. personality (personality "
+                    "rights: the person's consent may be needed for uses beyond this one), trademarked.",
+                },
             },
         },
         "Face": {
@@ -164,6 +171,10 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "license": _nullable({"type": "string"}),
                 "license_url": _nullable({"type": "string"}),
                 "attribution": _nullable({"type": "string"}),
+                "attribution_required": _nullable(
+                    {"type": "boolean", "description": "Whether the licence asks for the author's credit."}
+                ),
+                "restrictions": {"type": "array", "items": {"type": "string"}},
                 "thumbnail_url": _nullable({"type": "string"}),
                 "crawled_at": _nullable({"type": "string"}),
                 "model": _nullable({"type": "string"}),

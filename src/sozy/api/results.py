@@ -74,6 +74,7 @@ def match_json(hit: FaceHit, threshold: float) -> dict[str, Any]:
         "license": payload.get("license"),
         "license_url": payload.get("license_url"),
         "attribution": payload.get("attribution"),
+        "restrictions": restriction_list(payload.get("restrictions")),
     }
 
 
@@ -101,7 +102,14 @@ def record_json(face_id: str, record: FaceRecord) -> dict[str, Any]:
         "license": payload.get("license"),
         "license_url": payload.get("license_url"),
         "attribution": payload.get("attribution"),
+        "attribution_required": payload.get("attribution_required"),
+        "restrictions": restriction_list(payload.get("restrictions")),
         "thumbnail_url": thumbnail_url(payload.get("thumbnail")),
         "crawled_at": payload.get("crawled_at"),
         "model": payload.get("model"),
     }
+
+
+def restriction_list(value: object) -> list[str]:
+    """The photo's restriction templates ("personality", "trademarked", ...): [] when it has none."""
+    return [r for r in value.split("|") if r] if isinstance(value, str) else []

@@ -835,6 +835,8 @@ class Crawler:
                 license=cand.license,
                 license_url=cand.license_url,
                 attribution=cand.attribution,
+                attribution_required=cand.attribution_required,
+                restrictions=cand.restrictions,
                 crawled_at=now,
             )
             for face, person in zip(found.faces, people, strict=True)

@@ -88,6 +88,8 @@ CREATE TABLE IF NOT EXISTS urls (
     page_title TEXT,
     license_url TEXT,
     fetch_policy TEXT,
+    attribution_required INTEGER,
+    restrictions TEXT,
     discovered_at TEXT NOT NULL,
     updated_at TEXT
 );
@@ -127,10 +129,18 @@ _CANDIDATE_COLUMNS = (
     "page_title",
     "license_url",
     "fetch_policy",
+    "attribution_required",
+    "restrictions",
 )
 # Columns added to ``urls`` after schema 1 was first written: added in place when an older file
 # opens (NULL for the photos already there).
-_ADDED_COLUMNS = ("person_id", "license_url", "fetch_policy")
+_ADDED_COLUMNS = {
+    "person_id": "TEXT",
+    "license_url": "TEXT",
+    "fetch_policy": "TEXT",
+    "attribution_required": "INTEGER",
+    "restrictions": "TEXT",
+}
 _INSERT_JOB = (
     f"INSERT INTO urls (url, {', '.join(_CANDIDATE_COLUMNS)}, discovered_at)"
     f" VALUES ({', '.join('?' * (len(_CANDIDATE_COLUMNS) + 2))}) ON CONFLICT (url) DO NOTHING RETURNING seq"
@@ -266,9 +276,9 @@ class CrawlState:
     def _add_columns(self) -> None:
         """Bring a state written before the newer candidate columns up to date."""
         have = {row["name"] for row in self._db.execute("PRAGMA table_info(urls)")}
-        for column in _ADDED_COLUMNS:
+        for column, kind in _ADDED_COLUMNS.items():
             if column not in have:
-                self._db.execute(f"ALTER TABLE urls ADD COLUMN {column} TEXT")
+                self._db.execute(f"ALTER TABLE urls ADD COLUMN {column} {kind}")
                 if column == "fetch_policy":
                     # Photos Wikidata found before policies were recorded are Commons media.
                     self._db.execute("UPDATE urls SET fetch_policy = 'wikimedia_media' WHERE source = 'wikidata'")
@@ -534,7 +544,9 @@ def _lock(path: Path) -> int:
 
 
 def _candidate(row: sqlite3.Row) -> Candidate:
-    return Candidate(image_url=row["url"], **{c: row[c] for c in _CANDIDATE_COLUMNS})
+    values = {c: row[c] for c in _CANDIDATE_COLUMNS}
+    required = values.pop("attribution_required")  # SQLite keeps a bool as 0 / 1
+    return Candidate(image_url=row["url"], attribution_required=None if required is None else bool(required), **values)
 
 
 def _url_row(row: sqlite3.Row) -> UrlRow:

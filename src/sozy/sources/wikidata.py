@@ -438,6 +438,8 @@ class WikidataNames:
                 license=f.license,
                 license_url=f.license_url,
                 attribution=f.credit_line,
+                attribution_required=f.attribution_required,
+                restrictions="|".join(f.restrictions) or None,
                 fetch_policy=WIKIMEDIA_MEDIA.name,
             )
             for f in files

@@ -271,6 +271,15 @@ function credit(line, match) {
     }
     line.append(part);
   });
+  // Commons marks photos whose subject's consent may be needed beyond this use.
+  if ((match.restrictions || []).includes("personality")) {
+    const note = document.createElement("span");
+    note.className = "restriction";
+    note.textContent = "personality rights";
+    note.title = "The person shown may have rights over uses of this photo beyond this one (Commons' personality rights notice).";
+    if (parts.length) line.append(" · ");
+    line.append(note);
+  }
   line.title = parts.map(([text]) => text).join(" · ");
 }
 
