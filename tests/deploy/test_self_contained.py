@@ -23,12 +23,22 @@ TEXT_SUFFIXES = {".py", ".md", ".toml", ".txt", ".yml", ".yaml", ".sh", ".js", "
 def _checked_files() -> list[Path]:
     files = [REPO / "README.md", REPO / "pyproject.toml", REPO / "docker-compose.yml"]
     for top in CHECKED:
-        files += [
-            p
-            for p in (REPO / top).rglob("*")
-            if p.is_file() and p.suffix in TEXT_SUFFIXES and "__pycache__" not in p.parts
-        ]
+        files += [p for p in _project_files(REPO / top) if p.suffix in TEXT_SUFFIXES]
     return [p for p in files if p.is_file()]
+
+
+def _project_files(top: Path) -> list[Path]:
+    """The files the project ships under ``top``: git's in a checkout (not build outputs such as a stale
+    ``src/sozy.egg-info``, which git ignores), else every file."""
+    git = shutil.which("git")
+    listed = (
+        subprocess.run([git, "-C", str(REPO), "ls-files", "-z", "--", str(top)], capture_output=True, check=False)
+        if git
+        else None
+    )
+    if listed is not None and listed.returncode == 0 and listed.stdout:
+        return [REPO / name for name in listed.stdout.decode().split("\0") if name]
+    return [p for p in top.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
 
 
 def test_nothing_refers_to_a_folder_beside_the_repository() -> None:
