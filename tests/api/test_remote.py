@@ -277,10 +277,12 @@ def test_each_client_gets_a_share_of_the_fetch_pool(guarded_server):
         held.append(httpx.post(f"{url}/v1/search", json=slow, timeout=60).status_code)
 
     threads = [threading.Thread(target=hold) for _ in range(2)]
-    for thread in threads:
-        thread.start()
     try:
-        wait_for(lambda: photos.hits.count("/slow") >= 2, "two slow fetches to reach the image host")
+        # One after the other: this server reads one body at a time (api.max_uploads = 1), so two
+        # requests sent at once could see the second refused 503 while the first's body is read.
+        for n, thread in enumerate(threads, 1):
+            thread.start()
+            wait_for(lambda n=n: photos.hits.count("/slow") >= n, f"slow fetch {n} to reach the image host")
         third = httpx.post(f"{url}/v1/search", json=slow, timeout=60)
         assert third.status_code == 429, third.text
         assert third.json()["error"]["code"] == "too_many_fetches"
@@ -292,5 +294,6 @@ def test_each_client_gets_a_share_of_the_fetch_pool(guarded_server):
         assert served.status_code == 200, served.text
     finally:
         for thread in threads:
-            thread.join(60)
+            if thread.ident is not None:  # started
+                thread.join(60)
     assert held == [400, 400]  # each ran into api.fetch_timeout_s
