@@ -14,8 +14,9 @@ classic server-side request forgery (SSRF) hole. The policy here:
   re-checks the exact address it connects to, so a DNS answer that changes
   between check and use (rebinding) cannot slip through, and IP literals (which
   skip the resolver) are caught too;
-- redirects are followed by hand, at most ``MAX_REDIRECTS``, each target
-  checked like the first URL;
+- redirects are followed by hand (``sozy.fetch.redirects``, as the crawler
+  does), at most ``MAX_REDIRECTS`` and never back to a URL already fetched,
+  each target checked like the first URL;
 - the body is capped in bytes while it streams in, and the whole fetch in time;
 - no cookies, no proxies from the environment;
 - each client gets a small share of the connection pool (``per_client``
@@ -44,7 +45,7 @@ from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from sozy.api.errors import ApiError
-from sozy.fetch.responses import REDIRECT_STATUSES, join_location
+from sozy.fetch.redirects import BadRedirect, RedirectChain, RedirectLimit, next_hop, redirect_location
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -247,15 +248,15 @@ class RemoteImages:
 
     async def _follow(self, session: aiohttp.ClientSession, url: str) -> bytes:
         current = check_url(url, self.policy)
-        for _ in range(self.max_redirects + 1):
+        chain = RedirectChain(current, self.max_redirects)
+        while True:
             try:
                 async with session.get(current, allow_redirects=False) as response:
-                    if response.status in REDIRECT_STATUSES and "Location" in response.headers:
-                        current = check_url(_join(current, response.headers["Location"]), self.policy)
-                        continue
-                    if response.status != 200:
-                        raise ApiError(400, "fetch_failed", f"image_url answered HTTP {response.status}")
-                    return await self._read(response)
+                    location = redirect_location(response.status, response.headers)
+                    if location is None:
+                        if response.status != 200:
+                            raise ApiError(400, "fetch_failed", f"image_url answered HTTP {response.status}")
+                        return await self._read(response)
             except ApiError:
                 raise
             except aiohttp.ClientConnectorError as exc:
@@ -268,7 +269,20 @@ class RemoteImages:
                 if blocked is not None:
                     raise _blocked_error(blocked) from None
                 raise ApiError(400, "fetch_failed", f"fetching image_url failed ({type(exc).__name__})") from None
-        raise ApiError(400, "redirect_limit", f"image_url redirects more than {self.max_redirects} times")
+            current = self._next(chain, current, location)
+
+    def _next(self, chain: RedirectChain, current: URL, location: str) -> URL:
+        """The redirect's target, vetted like the first URL before anything connects to it."""
+        try:
+            hop = check_url(next_hop(current, location), self.policy)
+        except BadRedirect:
+            raise ApiError(400, "bad_url", "image_url redirects to an invalid or non-http(s) URL") from None
+        try:
+            return chain.follow(hop)
+        except RedirectLimit:
+            raise ApiError(
+                400, "redirect_limit", f"image_url redirects more than {self.max_redirects} times, or in a loop"
+            ) from None
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         declared = response.content_length
@@ -308,13 +322,6 @@ def _as_ip(host: str) -> IPAddress | None:
         return ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
     except ValueError:
         return None
-
-
-def _join(base: URL, location: str) -> URL:
-    try:
-        return join_location(base, location)
-    except ValueError:
-        raise ApiError(400, "bad_url", "image_url redirects to an invalid URL") from None
 
 
 def _blocked_cause(exc: BaseException) -> BlockedAddress | None:

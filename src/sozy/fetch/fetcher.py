@@ -40,6 +40,7 @@ from .fetched import Fetched
 from .limits import HostLimiter, Limiter
 from .local import is_file_url, read_local_image
 from .policy import API, WEB, FetchPolicy
+from .redirects import RedirectChain, RedirectLimit
 from .responses import Redirect, Retry, refusal
 from .retry import retry_delay
 from .robots import MAX_ROBOTS_BYTES, RobotsAnswers, RobotsCache
@@ -281,7 +282,7 @@ class Fetcher:
         headers = self._headers(policy, kind, referer, extra_headers)
         check_robots = self.respect_robots and kind.robots
         max_retry_after = policy.max_retry_after_s or self.settings.backoff_max_s
-        seen: set[URL] | None = None
+        chain: RedirectChain | None = None  # made at the first redirect: most fetches have none
         attempt = 0
         while True:
             pool = policy.pool_key(target)
@@ -290,14 +291,12 @@ class Fetcher:
                 return await self._once(url, final_url, target, pool, policy, kind, headers, delay)
             except Redirect as hop:
                 self.counters["redirects"] += 1
-                if seen is None:
-                    seen = {target}
-                if len(seen) > self.settings.max_redirects or hop.target in seen:
-                    raise FetchError(
-                        errors.REDIRECT_LIMIT, url, f"{len(seen)} redirects, last to {hop.target}"
-                    ) from None
-                seen.add(hop.target)
-                target = hop.target
+                if chain is None:
+                    chain = RedirectChain(target, self.settings.max_redirects)
+                try:
+                    target = chain.follow(hop.target)
+                except RedirectLimit as exc:
+                    raise FetchError(errors.REDIRECT_LIMIT, url, str(exc)) from None
                 final_url = str(target)
                 attempt = 0
             except Retry as retry:

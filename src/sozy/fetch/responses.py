@@ -1,6 +1,6 @@
 """What a response's status and headers mean before its body is read: go on, follow a
-redirect, try again later, or fail. Pure functions of the response head, shared by the
-crawler's fetcher and the API's fetch of an ``image_url``."""
+redirect, try again later, or fail. Pure functions of the response head, for the crawler's
+fetcher (where a redirect leads is ``sozy.fetch.redirects``, shared with the API)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from yarl import URL
 
 from . import errors
 from .errors import FetchError, http_reason
+from .redirects import BadRedirect, next_hop, redirect_location
 from .retry import is_retryable_status, retry_after_seconds
 from .robots import x_robots_block
-
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 class Redirect(Exception):
@@ -28,25 +27,6 @@ class Retry(Exception):
     def __init__(self, error: FetchError, retry_after: float | None = None) -> None:
         self.error = error
         self.retry_after = retry_after
-
-
-def join_location(base: URL, location: str) -> URL:
-    """A ``Location`` header resolved against the URL that sent it (ValueError if it does not parse)."""
-    try:
-        return base.join(URL(location))
-    except (ValueError, TypeError) as exc:
-        raise ValueError(str(exc)) from None
-
-
-def redirect_target(url: str, target: URL, location: str) -> URL:
-    """Where a redirect from ``target`` leads, if it is an http(s) URL with a host (else FetchError)."""
-    try:
-        hop = join_location(target, location)
-    except ValueError as exc:
-        raise FetchError(errors.BAD_URL, url, f"bad redirect {location!r}: {exc}") from None
-    if hop.scheme not in ("http", "https") or not hop.host:
-        raise FetchError(errors.BAD_URL, url, f"redirect to {location!r}")
-    return hop
 
 
 def refusal(
@@ -68,10 +48,12 @@ def refusal(
                 if directive is not None:
                     return FetchError(errors.X_ROBOTS_TAG, url, directive)
         return None
-    if status in REDIRECT_STATUSES:
-        location = headers.get("Location")
-        if location:
-            return Redirect(redirect_target(url, target, location))
+    location = redirect_location(status, headers)
+    if location is not None:
+        try:
+            return Redirect(next_hop(target, location))
+        except BadRedirect as exc:
+            return FetchError(errors.BAD_URL, url, str(exc))
     error = FetchError(http_reason(status), url, f"HTTP {status}", status=status)
     if status >= 500 and not retry_server_errors:
         return error
