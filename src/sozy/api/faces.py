@@ -15,11 +15,10 @@ from sozy.api.auth import require_bearer
 from sozy.api.context import ApiContext
 from sozy.api.errors import ApiError
 from sozy.api.results import record_json
+from sozy.store.selectors import DELETE_FIELDS
 from sozy.thumbnails import remove_thumbnails
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-# What a takedown may select by (the store's delete() filters).
-TAKEDOWN_FIELDS = ("image_url", "page_url", "name", "person_id", "source")
 STATS_TTL_S = 10.0
 # A stored face changes only by a takedown, which caches then see within a minute.
 FACE_CACHE_CONTROL = "public, max-age=60"
@@ -60,7 +59,7 @@ def takedown_endpoint(ctx: ApiContext) -> Endpoint:
             raise ApiError(404, "not_found", "not found")
         require_bearer(request, admin_key, "admin key")
         selectors = {}
-        for name in TAKEDOWN_FIELDS:
+        for name in DELETE_FIELDS:
             value = request.query_params.get(name)
             if value is None:
                 continue
@@ -68,7 +67,7 @@ def takedown_endpoint(ctx: ApiContext) -> Endpoint:
                 raise ApiError(400, "bad_parameter", f"{name} must not be empty")
             selectors[name] = value
         if not selectors:
-            raise ApiError(400, "bad_parameter", f"give at least one of: {', '.join(TAKEDOWN_FIELDS[:4])}")
+            raise ApiError(400, "bad_parameter", f"give at least one of: {', '.join(DELETE_FIELDS)}")
         store = ctx.require_store()
         started = time.perf_counter()
         try:

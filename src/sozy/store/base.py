@@ -238,25 +238,6 @@ def identity_payload(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-def delete_selector(
-    image_url: str | None = None,
-    page_url: str | None = None,
-    name: str | None = None,
-    source: str | None = None,
-    person_id: str | None = None,
-) -> dict[str, str]:
-    """The given takedown fields as ``{field: value}``; all must match. At least one is required,
-    so a takedown can never empty the store by accident."""
-    given = {"image_url": image_url, "page_url": page_url, "name": name, "source": source, "person_id": person_id}
-    selector = {field: value for field, value in given.items() if value is not None}
-    if not selector:
-        raise ValueError("delete needs at least one of image_url, page_url, name, source, person_id")
-    for field, value in selector.items():
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"delete: {field} must be a non-empty string")
-    return selector
-
-
 # Ids read per page when listing a takedown's faces.
 ID_PAGE = 4096
 

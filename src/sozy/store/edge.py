@@ -51,14 +51,13 @@ from .base import (
     StoreStats,
     check_k,
     check_vector,
-    delete_selector,
     group_people,
     identity_payload,
     is_point_id,
     record_points,
 )
 from .people import identities, take_down_person
-from .selectors import Takedown, check_selector
+from .selectors import Takedown, check_selector, delete_selector
 from .takedowns import TakedownFile, TakedownList, refuse_taken_down, takedowns_for
 
 log = logging.getLogger(__name__)

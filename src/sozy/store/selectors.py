@@ -81,5 +81,24 @@ def check_selector(selector: Mapping[str, Any]) -> dict[str, str]:
     return {name: selector[name] for name in TAKEDOWN_FIELDS if name in selector}
 
 
+def delete_selector(
+    image_url: str | None = None,
+    page_url: str | None = None,
+    name: str | None = None,
+    source: str | None = None,
+    person_id: str | None = None,
+) -> dict[str, str]:
+    """The given takedown fields as ``{field: value}``; all must match. At least one is required,
+    so a takedown can never empty the store by accident."""
+    given = {"image_url": image_url, "page_url": page_url, "name": name, "source": source, "person_id": person_id}
+    selector = {key: value for key, value in given.items() if value is not None}
+    if not selector:
+        raise ValueError(f"delete needs at least one of {', '.join(DELETE_FIELDS)}")
+    for key, value in selector.items():
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"delete: {key} must be a non-empty string")
+    return selector
+
+
 def selector_key(selector: Mapping[str, str]) -> str:
     return json.dumps(sorted(selector.items()), ensure_ascii=False, separators=(",", ":"))

@@ -47,7 +47,6 @@ from .base import (
     StoreStats,
     check_k,
     check_vector,
-    delete_selector,
     identity_payload,
     is_point_id,
     merge_people,
@@ -55,7 +54,7 @@ from .base import (
     record_points,
 )
 from .people import identities, take_down_person
-from .selectors import Takedown, check_selector
+from .selectors import Takedown, check_selector, delete_selector
 from .takedowns import TakedownList, refuse_taken_down, takedown_point_id, takedowns_for
 
 log = logging.getLogger(__name__)
