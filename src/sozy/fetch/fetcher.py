@@ -10,23 +10,24 @@ backoff on connection errors, 408, 429 and 5xx (Retry-After honoured) → the
 X-Robots-Tag header → the body, capped while it streams and, for images,
 sniffed from its first bytes. A Retry-After longer than ``backoff_max_s``
 is never cut short: that URL fails at once instead of asking again early.
+
+This module keeps the public calls and the loop over hops and retries; one round
+trip is ``.request``, robots.txt checks ``.robots_gate``, hop counting
+``.redirects``, the session ``.session``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import aiohttp
-from multidict import CIMultiDict
 from yarl import URL
 
 from sozy.charset import declared_charset
@@ -34,36 +35,26 @@ from sozy.config import CrawlSettings
 
 from . import errors
 from .agents import UserAgentPool
-from .body import read_body
 from .errors import FetchError
 from .fetched import Fetched
 from .limits import HostLimiter, Limiter
 from .local import is_file_url, read_local_image
 from .policy import API, WEB, FetchPolicy
 from .redirects import RedirectChain, RedirectLimit
-from .responses import Redirect, Retry, refusal
+from .request import (
+    API_ACCEPT,
+    API_MAX_BYTES,
+    IMAGE_ACCEPT,
+    PAGE_ACCEPT,
+    RequestKind,
+    request_headers,
+    request_once,
+)
+from .responses import Redirect, Retry
 from .retry import retry_delay
-from .robots import MAX_ROBOTS_BYTES, RobotsAnswers, RobotsCache
-
-# No AVIF/JPEG XL in Accept: content-negotiating CDNs would send formats the
-# sniffer and the face engine cannot read.
-IMAGE_ACCEPT = "image/webp,image/jpeg,image/png,image/gif,image/bmp;q=0.9,*/*;q=0.5"
-PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"
-API_ACCEPT = "application/json,application/sparql-results+json;q=0.9,*/*;q=0.5"
-# API answers (a SPARQL result of 100k people) can be far larger than a page.
-API_MAX_BYTES = 256 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class _Kind:
-    """How one kind of request is made and checked."""
-
-    name: str  # counter key: "image", "page", "api"
-    max_bytes: int
-    accept: str
-    robots: bool  # robots.txt and X-Robots-Tag apply (API endpoints are not crawled pages)
-    image: bool  # sniff the body
-    timeout: aiohttp.ClientTimeout | None = None  # None: the session's
+from .robots import RobotsAnswers, RobotsCache
+from .robots_gate import ROBOTS_ACCEPT, RobotsGate, get_robots_txt
+from .session import open_session, request_timeout, slow_query_timeout
 
 
 class Fetcher:
@@ -100,12 +91,12 @@ class Fetcher:
         self.robots = RobotsCache(
             self._load_robots if shared is None else lambda origin: shared.answer(origin, self._load_robots)
         )
+        self._gate = RobotsGate(self.robots, settings.robots_token, settings.backoff_max_s)
         self._slots = asyncio.Semaphore(settings.concurrency)
-        self._token = settings.robots_token
         self._session: aiohttp.ClientSession | None = None
         self._timeout: aiohttp.ClientTimeout | None = None
-        self._image = _Kind("image", settings.max_image_bytes, IMAGE_ACCEPT, robots=True, image=True)
-        self._page = _Kind("page", settings.max_page_bytes, PAGE_ACCEPT, robots=True, image=False)
+        self._image = RequestKind("image", settings.max_image_bytes, IMAGE_ACCEPT, robots=True, image=True)
+        self._page = RequestKind("page", settings.max_page_bytes, PAGE_ACCEPT, robots=True, image=False)
 
     # -- lifecycle --------------------------------------------------------
 
@@ -120,29 +111,9 @@ class Fetcher:
 
     async def open(self) -> None:
         """Create the session (needs a running event loop); ``async with`` does this."""
-        if self._session is not None:
-            return
-        s = self.settings
-        self._timeout = aiohttp.ClientTimeout(
-            total=s.total_timeout_s, sock_connect=s.connect_timeout_s, sock_read=s.read_timeout_s
-        )
-        connector = aiohttp.TCPConnector(
-            # Our own semaphores are the real limits; the pool matches them so a
-            # request never waits for a connection (that wait would eat the
-            # connect timeout).
-            limit=s.concurrency,
-            limit_per_host=s.per_host,
-            ttl_dns_cache=300,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=self._timeout,
-            # A crawler keeps no cookies: nothing to track it by, nothing to leak.
-            cookie_jar=aiohttp.DummyCookieJar(),
-            # Real sites send long CSP / Set-Cookie headers; aiohttp's default is 8 KiB.
-            max_field_size=32 * 1024,
-            max_line_size=16 * 1024,
-        )
+        if self._session is None:
+            self._timeout = request_timeout(self.settings)
+            self._session = open_session(self.settings, self._timeout)
 
     async def close(self) -> None:
         self.robots.cancel_pending()
@@ -233,11 +204,8 @@ class Fetcher:
     ) -> Fetched:
         """The API's whole answer (status, headers, body), for callers that read its headers."""
         self.counters["api"] += 1
-        s = self.settings
-        timeout = None
-        if timeout_s is not None:
-            timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=s.connect_timeout_s, sock_read=timeout_s)
-        kind = _Kind("api", max_bytes, API_ACCEPT, robots=False, image=False, timeout=timeout)
+        timeout = None if timeout_s is None else slow_query_timeout(self.settings, timeout_s)
+        kind = RequestKind("api", max_bytes, API_ACCEPT, robots=False, image=False, timeout=timeout)
         try:
             return await self._fetch(url, kind, policy, params=params, extra_headers=headers)
         except FetchError as exc:
@@ -257,14 +225,14 @@ class Fetcher:
         """Raise the FetchError a fetch of ``url`` would meet from robots.txt (nothing if allowed)."""
         if self.respect_robots and not is_file_url(url):
             target = _parse_http_url(url)
-            await self._robots_delay(url, target, _origin(target))
+            await self._gate.delay(url, target, _origin(target))
 
     # -- the request path -------------------------------------------------
 
     async def _fetch(
         self,
         url: str,
-        kind: _Kind,
+        kind: RequestKind,
         policy: FetchPolicy,
         *,
         referer: str | None = None,
@@ -279,16 +247,35 @@ class Fetcher:
         if params:
             target = target.extend_query(params)
         final_url = url if not params else str(target)
-        headers = self._headers(policy, kind, referer, extra_headers)
+        agent = self.agents.for_api() if policy.identify else self.agents.for_host()
+        headers = request_headers(agent, kind, referer, extra_headers)
         check_robots = self.respect_robots and kind.robots
+        robots_token = self.settings.robots_token if check_robots else None
+        session = self._session
         max_retry_after = policy.max_retry_after_s or self.settings.backoff_max_s
         chain: RedirectChain | None = None  # made at the first redirect: most fetches have none
         attempt = 0
         while True:
             pool = policy.pool_key(target)
-            delay = await self._robots_delay(url, target, _origin(target)) if check_robots else 0.0
+            delay = await self._gate.delay(url, target, _origin(target)) if check_robots else 0.0
             try:
-                return await self._once(url, final_url, target, pool, policy, kind, headers, delay)
+                # Host slot first, then the global one: a request queued behind a busy
+                # host must not hold a global slot other hosts could use.
+                async with self.limiter.slot(pool, delay, policy.concurrency), self._slots:
+                    self.counters["requests"] += 1
+                    fetched = await request_once(
+                        session,
+                        url,
+                        final_url,
+                        target,
+                        kind,
+                        headers,
+                        timeout=self._timeout,
+                        robots_token=robots_token,
+                        retry_server_errors=policy.retry_server_errors,
+                    )
+                self.counters["bytes"] += len(fetched.body)
+                return fetched
             except Redirect as hop:
                 self.counters["redirects"] += 1
                 if chain is None:
@@ -300,18 +287,13 @@ class Fetcher:
                 final_url = str(target)
                 attempt = 0
             except Retry as retry:
-                if retry.retry_after is not None and retry.retry_after > max_retry_after:
+                refused = retry.refused_wait(max_retry_after)
+                if refused is not None:
                     # Asking again sooner than the server said would not honour it, and
                     # waiting longer would stall the crawl: give up on this URL for now
                     # (the crawl records the failure) and pause the host as long as we may.
                     self.limiter.hold(pool, max_retry_after, policy.concurrency)
-                    error = retry.error
-                    raise FetchError(
-                        error.reason,
-                        error.url,
-                        f"{error.detail}, Retry-After {retry.retry_after:g} s > {max_retry_after:g} s",
-                        status=error.status,
-                    ) from None
+                    raise refused from None
                 if attempt >= self.settings.retries:
                     raise retry.error from None
                 wait = retry_delay(attempt, retry.retry_after, self.settings.backoff_base_s, max_retry_after, self._rng)
@@ -322,121 +304,14 @@ class Fetcher:
                 attempt += 1
                 await asyncio.sleep(wait)
 
-    async def _robots_delay(self, url: str, target: URL, origin: str) -> float:
-        """Raise if robots.txt disallows ``target``; else the host's Crawl-delay."""
-        rules = self.robots.cached(origin)
-        if rules is None:
-            rules = await self.robots.rules(origin)
-        if rules.parser is None and not rules.disallow_all:
-            return 0.0  # no robots.txt: the common fast path
-        if rules.disallow_all:
-            raise FetchError(errors.ROBOTS_UNAVAILABLE, url, rules.detail)
-        if not rules.allows(str(target), self._token):
-            raise FetchError(errors.ROBOTS_TXT, url, f"disallowed for {self._token}: {target}")
-        return min(rules.crawl_delay(self._token), self.settings.backoff_max_s)
-
-    async def _once(
-        self,
-        url: str,
-        final_url: str,
-        target: URL,
-        pool: str,
-        policy: FetchPolicy,
-        kind: _Kind,
-        headers: Mapping[str, str],
-        delay: float,
-    ) -> Fetched:
-        session = self._session
-        assert session is not None
-        # Host slot first, then the global one: a request queued behind a busy
-        # host must not hold a global slot other hosts could use.
-        async with self.limiter.slot(pool, delay, policy.concurrency), self._slots:
-            self.counters["requests"] += 1
-            try:
-                async with session.get(
-                    target, headers=headers, allow_redirects=False, timeout=kind.timeout or self._timeout
-                ) as response:
-                    refused = refusal(
-                        url,
-                        target,
-                        response.status,
-                        response.headers,
-                        robots_token=self._token if self.respect_robots and kind.robots else None,
-                        retry_server_errors=policy.retry_server_errors,
-                    )
-                    if refused is not None:
-                        if not isinstance(refused, FetchError) or refused.reason != errors.X_ROBOTS_TAG:
-                            await _drain(response)
-                        raise refused
-                    body, image_type = await read_body(response, url, kind.max_bytes, image=kind.image)
-            except (FetchError, Redirect, Retry):
-                raise
-            except TimeoutError as exc:  # also aiohttp's connect / read timeouts
-                raise FetchError(errors.TIMEOUT, url, type(exc).__name__) from None
-            except aiohttp.ClientConnectorDNSError as exc:
-                raise FetchError(errors.DNS, url, str(exc)) from None
-            except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
-                raise FetchError(errors.TLS, url, str(exc)) from None
-            except aiohttp.ClientPayloadError as exc:
-                raise Retry(FetchError(errors.INCOMPLETE_BODY, url, str(exc))) from None
-            except aiohttp.ClientResponseError as exc:  # unparsable response
-                raise FetchError(errors.BAD_RESPONSE, url, exc.message) from None
-            except (aiohttp.ClientConnectionError, OSError) as exc:
-                raise Retry(FetchError(errors.CONNECTION, url, str(exc) or type(exc).__name__)) from None
-            except (aiohttp.InvalidURL, ValueError) as exc:
-                raise FetchError(errors.BAD_URL, url, str(exc)) from None
-        self.counters["bytes"] += len(body)
-        response_headers = response.headers
-        return Fetched(
-            url=url,
-            final_url=final_url,
-            status=response.status,
-            content_type=response_headers.get("Content-Type"),
-            body=body,
-            headers=response_headers,
-            image_type=image_type,
-        )
-
-    def _headers(
-        self, policy: FetchPolicy, kind: _Kind, referer: str | None, extra: Mapping[str, str] | None
-    ) -> Mapping[str, str]:
-        agent = self.agents.for_api() if policy.identify else self.agents.for_host()
-        # A CIMultiDict spares aiohttp one conversion per request.
-        headers = CIMultiDict({"User-Agent": agent, "Accept": kind.accept})
-        if referer:
-            headers["Referer"] = referer
-        if extra:
-            headers.update(extra)
-        return headers
-
     async def _load_robots(self, origin: str) -> tuple[int, bytes]:
         """robots.txt's final status and body (redirects followed, as RFC 9309 asks)."""
         session = self._session
         assert session is not None
         self.counters["robots_fetches"] += 1
-        headers = {"User-Agent": self.agents.for_api(), "Accept": "text/plain,*/*;q=0.5"}
+        headers = {"User-Agent": self.agents.for_api(), "Accept": ROBOTS_ACCEPT}
         async with self.limiter.slot(origin), self._slots:
-            try:
-                async with session.get(f"{origin}/robots.txt", headers=headers, max_redirects=5) as response:
-                    if not 200 <= response.status < 300:
-                        return response.status, b""
-                    body = bytearray()
-                    async for chunk in response.content.iter_any():
-                        body += chunk
-                        if len(body) >= MAX_ROBOTS_BYTES:
-                            break  # the RFC lets crawlers parse only the first 500 KiB
-                    return response.status, bytes(body)
-            except aiohttp.TooManyRedirects:
-                return 404, b""  # RFC 9309 2.3.1.2: may be treated as unavailable (allow all)
-
-
-async def _drain(response: aiohttp.ClientResponse) -> None:
-    """Read a small error or redirect body so its connection can be reused."""
-    length = response.content_length
-    if length is not None and length <= 64 * 1024:
-        # On failure the connection is closed instead; the status is what matters.
-        with contextlib.suppress(TimeoutError, aiohttp.ClientError):
-            await response.read()
+            return await get_robots_txt(session, origin, headers)
 
 
 def _parse_http_url(url: str) -> URL:

@@ -28,6 +28,19 @@ class Retry(Exception):
         self.error = error
         self.retry_after = retry_after
 
+    def refused_wait(self, max_wait_s: float) -> FetchError | None:
+        """The error to fail with at once when the server asks for a wait longer than
+        ``max_wait_s``; None when its Retry-After (if any) can be honoured."""
+        if self.retry_after is None or self.retry_after <= max_wait_s:
+            return None
+        error = self.error
+        return FetchError(
+            error.reason,
+            error.url,
+            f"{error.detail}, Retry-After {self.retry_after:g} s > {max_wait_s:g} s",
+            status=error.status,
+        )
+
 
 def refusal(
     url: str,
