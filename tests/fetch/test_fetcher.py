@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from sozy.config import CrawlSettings
 from sozy.fetch import Fetched, Fetcher, FetchError
 from tests.servers.hostile import HostileServer, bomb_png
 
@@ -376,8 +375,3 @@ async def test_fetcher_must_be_opened(crawl_settings) -> None:
     fetcher = Fetcher(crawl_settings())
     with pytest.raises(RuntimeError, match="async with"):
         await fetcher.page("http://127.0.0.1:9/")
-
-
-def test_fetcher_refuses_zero_concurrency() -> None:
-    with pytest.raises(ValueError):
-        Fetcher(CrawlSettings(concurrency=0))

@@ -111,8 +111,3 @@ async def test_cancelled_waiter_releases_its_place() -> None:
     assert len(limiter) == 0
     async with limiter.slot("http://a"):
         assert limiter.active("http://a") == 1
-
-
-def test_limiter_needs_a_slot() -> None:
-    with pytest.raises(ValueError):
-        HostLimiter(per_host=0)

@@ -215,13 +215,7 @@ def load(args: argparse.Namespace) -> Settings:
         "engine.workers": args.workers,
         "engine.device": args.device,
     }
-    settings = load_settings(args.config, overrides=overrides)
-    for key, value in (("crawl.concurrency", settings.crawl.concurrency), ("crawl.per_host", settings.crawl.per_host)):
-        if value < 1:
-            raise ConfigError(f"{key} must be at least 1, got {value}")
-    if settings.engine.workers < 0:
-        raise ConfigError(f"engine.workers must be 0 (auto) or more, got {settings.engine.workers}")
-    return settings
+    return load_settings(args.config, overrides=overrides)
 
 
 def make_plan(args: argparse.Namespace) -> CrawlPlan:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sozy.backoff import backoff_seconds
-from sozy.config import EngineSettings
+from sozy.config import Descriptor, EngineSettings
 from sozy.faces.errors import (
     EngineClosed,
     FaceEngineError,
@@ -45,7 +45,7 @@ from sozy.faces.errors import (
     TaskTimeout,
     WorkerDied,
 )
-from sozy.faces.models import model_id_for, resolve_descriptor, resolve_detector
+from sozy.faces.models import model_id_for, resolve_detector
 from sozy.faces.worker import (
     EMBED,
     EMBED_BATCH,
@@ -84,7 +84,7 @@ class WorkerPlan:
     gpus: tuple[int | None, ...]
     capacity: int
     model_id: str
-    descriptor: str = "onnx"
+    descriptor: Descriptor = "onnx"
     # Where dlib runs (the CNN detector on "cuda") and where the descriptors are computed.
     dlib_device: str = "cpu"
     descriptor_device: str = "cpu"
@@ -112,9 +112,7 @@ def plan_workers(
     batch on either device (tests use it to run the batched path on CPU). On a CUDA
     build of dlib without onnxruntime-gpu, descriptors stay with dlib on the GPU.
     """
-    if settings.device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"engine.device must be 'auto', 'cpu' or 'cuda', not {settings.device!r}")
-    descriptor = resolve_descriptor(settings.descriptor)
+    descriptor = settings.descriptor
     if descriptor == "onnx" and cuda_build and gpu_count > 0 and not onnx_cuda and settings.device != "cpu":
         descriptor = "dlib"  # the same vectors, on the GPU dlib was built for, rather than on a CPU
     descriptor_on_gpu = onnx_cuda if descriptor == "onnx" else cuda_build

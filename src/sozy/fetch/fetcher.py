@@ -75,8 +75,6 @@ class Fetcher:
         limiter: Limiter | None = None,
         robots_answers: RobotsAnswers | None = None,
     ) -> None:
-        if settings.concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {settings.concurrency}")
         self.settings = settings
         self.respect_robots = settings.respect_robots if robots is None else robots
         self.counters: Counter[str] = Counter()

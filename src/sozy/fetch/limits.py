@@ -45,8 +45,6 @@ class HostLimiter:
     """
 
     def __init__(self, per_host: int, rate: float = 0.0, *, clock: Callable[[], float] = time.monotonic) -> None:
-        if per_host < 1:
-            raise ValueError(f"per_host must be at least 1, got {per_host}")
         self.per_host = per_host
         self.interval = 1.0 / rate if rate > 0 else 0.0
         self._clock = clock
