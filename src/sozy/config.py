@@ -101,8 +101,8 @@ class EngineSettings:
     model_cache_dir: str = ""
     # "auto" = HOG on CPU, CNN (mmod) on GPU.
     detector: Detector = "auto"
-    # Upsamplings of the detection copy: each halves the smallest face found (about
-    # 80 px at 0, 40 px at 1) and costs about 4× the time.
+    # Upsamplings of the detection copy: each halves the smallest face found and
+    # multiplies the detection time (figures in docs/faces.md).
     upsample: Count = 1
     # Coarse to fine: detect without upsampling first, and upsample only when that
     # finds no face, or a face under this many pixels (at detection size), since
@@ -143,7 +143,7 @@ class StoreSettings:
     # Embedded store directory; relative paths are under data_dir.
     path: str = "store"
     # A denser graph than Qdrant's default (m=16, ef_construct 100), whose recall fell off as
-    # the store grew, at the same index build time (bench/store.py; figures in the README).
+    # the store grew (bench/store.py; figures in the README).
     hnsw_m: Count = 32
     hnsw_ef_construct: Positive = 128
     search_ef: Positive = 128
