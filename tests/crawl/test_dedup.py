@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from sozy.config import Settings
-from sozy.crawl.pipeline import Crawler, CrawlPlan, _Analysed, _Photo
+from sozy.crawl.ownership import Analysed
+from sozy.crawl.pipeline import Crawler, CrawlPlan, _Photo
 from sozy.crawl.runner import state_path
 from sozy.crawl.state import CrawlState, Job
 from sozy.faces import FaceEngine
@@ -36,7 +37,7 @@ async def engine(make_settings: Callable[..., Settings]) -> AsyncIterator[FaceEn
         yield eng
 
 
-async def _analysed_copies(crawler: Crawler, state: CrawlState, body: bytes) -> list[_Analysed]:
+async def _analysed_copies(crawler: Crawler, state: CrawlState, body: bytes) -> list[Analysed]:
     """COPIES unnamed URLs serving ``body``, discovered in order, each run through the real embed stage."""
     sha = hashlib.sha256(body).hexdigest()
     jobs: list[Job] = state.add_jobs(

@@ -36,16 +36,15 @@ import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from sozy.backoff import backoff_seconds
 from sozy.config import Settings
-from sozy.faces.errors import EmptyImage, EngineClosed, FaceEngineError, ImageError, ImageTooLarge, NotAnImage
+from sozy.faces.errors import EngineClosed, FaceEngineError, ImageError
 from sozy.fetch import Fetched, Fetcher, FetchError, policy_for
-from sozy.fetch import errors as fetch_errors
 from sozy.records import Candidate, FaceRecord, PhotoFaces, utc_now
 from sozy.sources import ImageSearch, PageSource, SourceError, UrlListReport, WikidataNames, read_folders, read_url_list
 from sozy.store import FaceStore
@@ -55,6 +54,8 @@ from sozy.thumbnails import remove_thumbnails
 from .lazyengine import EngineStartFailed
 from .naming import candidate_person, face_people
 from .outage import FoldedWarnings, HostDown, Outages, unreachable_host
+from .ownership import Analysed, ContentOwnership, settle
+from .reasons import DUPLICATE_CONTENT, SKIP_REASONS, TAKEN_DOWN
 from .shard import Shard, name_key
 from .state import (
     DONE,
@@ -67,7 +68,6 @@ from .state import (
     Outcome,
     Unit,
     UnitKind,
-    content_rank,
 )
 from .stats import CrawlStats
 from .thumbnails import write_thumbnails
@@ -77,28 +77,6 @@ log = logging.getLogger("sozy.crawl")
 
 T = TypeVar("T")
 
-# The crawl's own outcome reasons (the fetcher's and the engine's are their errors' codes).
-DUPLICATE_CONTENT = "duplicate_content"  # the same bytes as a photo another URL owns
-NO_FACE = "no_face"
-TAKEN_DOWN = "taken_down"  # a recorded takedown matches the photo
-# Reasons that mean "not a face photo we may store", not "something went wrong":
-# recorded as skipped and not retried by --retry-failed. Taken from the error codes
-# themselves, so a renamed code cannot silently turn a skip into a failure.
-SKIP_REASONS = frozenset(
-    {
-        fetch_errors.ROBOTS_TXT,
-        fetch_errors.X_ROBOTS_TAG,
-        fetch_errors.NOT_AN_IMAGE,
-        fetch_errors.EMPTY_BODY,
-        fetch_errors.TOO_LARGE,
-        NotAnImage.code,
-        EmptyImage.code,
-        ImageTooLarge.code,
-        DUPLICATE_CONTENT,
-        NO_FACE,
-        TAKEN_DOWN,
-    }
-)
 # How often the store stage writes what it has, even when its batch is not full.
 FLUSH_INTERVAL_S = 1.0
 # Outcomes buffered before a write is forced (failures arriving fast).
@@ -178,18 +156,6 @@ class _Photo:
     sha256: str
 
 
-@dataclass(eq=False)
-class _Analysed:
-    """What the engine found in a photo, as records ready to store."""
-
-    job: Job
-    sha256: str
-    records: list[FaceRecord]
-    # Photos whose (identical) content this one takes over: in this batch, or already stored.
-    displaced_items: list[_Analysed] = field(default_factory=list)
-    displaced_urls: list[str] = field(default_factory=list)
-
-
 class _LimitReached(Exception):
     """--limit photos were handed to the fetch stage."""
 
@@ -241,12 +207,9 @@ class Crawler:
         self._embed_workers = max(1, int(engine.capacity))
         self._fetch_q: asyncio.Queue[Job | None] = asyncio.Queue(max(1, settings.crawl.queue_size))
         self._embed_q: asyncio.Queue[_Photo | None] = asyncio.Queue(self._embed_workers)
-        self._store_q: asyncio.Queue[_Analysed | None] = asyncio.Queue(self._embed_workers)
+        self._store_q: asyncio.Queue[Analysed | None] = asyncio.Queue(self._embed_workers)
         self._outcomes: list[Outcome] = []
-        self._batch: list[_Analysed] = []
-        self._batch_faces = 0
-        # Content decided since the last state write (the state has the rest).
-        self._claimed: dict[str, ContentOwner] = {}
+        self._ownership = ContentOwnership()
         self._emitted = 0
         self._stop_at: float | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -754,8 +717,7 @@ class Crawler:
             sha = _sha256(body)
         if await self._taken_down(job, sha):
             return None
-        owner = self._claimed.get(sha) or await self._db(self.state.content_owner, sha)
-        if owner is not None and owner.url != job.url and owner.rank < _rank(job):
+        if (owner := self._ownership.beaten_by(job, sha, await self._stored_owner(sha))) is not None:
             self._record(Outcome(job.url, SKIPPED, DUPLICATE_CONTENT, sha256=sha, duplicate_of=owner.url))
             return None
         return _Photo(job, body, sha)
@@ -791,7 +753,7 @@ class Crawler:
             if analysed is not None:
                 await self._store_q.put(analysed)
 
-    async def _embed(self, photo: _Photo) -> _Analysed | None:
+    async def _embed(self, photo: _Photo) -> Analysed | None:
         job = photo.job
         try:
             found: PhotoFaces = await self.engine.embed(photo.body)
@@ -810,7 +772,7 @@ class Crawler:
         records = self._face_records(job, photo.sha256, found)
         if records and self.settings.crawl.thumbnails:
             records = await self._with_thumbnails(photo, records)
-        return _Analysed(job, photo.sha256, records)
+        return Analysed(job, photo.sha256, records)
 
     def _face_records(self, job: Job, sha: str, found: PhotoFaces) -> list[FaceRecord]:
         cand = job.candidate
@@ -873,52 +835,25 @@ class Crawler:
             if item:
                 await self._accept(item)
             if (
-                self._batch_faces >= self.settings.store.upsert_batch
+                self._ownership.faces >= self.settings.store.upsert_batch
                 or len(self._outcomes) >= MAX_BUFFERED_OUTCOMES
                 or loop.time() >= deadline
             ):
                 await self._flush()
                 deadline = loop.time() + self.flush_interval
 
-    async def _accept(self, item: _Analysed) -> None:
+    async def _stored_owner(self, sha: str) -> ContentOwner | None:
+        """The state's owner of a content, asked only when none was claimed since the last write."""
+        return None if self._ownership.claimed(sha) else await self._db(self.state.content_owner, sha)
+
+    async def _accept(self, item: Analysed) -> None:
         """Decide, one photo at a time, which URL a content belongs to, and batch its faces."""
-        job, sha = item.job, item.sha256
-        owner = self._claimed.get(sha) or await self._db(self.state.content_owner, sha)
-        if owner is not None and owner.url != job.url:
-            if owner.rank < _rank(job):
-                self._record(Outcome(job.url, SKIPPED, DUPLICATE_CONTENT, sha256=sha, duplicate_of=owner.url))
-                return
-            # This photo has the better claim (named, or discovered first): it takes the content over.
-            earlier = next((b for b in self._batch if b.job.url == owner.url), None)
-            if earlier is not None:
-                self._batch.remove(earlier)
-                self._batch_faces -= len(earlier.records)
-                # What the earlier photo took over passes on with it: copies finishing in reverse
-                # rank order make chains, and a copy dropped from one would stay pending for ever.
-                item.displaced_items += [earlier, *earlier.displaced_items]
-                item.displaced_urls += earlier.displaced_urls
-                earlier.displaced_items, earlier.displaced_urls = [], []
-            elif item.records:
-                item.displaced_urls.append(owner.url)
-            else:
-                self._record(
-                    Outcome(owner.url, SKIPPED, DUPLICATE_CONTENT, sha256=sha, duplicate_of=job.url, attempt=False)
-                )
-        named = bool(job.candidate.name)
-        self._claimed[sha] = ContentOwner(job.seq, job.url, len(item.records), named)
-        if not item.records:
-            self._record(Outcome(job.url, SKIPPED, NO_FACE, sha256=sha, faces=0, seq=job.seq, named=named))
-            # Not batched, so what it displaced is recorded now (same bytes found with faces before).
-            # Its displaced_urls stay done: nothing is upserted over the faces they have stored.
-            for it in item.displaced_items:
-                self._record(Outcome(it.job.url, SKIPPED, DUPLICATE_CONTENT, sha256=sha, duplicate_of=job.url))
-            return
-        self._batch.append(item)
-        self._batch_faces += len(item.records)
+        for outcome in self._ownership.accept(item, await self._stored_owner(item.sha256)):
+            self._record(outcome)
 
     async def _flush(self) -> None:
         """Upsert the batch, then write every outcome gathered since the last flush."""
-        batch, self._batch, self._batch_faces = self._batch, [], 0
+        batch = self._ownership.take_batch()
         outcomes, self._outcomes = self._outcomes, []
         records = [r for item in batch for r in item.records]
         error, refused, checked = await self._upsert(records) if records else (None, set(), {})
@@ -927,45 +862,17 @@ class Crawler:
         if refused:
             # Taken down while this crawl ran: the store refused them, their crops go too.
             await asyncio.to_thread(remove_thumbnails, self._data_dir, refused)
-        for item in batch:
-            job = item.job
-            if error is not None:
-                for it in (item, *item.displaced_items):
-                    outcomes.append(Outcome(it.job.url, FAILED, "store_error", error=error))
-                    self.stats.fail("store_error")
-                continue
-            stored = [r for r in item.records if r.id not in refused]
-            if stored:
-                outcomes.append(
-                    Outcome(
-                        job.url,
-                        DONE,
-                        sha256=item.sha256,
-                        faces=len(stored),
-                        seq=job.seq,
-                        named=bool(job.candidate.name),
-                    )
-                )
-                self.stats.mark("done")
-                self.stats.mark("stored", len(stored))
-                self.stats.people.update(r.person_id for r in stored if r.person_id)
-            else:
-                outcomes.append(Outcome(job.url, SKIPPED, TAKEN_DOWN, sha256=item.sha256))
-                self.stats.skip(TAKEN_DOWN)
-            # What it displaced is settled either way: nothing may stay pending.
-            for it in item.displaced_items:
-                outcomes.append(
-                    Outcome(it.job.url, SKIPPED, DUPLICATE_CONTENT, sha256=item.sha256, duplicate_of=job.url)
-                )
-                self.stats.skip(DUPLICATE_CONTENT)
-            for url in item.displaced_urls:
-                outcomes.append(
-                    Outcome(url, SKIPPED, DUPLICATE_CONTENT, sha256=item.sha256, duplicate_of=job.url, attempt=False)
-                )
-                self.stats.skip(DUPLICATE_CONTENT)
+        settled = settle(batch, error=error, refused=refused)
+        for outcome in settled:
+            self._count(outcome)
+        if error is None:
+            self.stats.people.update(
+                r.person_id for item in batch for r in item.records if r.person_id and r.id not in refused
+            )
+        outcomes += settled
         if outcomes:
             await self._db(self.state.record, outcomes)
-        self._claimed.clear()
+        self._ownership.written()
 
     async def _upsert(self, records: list[FaceRecord]) -> tuple[str | None, set[str], dict[str, FaceRecord]]:
         """Check the labels (consensus), then upsert in store-sized chunks, retrying a few times:
@@ -999,7 +906,13 @@ class Crawler:
 
     def _record(self, outcome: Outcome) -> None:
         self._outcomes.append(outcome)
-        if outcome.status == SKIPPED:
+        self._count(outcome)
+
+    def _count(self, outcome: Outcome) -> None:
+        if outcome.status == DONE:
+            self.stats.mark("done")
+            self.stats.mark("stored", outcome.faces or 0)
+        elif outcome.status == SKIPPED:
             self.stats.skip(outcome.reason or "")
         elif outcome.status == FAILED:
             self.stats.fail(outcome.reason or "")
@@ -1014,10 +927,6 @@ async def fetch_job(fetcher: Fetcher, job: Job) -> Fetched:
     return await fetcher.image(
         job.url, referer=job.candidate.page_url, policy=policy_for(job.url, job.candidate.fetch_policy)
     )
-
-
-def _rank(job: Job) -> tuple[int, int]:
-    return content_rank(bool(job.candidate.name), job.seq)
 
 
 def _reason_of(exc: BaseException) -> str:

@@ -22,7 +22,8 @@ from sozy.fetch import Fetcher
 from sozy.records import FaceRecord
 from sozy.store import FaceStore
 
-from ..pipeline import Crawler, CrawlPlan, _Analysed
+from ..ownership import Analysed
+from ..pipeline import Crawler, CrawlPlan
 from ..state import CrawlState, Job
 from ..stats import CrawlStats
 from ..thumbnails import save_thumbnails
@@ -96,7 +97,7 @@ class ClusterCrawler(Crawler):
             batch.append(job)
         return batch
 
-    async def _settle(self, node: str, job: Job, photo: PhotoResult) -> _Analysed | None:
+    async def _settle(self, node: str, job: Job, photo: PhotoResult) -> Analysed | None:
         """What the local fetch and embed stages do with a photo, done with a node's results."""
         counts = self.stats.node(node)
         if photo.pending:
@@ -118,7 +119,7 @@ class ClusterCrawler(Crawler):
         records = self._face_records(job, photo.sha256, photo.faces)
         if records and self.settings.crawl.thumbnails:
             records = await self._with_crops(job, records, photo.crops)
-        return _Analysed(job, photo.sha256, records)
+        return Analysed(job, photo.sha256, records)
 
     async def _with_crops(self, job: Job, records: list[FaceRecord], crops: tuple[bytes, ...]) -> list[FaceRecord]:
         if len(crops) != len(records):
