@@ -61,7 +61,8 @@ import numpy as np  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402
 
 from sozy.config import EngineSettings, Settings  # noqa: E402
-from sozy.faces.engine import FaceEngine, available_cpus  # noqa: E402
+from sozy.faces.engine import FaceEngine  # noqa: E402
+from sozy.faces.plan import available_cpus  # noqa: E402
 from sozy.records import PhotoFaces  # noqa: E402
 from sozy.store import open_store  # noqa: E402
 

@@ -54,7 +54,8 @@ sys.path.insert(0, str(REPO / "src"))
 import httpx  # noqa: E402
 
 from sozy.config import EngineSettings, Settings  # noqa: E402
-from sozy.faces.engine import FaceEngine, available_cpus  # noqa: E402
+from sozy.faces.engine import FaceEngine  # noqa: E402
+from sozy.faces.plan import available_cpus  # noqa: E402
 from sozy.records import FaceRecord, PhotoFaces, sha256_hex  # noqa: E402
 from sozy.store import open_store  # noqa: E402
 

@@ -251,7 +251,7 @@ def main() -> None:
         serve(repeat, args.port)
         return
 
-    from sozy.faces.engine import available_cpus
+    from sozy.faces.plan import available_cpus
 
     workers = args.workers or available_cpus()
     photos = copies(source_photos(), repeat)

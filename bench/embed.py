@@ -45,7 +45,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
 from sozy.config import EngineSettings  # noqa: E402
-from sozy.faces.engine import FaceEngine, available_cpus  # noqa: E402
+from sozy.faces.engine import FaceEngine  # noqa: E402
+from sozy.faces.plan import available_cpus  # noqa: E402
 
 FACES_DIR = Path(os.environ.get("SOZY_TEST_FACES", REPO_ROOT / "examples" / "faces"))
 FAST_DLIB_DIR = REPO_ROOT / ".cache" / "dlib-fast"

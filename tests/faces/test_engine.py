@@ -27,7 +27,7 @@ from sozy.faces import (
     WorkerDied,
     plan_workers,
 )
-from sozy.faces.engine import _worker_env
+from sozy.faces.devices import worker_env as _worker_env
 from sozy.faces.worker import TEST_EXIT, TEST_SLEEP
 from tests.faces.images import distance
 from tests.faces.test_decode import png_declaring

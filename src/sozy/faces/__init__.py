@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from sozy.faces.decode import decode_image
-from sozy.faces.engine import FaceEngine, plan_workers
+from sozy.faces.engine import FaceEngine
 from sozy.faces.errors import (
     CorruptImage,
     EmptyImage,
@@ -20,6 +20,7 @@ from sozy.faces.errors import (
     TaskTimeout,
     WorkerDied,
 )
+from sozy.faces.plan import plan_workers
 
 __all__ = [
     "CorruptImage",
