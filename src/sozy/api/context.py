@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sozy.api.admission import Gate
 from sozy.api.errors import ApiError
 from sozy.api.metrics import ApiMetrics
 from sozy.api.ratelimit import RateLimiter
 from sozy.api.remote import RemoteImages
+from sozy.api.schemas import Ready, Stats
 from sozy.config import Settings
 
 if TYPE_CHECKING:
@@ -34,8 +35,8 @@ class ApiContext:
     engine: FaceEngine | None = None
     store: FaceStore | None = None
     # Short-lived caches for the cheap-to-serve, costly-to-compute answers.
-    stats_cache: tuple[float, dict[str, Any]] | None = None
-    ready_cache: tuple[float, dict[str, Any]] | None = None
+    stats_cache: tuple[float, Stats] | None = None
+    ready_cache: tuple[float, Ready] | None = None
 
     def __post_init__(self) -> None:
         self.metrics = ApiMetrics(

@@ -15,6 +15,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from sozy.api.schemas import Error
+
 log = logging.getLogger("sozy.api")
 
 # Codes for the statuses Starlette raises itself (unknown route, wrong method).
@@ -43,7 +45,8 @@ class ApiError(Exception):
 
 def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     """The JSON body every error has."""
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+    body: Error = {"error": {"code": code, "message": message}}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def handle_api_error(request: Request, exc: Exception) -> Response:

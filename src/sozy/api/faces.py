@@ -15,6 +15,7 @@ from sozy.api.auth import require_bearer
 from sozy.api.context import ApiContext
 from sozy.api.errors import ApiError
 from sozy.api.results import record_json
+from sozy.api.schemas import Stats, Takedown
 from sozy.store.selectors import DELETE_FIELDS
 from sozy.thumbnails import remove_thumbnails
 
@@ -82,7 +83,8 @@ def takedown_endpoint(ctx: ApiContext) -> Endpoint:
             ctx.metrics.store.labels("delete").observe(time.perf_counter() - started)
         ctx.stats_cache = None
         await asyncio.to_thread(remove_thumbnails, ctx.settings.data_path, ids)
-        return JSONResponse({"deleted": len(ids)}, headers={"Cache-Control": "no-store"})
+        body: Takedown = {"deleted": len(ids)}
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     return delete_faces
 
@@ -100,7 +102,7 @@ def stats_endpoint(ctx: ApiContext) -> Endpoint:
         finally:
             ctx.metrics.store.labels("stats").observe(time.perf_counter() - started)
         raw = asdict(store_stats)
-        body = {
+        body: Stats = {
             "faces": int(raw["faces"]),
             "people": int(raw["people"]),
             "model": engine.model_id,

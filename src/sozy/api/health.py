@@ -7,13 +7,13 @@ import io
 import time
 from collections.abc import Awaitable, Callable
 from functools import cache
-from typing import Any
 
 from PIL import Image
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from sozy.api.context import ApiContext
+from sozy.api.schemas import Health, Ready
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 # A probe result is reused this long, so frequent probes add no load.
@@ -22,7 +22,8 @@ PROBE_TIMEOUT_S = 10.0
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    body: Health = {"status": "ok"}
+    return JSONResponse(body)
 
 
 @cache
@@ -45,7 +46,7 @@ def readyz_endpoint(ctx: ApiContext) -> Endpoint:
     return readyz
 
 
-async def _check(ctx: ApiContext) -> dict[str, Any]:
+async def _check(ctx: ApiContext) -> Ready:
     checks = {"engine": await _check_engine(ctx), "store": await _check_store(ctx)}
     ready = all(v == "ok" for v in checks.values())
     return {"status": "ready" if ready else "not_ready", "checks": checks}

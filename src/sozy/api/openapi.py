@@ -1,4 +1,5 @@
-"""The OpenAPI 3 description served at ``/openapi.json``, written by hand to match the handlers.
+"""The OpenAPI 3 document served at ``/openapi.json``: its operations, written here, and the
+schemas of every JSON body, generated from the types the handlers build (``sozy.api.schemas``).
 
 Tests validate real responses against it (schemathesis), so it cannot drift
 from what the endpoints return without a test failing.
@@ -6,22 +7,73 @@ from what the endpoints return without a test failing.
 
 from __future__ import annotations
 
+import copy
+from functools import cache
 from typing import Any
 
+from pydantic import TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
+from pydantic_core import core_schema
+
 from sozy import __version__ as _package_version
-from sozy.api.results import SIMILARITY_FORMULA
-from sozy.api.search import DEFAULT_K, DEFAULT_PER_PERSON, MAX_FACES, MAX_K, MAX_PER_PERSON
+from sozy.api import schemas
+from sozy.api.schemas import SIMILARITY_FORMULA
+from sozy.api.search import BOOLEANS, DEFAULT_K, DEFAULT_PER_PERSON, FACE_MODES, MAX_FACES, MAX_K, MAX_PER_PERSON
 from sozy.config import Settings
 
+_REF_TEMPLATE = "#/components/schemas/{model}"
+# What GenerateJsonSchema asks about a field's title (pydantic's own alias is private).
+_Field = (
+    core_schema.CoreSchema
+    | core_schema.ModelField
+    | core_schema.DataclassField
+    | core_schema.TypedDictField
+    | core_schema.ComputedField
+)
 
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {**schema, "nullable": True}
+
+class OpenApi30Schema(GenerateJsonSchema):
+    """JSON Schema as OpenAPI 3.0 writes it: 3.0 has no null type, so a nullable value says
+    ``nullable: true``; and no titles made up from field names."""
+
+    def nullable_schema(self, schema: core_schema.NullableSchema) -> JsonSchemaValue:
+        return {**self.generate_inner(schema["schema"]), "nullable": True}
+
+    def field_title_should_be_set(self, schema: _Field) -> bool:
+        return False
+
+
+@cache
+def _component_schemas() -> dict[str, Any]:
+    modes: list[tuple[tuple[type, ...], JsonSchemaMode]] = [
+        (schemas.RESPONSES, "serialization"),
+        (schemas.REQUESTS, "validation"),
+    ]
+    inputs = [(t.__name__, mode, TypeAdapter[Any](t)) for types, mode in modes for t in types]
+    _, definitions = TypeAdapter.json_schemas(inputs, ref_template=_REF_TEMPLATE, schema_generator=OpenApi30Schema)
+    return dict(definitions["$defs"])
+
+
+def component_schemas(settings: Settings) -> dict[str, Any]:
+    """Every JSON body's schema, by name, as ``#/components/schemas`` holds them."""
+    components = copy.deepcopy(_component_schemas())
+    same_person = components["Match"]["properties"]["same_person"]
+    same_person["description"] += f" (now {settings.api.same_person_threshold})."
+    return components
+
+
+def _ref(model: type) -> dict[str, str]:
+    return {"$ref": _REF_TEMPLATE.format(model=model.__name__)}
+
+
+def _json(model: type) -> dict[str, Any]:
+    return {"application/json": {"schema": _ref(model)}}
 
 
 def _error_response(description: str, retry_after: bool = False) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        "content": _json(schemas.Error),
     }
     if retry_after:
         response["headers"] = {
@@ -32,185 +84,6 @@ def _error_response(description: str, retry_after: bool = False) -> dict[str, An
 
 _RATE_LIMITED = _error_response("Too many requests from this client address (per-client token bucket).", True)
 _NOT_READY = _error_response("The engine or store is not running yet, or the server is overloaded.", True)
-_JSON_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-
-_BOX = {
-    "type": "object",
-    "description": "A face box in the photo's pixels; right and bottom are exclusive.",
-    "required": ["left", "top", "right", "bottom"],
-    "properties": {k: {"type": "integer"} for k in ("left", "top", "right", "bottom")},
-}
-
-
-def _schemas(settings: Settings) -> dict[str, Any]:
-    threshold = settings.api.same_person_threshold
-    return {
-        "Error": {
-            "type": "object",
-            "required": ["error"],
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {
-                        "code": {"type": "string", "description": "Short stable code, e.g. no_face, too_large."},
-                        "message": {"type": "string", "description": "What went wrong, for people."},
-                    },
-                }
-            },
-        },
-        "Box": _BOX,
-        "Match": {
-            "type": "object",
-            "required": [
-                "name",
-                "person_id",
-                "unnamed",
-                "label",
-                "distance",
-                "similarity",
-                "same_person",
-                "face_id",
-                "image_url",
-                "page_url",
-                "box",
-                "thumbnail_url",
-                "license",
-                "license_url",
-                "attribution",
-                "restrictions",
-            ],
-            "properties": {
-                "name": _nullable({"type": "string", "description": "Who this is; null for an unnamed face."}),
-                "person_id": _nullable(
-                    {
-                        "type": "string",
-                        "description": "The person's identity: a Wikidata Q-id, else the key of their name "
-                        "(case folded, separators alike). Null for an unnamed face.",
-                    }
-                ),
-                "unnamed": {
-                    "type": "boolean",
-                    "description": "A face of nobody known (only with unnamed=true): not a person to look like.",
-                },
-                "label": {
-                    "type": "string",
-                    "enum": ["source", "consensus", "none"],
-                    "description": "Why the face carries its person: the source named it, it matched the "
-                    "person's other faces (consensus), or nobody (none).",
-                },
-                "distance": {"type": "number", "minimum": 0, "description": "L2 distance between the descriptors."},
-                "similarity": {
-                    "type": "number",
-                    "minimum": 0,
-                    "maximum": 100,
-                    "description": SIMILARITY_FORMULA,
-                },
-                "same_person": {
-                    "type": "boolean",
-                    "description": f"distance < api.same_person_threshold (now {threshold}).",
-                },
-                "face_id": {"type": "string", "description": "The stored face's id, for GET /v1/faces/{id}."},
-                "image_url": _nullable({"type": "string", "description": "The photo the face is in."}),
-                "page_url": _nullable({"type": "string", "description": "The page the photo was found on."}),
-                "box": _nullable({"$ref": "#/components/schemas/Box"}),
-                "thumbnail_url": _nullable(
-                    {
-                        "type": "string",
-                        "description": (
-                            "A small crop of the face, if stored: /thumbnails/<id>.jpg on this API, or a URL."
-                        ),
-                    }
-                ),
-                "license": _nullable({"type": "string", "description": "The photo's licence (short name)."}),
-                "license_url": _nullable({"type": "string", "description": "Where the licence's text is."}),
-                "attribution": _nullable({"type": "string", "description": "The photo's author or credit line."}),
-                "restrictions": {
-                    "type": "array",
-                    "items": {"type": "string"},
-                    "description": "The photo's restriction templates on Commons, e.g. personality (personality "
-                    "rights: the person's consent may be needed for uses beyond this one), trademarked.",
-                },
-            },
-        },
-        "Face": {
-            "type": "object",
-            "required": ["box", "matches"],
-            "properties": {
-                "box": {"$ref": "#/components/schemas/Box"},
-                "matches": {"type": "array", "items": {"$ref": "#/components/schemas/Match"}},
-            },
-        },
-        "SearchResult": {
-            "type": "object",
-            "required": ["faces", "took_ms"],
-            "properties": {
-                "faces": {
-                    "type": "array",
-                    "description": "One entry per face found in the photo, largest first.",
-                    "items": {"$ref": "#/components/schemas/Face"},
-                },
-                "took_ms": {"type": "number", "minimum": 0},
-            },
-        },
-        "StoredFace": {
-            "type": "object",
-            "required": ["id", "name", "image_url", "box"],
-            "properties": {
-                "id": {"type": "string"},
-                "name": _nullable({"type": "string"}),
-                "person_id": _nullable({"type": "string"}),
-                "label": _nullable({"type": "string", "description": "source, consensus or none (see Match)."}),
-                "image_url": _nullable({"type": "string"}),
-                "page_url": _nullable({"type": "string"}),
-                "box": _nullable({"$ref": "#/components/schemas/Box"}),
-                "image_width": _nullable({"type": "integer"}),
-                "image_height": _nullable({"type": "integer"}),
-                "faces_in_image": _nullable({"type": "integer"}),
-                "source": _nullable({"type": "string"}),
-                "license": _nullable({"type": "string"}),
-                "license_url": _nullable({"type": "string"}),
-                "attribution": _nullable({"type": "string"}),
-                "attribution_required": _nullable(
-                    {"type": "boolean", "description": "Whether the licence asks for the author's credit."}
-                ),
-                "restrictions": {"type": "array", "items": {"type": "string"}},
-                "thumbnail_url": _nullable({"type": "string"}),
-                "crawled_at": _nullable({"type": "string"}),
-                "model": _nullable({"type": "string"}),
-            },
-        },
-        "Stats": {
-            "type": "object",
-            "required": ["faces", "people", "model", "backend"],
-            "properties": {
-                "faces": {"type": "integer", "minimum": 0},
-                "people": {"type": "integer", "minimum": 0},
-                "model": {"type": "string", "description": "The engine's model id (detector + encoder)."},
-                "store_models": {"type": "array", "items": {"type": "string"}},
-                "backend": {"type": "string", "enum": ["embedded", "server"]},
-                "collection": _nullable({"type": "string"}),
-                "engine": {
-                    "type": "object",
-                    "properties": {"workers": {"type": "integer"}, "device": {"type": "string"}},
-                },
-            },
-        },
-        "Takedown": {
-            "type": "object",
-            "required": ["deleted"],
-            "properties": {"deleted": {"type": "integer", "minimum": 0}},
-        },
-        "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
-        "Ready": {
-            "type": "object",
-            "required": ["status", "checks"],
-            "properties": {
-                "status": {"type": "string", "enum": ["ready", "not_ready"]},
-                "checks": {"type": "object", "additionalProperties": {"type": "string"}},
-            },
-        },
-    }
 
 
 def _search_operation(settings: Settings) -> dict[str, Any]:
@@ -244,50 +117,27 @@ def _search_operation(settings: Settings) -> dict[str, Any]:
                 "name": "faces",
                 "in": "query",
                 "description": "Search every face, or only the largest.",
-                "schema": {"type": "string", "enum": ["all", "largest"], "default": "all"},
+                "schema": {"type": "string", "enum": list(FACE_MODES), "default": "all"},
             },
             {
                 "name": "unnamed",
                 "in": "query",
                 "description": "Also offer faces of nobody known, each as its own match, marked unnamed: true.",
-                "schema": {"type": "string", "enum": ["true", "false"], "default": "false"},
+                "schema": {"type": "string", "enum": list(BOOLEANS), "default": "false"},
             },
         ],
         "requestBody": {
             "required": True,
             "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["image"],
-                        "properties": {"image": {"type": "string", "format": "binary"}},
-                    }
-                },
-                "application/json": {
-                    "schema": {
-                        "oneOf": [
-                            {
-                                "type": "object",
-                                "required": ["image_base64"],
-                                "properties": {"image_base64": {"type": "string", "format": "byte"}},
-                                "additionalProperties": False,
-                            },
-                            {
-                                "type": "object",
-                                "required": ["image_url"],
-                                "properties": {"image_url": {"type": "string", "format": "uri"}},
-                                "additionalProperties": False,
-                            },
-                        ]
-                    }
-                },
+                "multipart/form-data": {"schema": _ref(schemas.ImageUpload)},
+                "application/json": {"schema": {"oneOf": [_ref(schemas.Base64Image), _ref(schemas.UrlImage)]}},
                 "image/*": {"schema": {"type": "string", "format": "binary"}},
             },
         },
         "responses": {
             "200": {
                 "description": "One result list per face found (the largest 20, or 1 with faces=largest).",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchResult"}}},
+                "content": _json(schemas.SearchResult),
             },
             "400": _error_response(
                 "Bad parameters or body: bad_parameter, bad_json, bad_base64, bad_multipart, missing_image, "
@@ -357,7 +207,7 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "The stored face.",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StoredFace"}}},
+                            "content": _json(schemas.StoredFace),
                         },
                         "404": _error_response("No stored face has this id."),
                         "429": _RATE_LIMITED,
@@ -397,7 +247,7 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "How many faces were deleted.",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Takedown"}}},
+                            "content": _json(schemas.Takedown),
                         },
                         "400": _error_response("No selector given, or an empty one."),
                         "401": _error_response("Missing or wrong admin key."),
@@ -414,7 +264,7 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "Index statistics (cached for a few seconds).",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Stats"}}},
+                            "content": _json(schemas.Stats),
                         },
                         "429": _RATE_LIMITED,
                         "503": _NOT_READY,
@@ -428,7 +278,7 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "Alive.",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}},
+                            "content": _json(schemas.Health),
                         }
                     },
                 }
@@ -440,12 +290,12 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "Ready to search.",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ready"}}},
+                            "content": _json(schemas.Ready),
                         },
                         "503": {
                             "description": "Not ready; the checks say why.",
                             "headers": {"Retry-After": {"schema": {"type": "string"}}},
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ready"}}},
+                            "content": _json(schemas.Ready),
                         },
                     },
                 }
@@ -464,7 +314,7 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": _schemas(settings),
+            "schemas": component_schemas(settings),
             "securitySchemes": {"adminKey": {"type": "http", "scheme": "bearer"}},
         },
     }

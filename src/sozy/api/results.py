@@ -1,4 +1,4 @@
-"""Turn store hits into the JSON a client sees: matches, similarity, face records."""
+"""Turn store hits into the JSON a client sees (shapes in ``sozy.api.schemas``): matches, similarity, face records."""
 
 from __future__ import annotations
 
@@ -7,19 +7,13 @@ import binascii
 import math
 from typing import Any
 
+from sozy.api import schemas
 from sozy.imagetype import sniff_image_type
-from sozy.records import Face, FaceHit, FaceRecord, PersonHit
+from sozy.records import Box, Face, FaceHit, FaceRecord, PersonHit
 from sozy.thumbnails import thumbnail_id
 
 # Steepness of the similarity curve around the same-person threshold (per unit of L2 distance).
 SIMILARITY_SLOPE = 10.0
-
-SIMILARITY_FORMULA = (
-    "similarity = 100 × σ(10 × (t − d)) / σ(10 × t), where d is the L2 distance between the two "
-    "128-d face descriptors, t is api.same_person_threshold (0.6 by default) and σ(x) = 1 / (1 + e^−x). "
-    "It is 100 for identical descriptors, about 50 at the same-person threshold, and falls towards 0 "
-    "as faces differ more; it decreases strictly as the distance grows."
-)
 
 
 def _sigmoid(x: float) -> float:
@@ -30,7 +24,7 @@ def _sigmoid(x: float) -> float:
 
 
 def similarity(distance: float, threshold: float) -> float:
-    """A 0–100 score that falls strictly as the L2 ``distance`` grows (see ``SIMILARITY_FORMULA``)."""
+    """A 0–100 score that falls strictly as the L2 ``distance`` grows (see ``schemas.SIMILARITY_FORMULA``)."""
     d = max(0.0, float(distance))
     score = 100.0 * _sigmoid(SIMILARITY_SLOPE * (threshold - d)) / _sigmoid(SIMILARITY_SLOPE * threshold)
     return round(min(100.0, max(0.0, score)), 1)
@@ -54,7 +48,7 @@ def thumbnail_url(value: Any) -> str | None:
     return f"data:image/{kind};base64,{value}" if kind else None
 
 
-def match_json(hit: FaceHit, threshold: float) -> dict[str, Any]:
+def match_json(hit: FaceHit, threshold: float) -> schemas.Match:
     payload = hit.payload
     person_id = hit.person_id
     return {
@@ -78,13 +72,17 @@ def match_json(hit: FaceHit, threshold: float) -> dict[str, Any]:
     }
 
 
-def face_json(face: Face, people: list[PersonHit], threshold: float) -> dict[str, Any]:
+def box_json(box: Box) -> schemas.Box:
+    return {"left": box.left, "top": box.top, "right": box.right, "bottom": box.bottom}
+
+
+def face_json(face: Face, people: list[PersonHit], threshold: float) -> schemas.Face:
     """One uploaded face: its box and its matches, people by nearest face, each person's faces by distance."""
     matches = [match_json(hit, threshold) for person in people for hit in person.faces]
-    return {"box": face.box.to_dict(), "matches": matches}
+    return {"box": box_json(face.box), "matches": matches}
 
 
-def record_json(face_id: str, record: FaceRecord) -> dict[str, Any]:
+def record_json(face_id: str, record: FaceRecord) -> schemas.StoredFace:
     """A stored face as ``GET /v1/faces/{id}`` shows it (no vector, thumbnail as a URL)."""
     payload = record.payload()
     return {

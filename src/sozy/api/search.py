@@ -16,6 +16,7 @@ from sozy.api.body import BodyTimeouts, read_search_input
 from sozy.api.context import ApiContext
 from sozy.api.errors import ApiError
 from sozy.api.results import face_json
+from sozy.api.schemas import SearchResult
 from sozy.faces.errors import EmptyImage, EngineClosed, ImageError, ImageTooLarge, TaskFailed
 from sozy.records import Face, PersonHit, PhotoFaces
 
@@ -104,7 +105,7 @@ def search_endpoint(ctx: ApiContext) -> Callable[[Request], Awaitable[Response]]
         if not faces:
             raise ApiError(422, "no_face", "no face was found in the photo")
         people = await asyncio.gather(*(_nearest(ctx, store, face, params) for face in faces))
-        body = {
+        body: SearchResult = {
             "faces": [
                 face_json(face, hits, api.same_person_threshold) for face, hits in zip(faces, people, strict=True)
             ],

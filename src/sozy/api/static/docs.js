@@ -20,6 +20,9 @@ function typeOf(schema) {
   return text;
 }
 
+// The spec's named schemas, for request bodies that refer to one.
+let components = {};
+
 function table(headers, rows) {
   return el("table", {}, el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { textContent: h })))),
     el("tbody", {}, ...rows.map((cells) => el("tr", {}, ...cells.map((c) => (c instanceof Node ? el("td", {}, c) : el("td", { textContent: c })))))));
@@ -48,6 +51,7 @@ function operation(path, method, op) {
 }
 
 function describeSchema(schema) {
+  if (schema?.$ref) return describeSchema(components[typeOf(schema)]);
   if (schema?.oneOf) return schema.oneOf.map(describeSchema).join("  or  ");
   if (schema?.properties) return "{" + Object.entries(schema.properties).map(([k, v]) => `${k}: ${typeOf(v)}`).join(", ") + "}";
   return typeOf(schema);
@@ -60,6 +64,7 @@ async function main() {
   document.getElementById("curl").textContent =
     `curl -F image=@photo.jpg '${location.origin}/v1/search?k=5'\n` +
     `curl -H 'Content-Type: application/json' -d '{"image_url": "https://example.org/photo.jpg"}' ${location.origin}/v1/search`;
+  components = spec.components.schemas;
   const ops = document.getElementById("ops");
   for (const [path, methods] of Object.entries(spec.paths)) {
     for (const [method, op] of Object.entries(methods)) ops.append(operation(path, method, op));
