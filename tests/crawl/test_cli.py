@@ -90,6 +90,7 @@ def test_help_explains_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
         (["--shard", "half", "--pages", "http://example.org/"], "--shard wants I/N"),
         (["--limit", "0", "--pages", "http://example.org/"], "--limit must be at least 1"),
         (["--concurrency", "0", "--pages", "http://example.org/"], "crawl.concurrency must be at least 1"),
+        (["--workers", "-1", "--pages", "http://example.org/"], "engine.workers must be at least 0"),
         (["--config", "/nonexistent/sozy.toml", "--pages", "http://example.org/"], "config file not found"),
     ],
 )
@@ -112,6 +113,10 @@ def test_bad_config_values_exit_2(tmp_path: Path, photos_list: Path, capsys: pyt
     config.write_text("[crawl\n")
     code, err = run_main(["--config", str(config), "--urls", str(photos_list)], capsys)
     assert code == 2 and str(config) in err
+    config.write_text("[crawl]\nper_host = 0\n[engine]\nmax_side = -1\n")  # out of range: refused as it loads
+    code, err = run_main(["--config", str(config), "--urls", str(photos_list)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "crawl.per_host must be at least 1, got 0" in err and "engine.max_side must be at least 1, got -1" in err
 
 
 def test_a_csv_list_without_a_url_column_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

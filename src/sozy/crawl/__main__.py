@@ -15,9 +15,9 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
-from sozy.config import ConfigError, Settings, load_settings
+from sozy.config import ConfigError, Device, Settings, load_settings
 from sozy.logs import setup_logging
 from sozy.sources import UrlListError, read_url_list
 from sozy.sources.folders import read_people_file
@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="face engine processes (engine.workers; 0 = one per CPU core, or per GPU)",
     )
-    cfg.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where faces are embedded (engine.device)")
+    cfg.add_argument("--device", choices=get_args(Device), help="where faces are embedded (engine.device)")
     cfg.add_argument(
         "--thumbnails",
         action="store_true",
