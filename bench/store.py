@@ -377,7 +377,7 @@ import asyncio, sys
 import numpy as np
 from sozy.config import Settings
 from sozy.store import open_store
-from sozy.store.edge import peak_rss_bytes
+from sozy.store.edge_index import peak_rss_bytes
 
 async def main():
     store = await open_store(Settings(data_dir=sys.argv[1]), create=False, optimize_on_open=False, optimize_every=0)

@@ -4,7 +4,7 @@
     python deploy/capacity.py --measure 25000  # measure again (about a minute)
 
 The figures are per face and per part of the collection Sozy creates
-(src/sozy/store/server.py): the 128-d float32 vector, its int8 quantized
+(src/sozy/store/server_setup.py): the 128-d float32 vector, its int8 quantized
 copy, the HNSW graph, the point ids, the keyword payload indexes (name,
 image_url, page_url, source, image_sha256, model), the payload and the WAL.
 They were measured, not guessed: ``--measure N`` writes N realistic faces

@@ -179,7 +179,7 @@ async def _write_raw(store: FaceStore, points: list[Any]) -> None:
         import qdrant_edge as qe
 
         raw = [qe.Point(p.id, p.vector.tolist(), p.payload) for p in points]
-        await store._call(lambda: store._engine().update(qe.UpdateOperation.upsert_points(raw)))  # type: ignore[attr-defined]
+        await store._shard.run(lambda shard: shard.update(qe.UpdateOperation.upsert_points(raw)))  # type: ignore[attr-defined]
         return
     from qdrant_client import models as m
 

@@ -583,7 +583,7 @@ def test_flag_check_catches_an_option_the_cli_does_not_have() -> None:
 def test_pinned_qdrant_is_one_sozy_and_its_client_support(path: Path) -> None:
     import importlib.metadata
 
-    from sozy.store.server import check_server_version
+    from sozy.store.server_setup import check_server_version
 
     for name, service in _qdrant_services(_load(path)).items():
         version = str(service["image"]).split(":", 1)[1].removeprefix("v")
@@ -592,7 +592,7 @@ def test_pinned_qdrant_is_one_sozy_and_its_client_support(path: Path) -> None:
 
 
 def test_cluster_file_states_the_collection_layout_the_store_creates() -> None:
-    from sozy.store.server import collection_layout
+    from sozy.store.server_setup import collection_layout
 
     nodes = len(_qdrant_services(_load(CLUSTER)))
     layout = collection_layout(nodes)

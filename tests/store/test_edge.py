@@ -168,7 +168,7 @@ async def test_url_and_sha256_indexes_live_on_disk_the_searched_ones_in_ram(tmp_
     settings = _settings(tmp_path)
     store = await EmbeddedStore.open(settings.store_path, settings.store)
     try:
-        schema = store._engine().info().payload_schema
+        schema = (await store._shard.run(lambda shard: shard.info())).payload_schema
         placement = {field: getattr(info.params, "memory", None) for field, info in schema.items()}
     finally:
         await store.close()

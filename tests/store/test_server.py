@@ -20,7 +20,7 @@ from qdrant_client import AsyncQdrantClient
 
 from sozy.config import Settings
 from sozy.store import StoreError, open_store
-from sozy.store.server import _cluster_nodes, check_server_version, collection_layout, parse_version
+from sozy.store.server_setup import check_server_version, cluster_nodes, collection_layout, parse_version
 
 
 def test_versions_parse_with_or_without_prefix():
@@ -105,7 +105,7 @@ async def test_cluster_nodes_are_read_from_the_cluster_status(qdrant_like, peers
     qdrant_like["peers"] = peers
     client = AsyncQdrantClient(url=qdrant_like["url"], check_compatibility=False)
     try:
-        assert await _cluster_nodes(client) == max(1, peers)
+        assert await cluster_nodes(client) == max(1, peers)
     finally:
         await client.close()
 
@@ -114,7 +114,7 @@ async def test_an_unreadable_cluster_status_counts_as_one_node(qdrant_like):
     qdrant_like["api_key"] = "secret"
     client = AsyncQdrantClient(url=qdrant_like["url"], check_compatibility=False)
     try:
-        assert await _cluster_nodes(client) == 1
+        assert await cluster_nodes(client) == 1
     finally:
         await client.close()
 

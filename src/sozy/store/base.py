@@ -205,6 +205,18 @@ def is_point_id(value: str) -> bool:
     return True
 
 
+def hit_of(point: Any) -> FaceHit:
+    """An engine's scored point (either backend's) as a FaceHit."""
+    vector = None if point.vector is None else np.asarray(point.vector, dtype=np.float32)
+    return FaceHit(id=str(point.id), distance=float(point.score), payload=dict(point.payload or {}), vector=vector)
+
+
+def stored_of(record: Any) -> StoredPoint:
+    """An engine's record (either backend's) as a StoredPoint; zeros where it came without its vector."""
+    vector = np.asarray(record.vector if record.vector is not None else np.zeros(VECTOR_SIZE), dtype=np.float32)
+    return StoredPoint(str(record.id), vector, dict(record.payload or {}))
+
+
 def record_points(records: Iterable[FaceRecord]) -> list[StoredPoint]:
     """FaceRecords as points, each vector checked (a bad one names its photo) and each
     payload given its identity (see ``identity_payload``)."""

@@ -12,51 +12,25 @@ A takedown by name or ``person_id`` is about a person, not a string. It
    at write time whatever name they come with (``sozy.store.takedowns``);
 4. deletes the faces, then looks once more for faces a crawler stored meanwhile.
 
-Backend-neutral: it drives a store through the calls below, which both backends have.
+Backend-neutral: it drives a store through ``FaceStore`` calls only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import Protocol
 
 import numpy as np
 
-from sozy.records import FaceHit, person_key
+from sozy.records import person_key
 
-from .base import PERSON_FIELD, StoredPoint
-from .selectors import Takedown
+from .base import PERSON_FIELD, FaceStore, StoredPoint
 from .takedowns import takedowns_for
 
 # Faces looked at around each removed face when finding the person's unlabelled faces.
 NEIGHBOURS_PER_FACE = 16
 
 
-class PeopleStore(Protocol):
-    """What a person takedown needs from a store."""
-
-    async def person_ids_named(self, name: str) -> set[str]: ...
-
-    async def faces_where(
-        self, match: Mapping[str, Collection[str]], *, with_vectors: bool = False
-    ) -> list[StoredPoint]: ...
-
-    async def neighbours(
-        self,
-        vector: np.ndarray,
-        k: int,
-        *,
-        person_id: str | None = None,
-        named: bool | None = None,
-        with_vectors: bool = False,
-    ) -> list[FaceHit]: ...
-
-    async def delete_ids(self, ids: Sequence[str]) -> None: ...
-
-    async def add_takedowns(self, takedowns: Sequence[Takedown]) -> int: ...
-
-
-async def identities(store: PeopleStore, *, name: str | None, person_id: str | None) -> list[str]:
+async def identities(store: FaceStore, *, name: str | None, person_id: str | None) -> list[str]:
     """The ``person_id``s a takedown by this name or id means (sorted; empty for a blank name)."""
     found: set[str] = set()
     if person_id is not None and person_key(person_id):
@@ -69,7 +43,7 @@ async def identities(store: PeopleStore, *, name: str | None, person_id: str | N
 
 
 async def take_down_person(
-    store: PeopleStore,
+    store: FaceStore,
     people: Sequence[str],
     where: Mapping[str, str],
     distance: float,
@@ -101,7 +75,7 @@ async def take_down_person(
     return ids
 
 
-async def _lookalike_faces(store: PeopleStore, faces: Sequence[StoredPoint], distance: float) -> list[StoredPoint]:
+async def _lookalike_faces(store: FaceStore, faces: Sequence[StoredPoint], distance: float) -> list[StoredPoint]:
     """Faces of other labels (or none) within ``distance`` of one of ``faces``: the person in
     photos nobody named them in, or under another name."""
     own = {f.id for f in faces}

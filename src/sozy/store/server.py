@@ -2,138 +2,72 @@
 
 The same code runs on qdrant-client's local mode (``location=":memory:"`` or ``path=``),
 which speaks the same client API; that is how the tests exercise it. The calls that only
-a real server answers (cluster status) are isolated in ``_cluster_nodes`` and skipped in
-local mode.
+a real server answers (cluster status) are isolated in ``server_setup.cluster_nodes`` and
+skipped in local mode.
 
 Wait semantics: every write uses ``wait=True``. An upsert returns once Qdrant has applied
 it, so when the crawler records a photo as done its faces are searchable and an error is
 reported to the caller that can act on it, and a fast crawler is paced by the server
 instead of piling up an unbounded update queue. A delete returns once the faces are gone,
-so a takedown is complete when the command says so. Batching (``store.upsert_batch``)
-pays for the round trip.
+so a takedown is complete when the command says so; a running crawler refuses the faces
+it took down from its next read of the takedowns on (``server_takedowns``). Batching
+(``store.upsert_batch``) pays for the round trip.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import logging
-import re
-import time
-import warnings
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypedDict
+from typing import Any
 
-import grpc
-import httpx
 import numpy as np
 from qdrant_client import AsyncQdrantClient
 from qdrant_client import models as m
-from qdrant_client.common.client_exceptions import QdrantException
-from qdrant_client.http.exceptions import ApiException
 
 from sozy.config import StoreSettings
-from sozy.records import VECTOR_SIZE, FaceHit, FaceRecord, PersonHit
+from sozy.records import FaceHit, FaceRecord, PersonHit
 
+from .backend import SharedStore
 from .base import (
     ID_PAGE,
-    KEYWORD_FIELDS,
-    ON_DISK_INDEX_FIELDS,
     PERSON_FIELD,
     StoredPoint,
     StoreError,
     StoreInUse,
-    StoreMismatch,
     StoreStats,
     check_k,
     check_vector,
-    identity_payload,
+    hit_of,
     is_point_id,
     merge_people,
     person_hit,
-    record_points,
+    stored_of,
 )
-from .people import identities, take_down_person
-from .selectors import Takedown, check_selector, delete_selector
-from .takedowns import TakedownList, refuse_taken_down, takedown_point_id, takedowns_for
+from .server_client import scroll_pages, server_errors
+from .server_setup import (
+    check_collection,
+    check_server_version,
+    cluster_nodes,
+    create_collection,
+    ensure_indexes,
+)
+from .server_takedowns import CollectionTakedowns
 
 log = logging.getLogger(__name__)
 
-# The query API (query_points, query_points_groups) and facet counts need Qdrant 1.12+.
-MIN_SERVER_VERSION = (1, 12)
-# With a cluster: shards per node (room to rebalance when a node is added) and copies of each shard.
-SHARDS_PER_NODE = 2
-CLUSTER_REPLICATION = 2
-# A takedown made elsewhere (the API on another host) reaches a running crawler within this.
-TAKEDOWN_REFRESH_S = 30.0
+
+def _field_filter(match: Mapping[str, Collection[str]]) -> m.Filter:
+    """Faces whose payload field has one of the given values, for every field given."""
+    return m.Filter(must=[m.FieldCondition(key=f, match=m.MatchAny(any=list(v))) for f, v in match.items()])
 
 
-# What a lost or refusing server raises: qdrant-client's own errors and those of its
-# transports (httpx for REST, grpcio for gRPC, both qdrant-client dependencies).
-_SERVER_ERRORS: tuple[type[BaseException], ...] = (
-    ApiException,
-    QdrantException,
-    ConnectionError,
-    TimeoutError,
-    httpx.HTTPError,
-    grpc.RpcError,
-)
+def _no_person() -> m.IsEmptyCondition:
+    return m.IsEmptyCondition(is_empty=m.PayloadField(key=PERSON_FIELD))
 
 
-def parse_version(text: str) -> tuple[int, int, int]:
-    """``"v1.12.4"`` → ``(1, 12, 4)``; missing parts are 0."""
-    numbers = [int(n) for n in re.findall(r"\d+", text)[:3]]
-    if not numbers:
-        raise ValueError(f"not a version: {text!r}")
-    padded = [*numbers, 0, 0]
-    return padded[0], padded[1], padded[2]
-
-
-def check_server_version(server: str, client: str | None = None) -> list[str]:
-    """Refuse a server too old for the calls Sozy makes; return warnings for a client/server
-    skew beyond one minor version (Qdrant's own compatibility rule)."""
-    version = parse_version(server)
-    if version[:2] < MIN_SERVER_VERSION:
-        need = ".".join(map(str, MIN_SERVER_VERSION))
-        raise StoreError(
-            f"Qdrant server {server} is too old: Sozy needs {need} or newer (query API, facet counts); "
-            f"upgrade the server (the qdrant/qdrant image in docker-compose.yml is pinned to a supported version)"
-        )
-    notes = []
-    if client:
-        mine = parse_version(client)
-        if mine[0] != version[0] or abs(mine[1] - version[1]) > 1:
-            notes.append(
-                f"qdrant-client {client} and Qdrant server {server} are more than one minor version apart; "
-                "upgrade whichever is older"
-            )
-    return notes
-
-
-class ClusterLayout(TypedDict, total=False):
-    """``create_collection``'s sharding arguments."""
-
-    shard_number: int
-    replication_factor: int
-
-
-def collection_layout(nodes: int) -> ClusterLayout:
-    """Sharding for a new collection on a cluster of ``nodes`` peers (empty for one node).
-
-    Two shards per node, so a node added later can take shards over without resharding,
-    and two copies of each shard, so the cluster keeps serving when one node is down.
-    """
-    if nodes <= 1:
-        return ClusterLayout()
-    return ClusterLayout(shard_number=SHARDS_PER_NODE * nodes, replication_factor=min(CLUSTER_REPLICATION, nodes))
-
-
-def _field_filter(selector: dict[str, str]) -> m.Filter:
-    """Faces whose payload has every one of these field values."""
-    return m.Filter(must=[m.FieldCondition(key=k, match=m.MatchValue(value=v)) for k, v in selector.items()])
-
-
-class ServerStore:
+class ServerStore(SharedStore):
     """The server backend. Open with ``await ServerStore.open(settings)`` (or ``location``/``path``
     for qdrant-client's local mode)."""
 
@@ -147,10 +81,7 @@ class ServerStore:
         self.where = where
         self.server_version = ""
         self.nodes = 1
-        # The takedown collection, read again when older than TAKEDOWN_REFRESH_S.
-        self.takedown_collection = f"{settings.collection}_takedowns"
-        self._takedowns = TakedownList(distance=settings.takedown_distance)
-        self._takedowns_read = -float("inf")
+        self.registry = CollectionTakedowns(client, settings.collection, where, settings.takedown_distance)
 
     @classmethod
     async def open(
@@ -203,153 +134,45 @@ class ServerStore:
         for note in check_server_version(info.version, importlib.metadata.version("qdrant-client")):
             log.warning(note)
         if self.remote:
-            self.nodes = await _cluster_nodes(self._client)
+            self.nodes = await cluster_nodes(self._client)
         if await self._client.collection_exists(self.collection):
-            await self._check_collection()
+            await check_collection(self._client, self.collection, self.where)
         elif not create:
             raise StoreError(f"there is no collection {self.collection!r} at {self.where}")
         else:
-            await self._create_collection()
-        await self._ensure_indexes()
+            await create_collection(self._client, self._settings, self.where, self.nodes)
+        await ensure_indexes(self._client, self.collection)
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
-        try:
+        with server_errors(self.where, self.collection, doing):
             yield
-        except (StoreError, ValueError):
-            raise
-        except _SERVER_ERRORS as exc:
-            # One line: the CLI prints it as its reason, logs keep it on one record.
-            text = " ".join(str(exc).split()) or type(exc).__name__
-            hint = " (check store.api_key)" if re.search(r"\b(401|403)\b|unauthori[sz]ed|forbidden", text, re.I) else ""
-            raise StoreError(
-                f"Qdrant at {self.where}: {doing} collection {self.collection!r} failed: {text}{hint}"
-            ) from exc
-
-    async def _check_collection(self) -> None:
-        info = await self._client.get_collection(self.collection)
-        vectors = info.config.params.vectors
-        if not isinstance(vectors, m.VectorParams):
-            names = sorted(vectors or {})
-            raise StoreMismatch(
-                f"collection {self.collection!r} at {self.where} has named vectors {names}, not Sozy's single "
-                "face vector; set store.collection to another name"
-            )
-        if vectors.size != VECTOR_SIZE or vectors.distance != m.Distance.EUCLID:
-            raise StoreMismatch(
-                f"collection {self.collection!r} at {self.where} holds {vectors.size}-d {vectors.distance.value} "
-                f"vectors; Sozy stores {VECTOR_SIZE}-d Euclid (dlib face descriptors). Set store.collection to "
-                "another name, or delete that collection if it is a leftover"
-            )
-
-    async def _create_collection(self) -> None:
-        cluster = collection_layout(self.nodes)
-        if cluster:
-            log.info("Qdrant cluster of %d nodes: collection %r gets %s", self.nodes, self.collection, cluster)
-        try:
-            await self._client.create_collection(
-                self.collection,
-                vectors_config=m.VectorParams(size=VECTOR_SIZE, distance=m.Distance.EUCLID),
-                hnsw_config=m.HnswConfigDiff(m=self._settings.hnsw_m, ef_construct=self._settings.hnsw_ef_construct),
-                quantization_config=m.ScalarQuantization(
-                    scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, quantile=0.99, always_ram=True)
-                ),
-                **cluster,
-            )
-        except _SERVER_ERRORS:
-            # Another process (a second crawler) may have created it a moment ago.
-            if not await self._client.collection_exists(self.collection):
-                raise
-            await self._check_collection()
-
-    async def _ensure_indexes(self) -> None:
-        info = await self._client.get_collection(self.collection)
-        with warnings.catch_warnings():
-            # Local mode accepts payload indexes but warns that they have no effect there.
-            warnings.filterwarnings("ignore", message="Payload indexes have no effect")
-            for field in KEYWORD_FIELDS:
-                if field not in info.payload_schema:
-                    schema = (
-                        m.KeywordIndexParams(type=m.KeywordIndexType.KEYWORD, on_disk=True)
-                        if field in ON_DISK_INDEX_FIELDS
-                        else m.PayloadSchemaType.KEYWORD
-                    )
-                    await self._client.create_payload_index(self.collection, field, schema, wait=True)
 
     # -- writes -------------------------------------------------------------------------
 
-    async def upsert(self, records: Sequence[FaceRecord]) -> list[str]:
-        """Insert or replace faces, batched, each batch applied before the next (``wait=True``).
-
-        Returns the ids of faces refused because a takedown matches them."""
-        return await self.upsert_points(record_points(records))
-
     async def upsert_points(self, points: Sequence[StoredPoint]) -> list[str]:
-        # Payloads written before identities get theirs (a copy from an old store).
-        points = [StoredPoint(p.id, p.vector, identity_payload(dict(p.payload))) for p in points]
-        # Every vector checked before any is written; keyed by the point object itself.
-        vectors = {id(p): check_vector(p.vector).tolist() for p in points}
-        kept, refused = refuse_taken_down(points, await self._current_takedowns())
+        """Write the admitted points in batches, each applied before the next (``wait=True``)."""
+        kept, refused = await self.admit(points)
         batch = max(1, self._settings.upsert_batch)
         for start in range(0, len(kept), batch):
             structs = [
-                m.PointStruct(id=p.id, vector=vectors[id(p)], payload=p.payload) for p in kept[start : start + batch]
+                m.PointStruct(id=p.id, vector=p.vector.tolist(), payload=p.payload) for p in kept[start : start + batch]
             ]
             with self._errors("writing to"):
                 await self._client.upsert(self.collection, points=structs, wait=True)
         return refused
 
-    async def delete(
-        self,
-        *,
-        image_url: str | None = None,
-        page_url: str | None = None,
-        name: str | None = None,
-        source: str | None = None,
-        person_id: str | None = None,
-        block: bool = True,
-    ) -> list[str]:
-        """Delete the faces matching every given field; returns their ids. ``block``: record the takedown.
-
-        The ids are read first and deleted by id (wait=True, so the call returns once
-        the server applied it): a face a crawler adds meanwhile is neither deleted nor
-        returned, so the ids are exactly what is gone; with ``block`` the crawler's next
-        writes (within TAKEDOWN_REFRESH_S) refuse it.
-        """
-        selector = delete_selector(image_url, page_url, name, source, person_id)
-        if name is not None or person_id is not None:  # a person (sozy.store.people)
-            people = await identities(self, name=name, person_id=person_id)
-            where = {k: v for k, v in selector.items() if k not in ("name", PERSON_FIELD)}
-            distance = self._settings.takedown_distance
-            return await take_down_person(self, people, where, distance, block=block) if people else []
-        flt = _field_filter(selector)
-        with_payload: Any = ["image_sha256"] if block and image_url is not None else False
+    async def ids_where(self, selector: Mapping[str, str], *, photos: bool) -> tuple[list[str], set[str]]:
+        flt = _field_filter({field: [value] for field, value in selector.items()})
         ids: list[str] = []
-        photos: set[str] = set()
-        offset: Any = None
+        sha256s: set[str] = set()
         with self._errors("deleting from"):
-            while True:
-                records, offset = await self._client.scroll(
-                    self.collection,
-                    scroll_filter=flt,
-                    offset=offset,
-                    limit=ID_PAGE,
-                    with_payload=with_payload,
-                    with_vectors=False,
-                )
+            async for records in scroll_pages(
+                self._client, self.collection, flt, with_payload=["image_sha256"] if photos else False
+            ):
                 ids.extend(str(r.id) for r in records)
-                photos.update(str((r.payload or {}).get("image_sha256") or "") for r in records)
-                if offset is None:
-                    break
-        if block:
-            # Recorded before the delete: a crash in between leaves faces that can no
-            # longer be re-added, and running the takedown again removes them.
-            await self._record_takedowns(takedowns_for(selector, photos))
-        with self._errors("deleting from"):
-            for start in range(0, len(ids), ID_PAGE):
-                selector_ids = m.PointIdsList(points=list(ids[start : start + ID_PAGE]))
-                await self._client.delete(self.collection, points_selector=selector_ids, wait=True)
-        return ids
+                sha256s.update(str((r.payload or {}).get("image_sha256") or "") for r in records)
+        return ids, sha256s
 
     async def delete_ids(self, ids: Sequence[str]) -> None:
         with self._errors("deleting from"):
@@ -361,131 +184,6 @@ class ServerStore:
         with self._errors("writing to"):
             for point_id, fields in updates.items():
                 await self._client.set_payload(self.collection, payload=dict(fields), points=[point_id], wait=True)
-
-    async def neighbours(
-        self,
-        vector: np.ndarray,
-        k: int,
-        *,
-        person_id: str | None = None,
-        named: bool | None = None,
-        with_vectors: bool = False,
-    ) -> list[FaceHit]:
-        flt: m.Filter | None = None
-        empty = m.IsEmptyCondition(is_empty=m.PayloadField(key=PERSON_FIELD))
-        if person_id is not None:
-            flt = _field_filter({PERSON_FIELD: person_id})
-        elif named is not None:
-            flt = m.Filter(must_not=[empty]) if named else m.Filter(must=[empty])
-        return await self._nearest(check_vector(vector), check_k(k), flt, with_vector=with_vectors)
-
-    async def faces_where(
-        self, match: Mapping[str, Collection[str]], *, with_vectors: bool = False
-    ) -> list[StoredPoint]:
-        flt = m.Filter(must=[m.FieldCondition(key=f, match=m.MatchAny(any=list(v))) for f, v in match.items()])
-        found: list[StoredPoint] = []
-        offset: Any = None
-        with self._errors("reading"):
-            while True:
-                records, offset = await self._client.scroll(
-                    self.collection,
-                    scroll_filter=flt,
-                    offset=offset,
-                    limit=ID_PAGE,
-                    with_payload=True,
-                    with_vectors=with_vectors,
-                )
-                found.extend(
-                    StoredPoint(
-                        str(r.id),
-                        np.asarray(r.vector if with_vectors else np.zeros(VECTOR_SIZE), np.float32),
-                        dict(r.payload or {}),
-                    )
-                    for r in records
-                )
-                if offset is None:
-                    return found
-
-    async def person_ids_named(self, name: str) -> set[str]:
-        with self._errors("reading"):
-            hits = await self._client.facet(
-                self.collection, key=PERSON_FIELD, facet_filter=_field_filter({"name": name}), limit=ID_PAGE, exact=True
-            )
-        return {str(h.value) for h in hits.hits if h.count > 0}
-
-    async def _current_takedowns(self, *, fresh: bool = False) -> TakedownList:
-        now = time.monotonic()
-        if fresh or now - self._takedowns_read >= TAKEDOWN_REFRESH_S:
-            self._takedowns = await self._read_takedowns()
-            self._takedowns_read = now
-        return self._takedowns
-
-    async def _read_takedowns(self) -> TakedownList:
-        found: list[Takedown] = []
-        offset: Any = None
-        with self._errors("reading the takedowns of"):
-            if not await self._client.collection_exists(self.takedown_collection):
-                return TakedownList(distance=self._settings.takedown_distance)
-            while True:
-                records, offset = await self._client.scroll(
-                    self.takedown_collection, offset=offset, limit=ID_PAGE, with_payload=True, with_vectors=False
-                )
-                for record in records:
-                    try:
-                        found.append(Takedown.from_dict(record.payload or {}))
-                    except ValueError as exc:
-                        raise StoreError(
-                            f"collection {self.takedown_collection!r} at {self.where} holds a malformed takedown "
-                            f"{record.id}: {exc}"
-                        ) from None
-                if offset is None:
-                    return TakedownList(found, self._settings.takedown_distance)
-
-    async def _record_takedowns(self, takedowns: Sequence[Takedown]) -> int:
-        current = await self._current_takedowns(fresh=True)
-        new = [t for t in takedowns if current.add(t)]
-        if not new:
-            return 0
-        # Until written, the cached list is ahead of the server: a failed write must not leave it so.
-        self._takedowns_read = -float("inf")
-        with self._errors("recording a takedown in"):
-            if not await self._client.collection_exists(self.takedown_collection):
-                try:
-                    # A point per takedown; the one-number vector is there because a collection needs one.
-                    await self._client.create_collection(
-                        self.takedown_collection, vectors_config=m.VectorParams(size=1, distance=m.Distance.DOT)
-                    )
-                except _SERVER_ERRORS:
-                    if not await self._client.collection_exists(self.takedown_collection):
-                        raise  # not a race with another process creating it
-            points = [m.PointStruct(id=takedown_point_id(t.selector), vector=[1.0], payload=t.to_dict()) for t in new]
-            await self._client.upsert(self.takedown_collection, points=points, wait=True)
-        self._takedowns_read = time.monotonic()
-        return len(new)
-
-    async def taken_down(self, payload: Mapping[str, Any]) -> bool:
-        return (await self._current_takedowns()).blocks(payload)
-
-    async def takedowns(self) -> list[Takedown]:
-        return list(await self._current_takedowns(fresh=True))
-
-    async def add_takedowns(self, takedowns: Sequence[Takedown]) -> int:
-        return await self._record_takedowns(takedowns)
-
-    async def lift(self, selector: Mapping[str, str]) -> bool:
-        selector = check_selector(selector)
-        current = await self._current_takedowns(fresh=True)
-        if current.remove(selector) is None:
-            return False
-        self._takedowns_read = -float("inf")  # read again if the delete fails
-        with self._errors("lifting a takedown in"):
-            await self._client.delete(
-                self.takedown_collection,
-                points_selector=m.PointIdsList(points=[takedown_point_id(selector)]),
-                wait=True,
-            )
-        self._takedowns_read = time.monotonic()
-        return True
 
     async def optimize(self) -> bool:
         """Nothing to do: the server builds its index in the background as points arrive."""
@@ -518,11 +216,23 @@ class ServerStore:
                 with_vectors=with_vector,
                 search_params=self._search_params(limit),
             )
-        return [_hit(p) for p in response.points]
+        return [hit_of(p) for p in response.points]
 
-    async def search(self, vector: np.ndarray, k: int = 10) -> list[FaceHit]:
-        """The ``k`` nearest faces, by ascending L2 distance."""
-        return await self._nearest(check_vector(vector), check_k(k))
+    async def neighbours(
+        self,
+        vector: np.ndarray,
+        k: int,
+        *,
+        person_id: str | None = None,
+        named: bool | None = None,
+        with_vectors: bool = False,
+    ) -> list[FaceHit]:
+        flt: m.Filter | None = None
+        if person_id is not None:
+            flt = _field_filter({PERSON_FIELD: [person_id]})
+        elif named is not None:
+            flt = m.Filter(must_not=[_no_person()]) if named else m.Filter(must=[_no_person()])
+        return await self._nearest(check_vector(vector), check_k(k), flt, with_vector=with_vectors)
 
     async def search_people(
         self, vector: np.ndarray, k: int = 5, per_person: int = 1, *, unnamed: bool = False
@@ -547,11 +257,32 @@ class ServerStore:
                 with_payload=True,
                 search_params=self._search_params(k * per_person),
             )
-        people = [person_hit([_hit(p) for p in group.hits]) for group in groups.groups if group.hits]
+        people = [person_hit([hit_of(p) for p in group.hits]) for group in groups.groups if group.hits]
         if not unnamed:
             return people
-        unnamed_filter = m.Filter(must=[m.IsEmptyCondition(is_empty=m.PayloadField(key=PERSON_FIELD))])
-        return merge_people(people, await self._nearest(query, k, unnamed_filter), k)
+        return merge_people(people, await self._nearest(query, k, m.Filter(must=[_no_person()])), k)
+
+    async def faces_where(
+        self, match: Mapping[str, Collection[str]], *, with_vectors: bool = False
+    ) -> list[StoredPoint]:
+        found: list[StoredPoint] = []
+        with self._errors("reading"):
+            async for records in scroll_pages(
+                self._client, self.collection, _field_filter(match), with_vectors=with_vectors
+            ):
+                found.extend(stored_of(r) for r in records)
+        return found
+
+    async def person_ids_named(self, name: str) -> set[str]:
+        with self._errors("reading"):
+            hits = await self._client.facet(
+                self.collection,
+                key=PERSON_FIELD,
+                facet_filter=_field_filter({"name": [name]}),
+                limit=ID_PAGE,
+                exact=True,
+            )
+        return {str(h.value) for h in hits.hits if h.count > 0}
 
     async def get(self, point_id: str) -> FaceRecord | None:
         """The face with this id, or None."""
@@ -563,7 +294,8 @@ class ServerStore:
             )
         if not records:
             return None
-        return FaceRecord.from_payload(dict(records[0].payload or {}), np.asarray(records[0].vector, dtype=np.float32))
+        point = stored_of(records[0])
+        return FaceRecord.from_payload(point.payload, point.vector)
 
     async def count(self) -> int:
         with self._errors("counting"):
@@ -576,10 +308,7 @@ class ServerStore:
             people = await self._client.facet(self.collection, key=PERSON_FIELD, limit=limit, exact=True)
             models = await self._client.facet(self.collection, key="model", limit=limit, exact=True)
             info = await self._client.get_collection(self.collection)
-            old = m.Filter(
-                must=[m.IsEmptyCondition(is_empty=m.PayloadField(key=PERSON_FIELD))],
-                must_not=[m.IsEmptyCondition(is_empty=m.PayloadField(key="name"))],
-            )
+            old = m.Filter(must=[_no_person()], must_not=[m.IsEmptyCondition(is_empty=m.PayloadField(key="name"))])
             without_identity = (await self._client.count(self.collection, count_filter=old, exact=True)).count
         return StoreStats(
             faces=faces,
@@ -597,24 +326,4 @@ class ServerStore:
             records, next_offset = await self._client.scroll(
                 self.collection, offset=offset, limit=check_k(limit, "limit"), with_payload=True, with_vectors=True
             )
-        points = [
-            StoredPoint(str(r.id), np.asarray(r.vector, dtype=np.float32), dict(r.payload or {})) for r in records
-        ]
-        return points, (None if next_offset is None else str(next_offset))
-
-
-def _hit(point: Any) -> FaceHit:
-    vector = None if point.vector is None else np.asarray(point.vector, dtype=np.float32)
-    return FaceHit(id=str(point.id), distance=float(point.score), payload=dict(point.payload or {}), vector=vector)
-
-
-async def _cluster_nodes(client: AsyncQdrantClient) -> int:
-    """Peers in the server's cluster, 1 when distributed mode is off. Server-only (REST)."""
-    try:
-        status = (await client.http.distributed_api.cluster_status()).result
-    except _SERVER_ERRORS as exc:
-        log.warning("could not read Qdrant's cluster status (%s); assuming a single node", exc)
-        return 1
-    if status is None or getattr(status, "status", "disabled") != "enabled":
-        return 1
-    return max(1, len(getattr(status, "peers", {}) or {}))
+        return [stored_of(r) for r in records], (None if next_offset is None else str(next_offset))

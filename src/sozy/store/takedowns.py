@@ -17,6 +17,7 @@ collection beside the server's); ``FaceStore.lift`` takes a takedown back.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -186,4 +187,39 @@ class TakedownFile:
             os.replace(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class FileTakedowns:
+    """The embedded store's takedowns: the list in memory, written to its file on every change
+    (one process per store, so the file is read once)."""
+
+    def __init__(self, file: TakedownFile, distance: float) -> None:
+        self.file = file
+        self.distance = distance
+        self._list = file.load(distance)
+        self._changing = asyncio.Lock()
+
+    async def current(self, *, fresh: bool = False) -> TakedownList:
+        return self._list
+
+    async def record(self, takedowns: Sequence[Takedown]) -> int:
+        async with self._changing:
+            added = sum(self._list.add(t) for t in takedowns)
+            if added:
+                await asyncio.to_thread(self._save)
+            return added
+
+    async def lift(self, selector: Mapping[str, str]) -> bool:
+        async with self._changing:
+            if self._list.remove(selector) is None:
+                return False
+            await asyncio.to_thread(self._save)
+            return True
+
+    def _save(self) -> None:
+        try:
+            self.file.save(self._list)
+        except BaseException:
+            self._list = self.file.load(self.distance)  # memory must not run ahead of the file
             raise
