@@ -3,7 +3,8 @@
 On a terminal: a block of lines redrawn in place, one per stage, with a bar
 (how far the stage is behind discovery), the count and its rate. Anywhere
 else (CI, pipes, files): one plain log line every ``log_interval`` seconds.
-Log messages printed while the live block is shown go above it.
+Log messages printed while the live block is shown go above it
+(``sozy.progress``, which ``python -m sozy.store copy`` shows its progress with too).
 """
 
 from __future__ import annotations
@@ -11,18 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
-import time
-from collections.abc import Iterator
 from typing import TextIO
+
+from sozy.progress import ProgressDisplay, RateMeter
 
 from .stats import CrawlStats
 
 log = logging.getLogger("sozy.crawl")
 
 BAR_WIDTH = 24
-_CLEAR_LINE = "\x1b[2K"
-_UP = "\x1b[{n}A"
 
 
 def render_lines(stats: CrawlStats, rates: dict[str, float]) -> list[str]:
@@ -61,29 +59,9 @@ def _per_node(stats: CrawlStats) -> str:
     return ", ".join(f"{name} {counts['photos']}" for name, counts in sorted(stats.nodes.items()))
 
 
-class _RateMeter:
-    """Rates over a sliding window, so the display follows the current speed."""
-
-    def __init__(self, window: float = 10.0) -> None:
-        self.window = window
-        self._samples: list[tuple[float, dict[str, int]]] = []
-
-    def update(self, stats: CrawlStats) -> dict[str, float]:
-        now = time.monotonic()
-        counts = {
-            "discovered": stats.discovered,
-            "fetched": stats.fetched,
-            "embedded": stats.embedded,
-            "stored": stats.done,
-        }
-        self._samples.append((now, counts))
-        while len(self._samples) > 2 and now - self._samples[1][0] >= self.window:
-            self._samples.pop(0)
-        then, old = self._samples[0]
-        span = now - then
-        if span <= 0:
-            return {k: 0.0 for k in counts}
-        return {k: (counts[k] - old[k]) / span for k in counts}
+def stage_counts(stats: CrawlStats) -> dict[str, int]:
+    """The counts whose rates the display shows."""
+    return {"discovered": stats.discovered, "fetched": stats.fetched, "embedded": stats.embedded, "stored": stats.done}
 
 
 class Progress:
@@ -99,18 +77,14 @@ class Progress:
         log_interval: float = 15.0,
     ) -> None:
         self.stats = stats
-        self.stream = stream if stream is not None else sys.stderr
-        self.live = _is_tty(self.stream) if live is None else live
+        self.display = ProgressDisplay(stream, live=live, plain=log.info)
+        self.live = self.display.live
         self.refresh = refresh
         self.log_interval = log_interval
-        self._meter = _RateMeter()
-        self._shown = 0  # lines of the live block on screen now
+        self._meter = RateMeter()
         self._task: asyncio.Task[None] | None = None
-        self._patched: list[tuple[logging.StreamHandler[TextIO], TextIO]] = []
 
     def start(self) -> None:
-        if self.live:
-            self._patch_log_handlers()
         self._task = asyncio.create_task(self._run(), name="crawl-progress")
 
     async def stop(self) -> None:
@@ -121,74 +95,18 @@ class Progress:
                 await self._task
             self._task = None
         if self.live:
-            self._draw()
-            self._shown = 0
-            self._unpatch_log_handlers()
+            self._show(final=True)
 
     async def _run(self) -> None:
         interval = self.refresh if self.live else self.log_interval
         while True:
             await asyncio.sleep(interval)
-            if self.live:
-                self._draw()
-            else:
-                log.info(render_log_line(self.stats, self._meter.update(self.stats)))
+            self._show()
 
-    def _draw(self) -> None:
-        lines = render_lines(self.stats, self._meter.update(self.stats))
-        out = [self._erase()] + [f"{_CLEAR_LINE}{line}\n" for line in lines]
-        self.stream.write("".join(out))
-        self.stream.flush()
-        self._shown = len(lines)
-
-    def _erase(self) -> str:
-        if not self._shown:
-            return ""
-        return (
-            _UP.format(n=self._shown)
-            + "\r"
-            + "".join(f"{_CLEAR_LINE}\n" for _ in range(self._shown))
-            + _UP.format(n=self._shown)
-            + "\r"
-        )
-
-    # Log records must not be drawn over by the block: handlers writing to our
-    # stream go through a proxy that erases the block first and redraws after.
-    def _patch_log_handlers(self) -> None:
-        for handler in logging.getLogger().handlers:
-            if isinstance(handler, logging.StreamHandler) and handler.stream is self.stream:
-                self._patched.append((handler, handler.stream))
-                handler.setStream(_AboveBlock(self))
-
-    def _unpatch_log_handlers(self) -> None:
-        for handler, stream in self._patched:
-            handler.setStream(stream)
-        self._patched.clear()
-
-    @contextlib.contextmanager
-    def above(self) -> Iterator[None]:
-        """Write something above the live block (used by the log proxy)."""
-        shown = self._shown
-        if shown:
-            self.stream.write(self._erase())
-            self._shown = 0
-        yield
-        if shown:
-            self._draw()
-
-
-class _AboveBlock:
-    """A stream that prints log records above the live block."""
-
-    def __init__(self, progress: Progress) -> None:
-        self._progress = progress
-
-    def write(self, text: str) -> int:
-        with self._progress.above():
-            return self._progress.stream.write(text)
-
-    def flush(self) -> None:
-        self._progress.stream.flush()
+    def _show(self, *, final: bool = False) -> None:
+        rates = self._meter.update(stage_counts(self.stats))
+        lines = render_lines(self.stats, rates) if self.live else []
+        self.display.show(lines, render_log_line(self.stats, rates), final=final)
 
 
 def _bar(fraction: float) -> str:
@@ -209,10 +127,3 @@ def _bytes(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024  # type: ignore[assignment]
     return ""
-
-
-def _is_tty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False

@@ -22,6 +22,7 @@ from typing import Any
 
 from sozy.config import ConfigError, Settings, load_settings
 from sozy.logs import setup_logging
+from sozy.progress import ProgressDisplay
 from sozy.records import person_key
 from sozy.thumbnails import remove_thumbnails
 
@@ -299,25 +300,15 @@ async def run_lift(settings: Settings, selector: dict[str, str | None]) -> None:
 
 
 class ProgressLine:
-    """Copy progress on stderr: a line every few seconds (or a live line on a terminal)."""
+    """Copy progress on stderr: a line every few seconds (redrawn in place on a terminal)."""
 
     def __init__(self, every_s: float = 2.0) -> None:
-        self.every_s = every_s
-        self.last = 0.0
-        self.tty = sys.stderr.isatty()
+        self.display = ProgressDisplay(every_s=every_s)
 
     def __call__(self, progress: CopyProgress) -> None:
-        now = time.monotonic()
-        done = progress.copied >= progress.total
-        if not done and now - self.last < self.every_s:
-            return
-        self.last = now
         share = f" ({100 * progress.copied / progress.total:.0f}%)" if progress.total else ""
         line = f"copied {progress.copied:,} of {progress.total:,} faces{share}, {progress.rate:,.0f} faces/s"
-        if self.tty:
-            print("\r" + line, end="\n" if done else "", file=sys.stderr, flush=True)
-        else:
-            print(line, file=sys.stderr, flush=True)
+        self.display.show([line], final=progress.copied >= progress.total)
 
 
 async def run_copy(settings: Settings, args: argparse.Namespace) -> None:
