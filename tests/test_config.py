@@ -72,6 +72,7 @@ def test_file_then_env_then_overrides(tmp_path: Path) -> None:
         ({"SOZY_CRAWL_PER_HOST": "0"}, "crawl.per_host must be at least 1"),
         ({"SOZY_ENGINE_DEVICE": "tpu"}, "engine.device must be 'auto', 'cpu' or 'cuda', got 'tpu'"),
         ({"SOZY_ENGINE_DESCRIPTOR": "tf"}, "engine.descriptor must be 'onnx' or 'dlib'"),
+        ({"SOZY_ENGINE_DETECTOR": "yolo"}, "engine.detector must be 'auto', 'hog' or 'cnn'"),
         ({"SOZY_IDENTITY_MAJORITY": "1.5"}, "identity.majority must be less than 1"),
         ({"SOZY_API_PORT": "70000"}, "api.port must be at most 65535"),
     ],

@@ -174,8 +174,6 @@ def test_load_descriptor_picks_the_backend(tmp_path) -> None:
     assert isinstance(load_descriptor("onnx", "cpu", weights, tmp_path), OnnxDescriptor)
     assert list(tmp_path.glob("*.onnx"))  # converted into the cache given
     assert isinstance(load_descriptor("dlib", "cpu", weights), DlibDescriptor)
-    with pytest.raises(ValueError, match=r"engine\.descriptor"):
-        load_descriptor("tensorflow", "cpu", weights)
 
 
 def test_pairs_of_people_stay_apart(onnx_descriptor, photos_with_shapes) -> None:

@@ -18,8 +18,8 @@ from typing import Protocol
 import dlib
 import numpy as np
 
+from sozy.config import Descriptor as DescriptorKind
 from sozy.faces.errors import FaceEngineError
-from sozy.faces.models import resolve_descriptor
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25  # dlib's and face_recognition's default
@@ -143,9 +143,9 @@ class DlibDescriptor:
         return [np.asarray([list(vector) for vector in v], dtype=np.float32).reshape(-1, 128) for v in found]
 
 
-def load_descriptor(kind: str, device: str, weights: Path, cache_dir: Path | None = None) -> Descriptor:
+def load_descriptor(kind: DescriptorKind, device: str, weights: Path, cache_dir: Path | None = None) -> Descriptor:
     """The descriptor ``engine.descriptor`` names, on ``device`` (dlib's runs where dlib was built for)."""
-    if resolve_descriptor(kind) == "dlib":
+    if kind == "dlib":
         return DlibDescriptor(weights)
     from sozy.faces.onnx_model import cached_model
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+from sozy.config import Detector
 from sozy.faces.errors import FaceEngineError
 
-# Names the descriptor model + landmark set; vectors with different ids don't mix.
+# Names the descriptor model + landmark set; vectors with different ids don't mix. Both
+# descriptor backends (engine.descriptor) give the same vectors, so they share it.
 ENCODER_ID = "dlib_resnet_v1+5pt"
-DETECTORS = ("hog", "cnn")
-# How descriptors are computed; both give the same vectors (within 0.001), so ENCODER_ID is shared.
-DESCRIPTORS = ("onnx", "dlib")
 
 
 class ModelFilesMissing(FaceEngineError):
@@ -57,18 +57,10 @@ def find_model_files() -> ModelFiles:
     )
 
 
-def resolve_detector(setting: str, device: str) -> str:
+def resolve_detector(setting: Detector, device: str) -> Literal["hog", "cnn"]:
     """``"auto"`` is HOG on CPU (fast) and CNN on a GPU (accurate, batched)."""
     if setting == "auto":
         return "cnn" if device == "cuda" else "hog"
-    if setting not in DETECTORS:
-        raise ValueError(f"engine.detector must be 'auto', 'hog' or 'cnn', not {setting!r}")
-    return setting
-
-
-def resolve_descriptor(setting: str) -> str:
-    if setting not in DESCRIPTORS:
-        raise ValueError(f"engine.descriptor must be 'onnx' or 'dlib', not {setting!r}")
     return setting
 
 
