@@ -30,6 +30,7 @@ from . import opened_store
 from .base import FaceStore, StoreError
 from .consensus import ConsensusRule, relabel
 from .copy import Checkpoint, CopyProgress, copy_store
+from .selectors import DELETE_FIELDS
 
 PROG = "python -m sozy.store"
 
@@ -260,7 +261,8 @@ async def run_relabel(settings: Settings) -> None:
 
 async def run_delete(settings: Settings, fields: dict[str, str | None], block: bool) -> None:
     if not any(fields.values()):
-        raise UsageError("delete needs at least one of --image-url, --page-url, --name, --person-id, --source")
+        flags = ", ".join(f"--{field.replace('_', '-')}" for field in DELETE_FIELDS)
+        raise UsageError(f"delete needs at least one of {flags}")
     async with _existing_store(settings) as store:
         ids = await store.delete(**fields, block=block)
     removed = remove_thumbnails(settings.data_path, ids)
@@ -338,13 +340,7 @@ async def run_copy(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _selector(args: argparse.Namespace) -> dict[str, str | None]:
-    return {
-        "image_url": args.image_url,
-        "page_url": args.page_url,
-        "name": args.name,
-        "source": args.source,
-        "person_id": args.person_id,
-    }
+    return {field: getattr(args, field) for field in DELETE_FIELDS}
 
 
 async def run(args: argparse.Namespace) -> None:
