@@ -78,7 +78,7 @@ def plan_workers(
         per_gpu = dlib_device == "cuda"  # else detection runs on the CPU: a worker per core
         workers = settings.workers if settings.workers > 0 else (gpu_count if per_gpu else max(1, cpu_count))
         gpus: tuple[int | None, ...] = tuple(i % gpu_count for i in range(workers))
-        batch = max(1, settings.gpu_batch)
+        batch = settings.gpu_batch
     else:
         workers = settings.workers if settings.workers > 0 else max(1, cpu_count)
         gpus = (None,) * workers

@@ -68,8 +68,8 @@ class PageSource:
                 seen_pages.add(url)
                 frontier.append(_Visit(url, None))
 
-        budget = max(0, self.settings.max_pages)
-        limit = asyncio.Semaphore(max(1, self.settings.per_host))
+        budget = self.settings.max_pages
+        limit = asyncio.Semaphore(self.settings.per_host)
         depth = 0
         while frontier:
             if budget <= 0:

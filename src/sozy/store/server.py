@@ -153,7 +153,7 @@ class ServerStore(SharedStore):
     async def upsert_points(self, points: Sequence[StoredPoint]) -> list[str]:
         """Write the admitted points in batches, each applied before the next (``wait=True``)."""
         kept, refused = await self.admit(points)
-        batch = max(1, self._settings.upsert_batch)
+        batch = self._settings.upsert_batch
         for start in range(0, len(kept), batch):
             structs = [
                 m.PointStruct(id=p.id, vector=p.vector.tolist(), payload=p.payload) for p in kept[start : start + batch]

@@ -55,7 +55,7 @@ class ClusterCrawler(Crawler):
             settings, plan, state=state, fetcher=fetcher, engine=engine, store=store, stats=stats, **kwargs
         )
         self.cluster = engine
-        self._batch_size = max(1, settings.crawl.cluster_batch)
+        self._batch_size = settings.crawl.cluster_batch
         # Fetch workers become batch workers: each forms a batch and waits for a node to take it.
         self._fetch_workers = max(MIN_BATCH_WORKERS, 2 * LANES_PER_NODE * len(engine.nodes))
         self._store_q = asyncio.Queue(2 * self._batch_size)
