@@ -20,6 +20,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sozy.api.schemas import Error
+
 _CLOSE = (b"connection", b"close")
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
 
@@ -76,7 +78,8 @@ def _has_body(scope: Scope) -> bool:
 
 
 async def _refuse(send: Send, status: int, code: str, message: str) -> None:
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    error: Error = {"error": {"code": code, "message": message}}
+    body = json.dumps(error).encode()
     await send(
         {
             "type": "http.response.start",
