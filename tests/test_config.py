@@ -75,6 +75,7 @@ def test_file_then_env_then_overrides(tmp_path: Path) -> None:
         ({"SOZY_ENGINE_DETECTOR": "yolo"}, "engine.detector must be 'auto', 'hog' or 'cnn'"),
         ({"SOZY_IDENTITY_MAJORITY": "1.5"}, "identity.majority must be less than 1"),
         ({"SOZY_API_PORT": "70000"}, "api.port must be at most 65535"),
+        ({"SOZY_LOG_LEVEL": "LOUD"}, "log_level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'LOUD'"),
     ],
 )
 def test_bad_environment_values_are_named(env: dict[str, str], message: str) -> None:

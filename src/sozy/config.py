@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
@@ -44,6 +44,8 @@ ENV_PREFIX = "SOZY_"
 # Environment variables for the test suite and CI, not settings.
 _TEST_PREFIX = "SOZY_TEST_"
 _CONFIG_VARIABLE = "SOZY_CONFIG"
+# Python's logging levels; uvicorn takes the same names in lower case.
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(ValueError):
@@ -60,6 +62,12 @@ def _number(value: object) -> object:
 def _flag(value: object) -> object:
     # An empty environment variable (compose's ${VAR:-}) is false.
     return False if isinstance(value, str) and not value.strip() else value
+
+
+def _log_level(value: str) -> str:
+    if value.upper() not in _LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(_LOG_LEVELS)}")
+    return value
 
 
 def _words(value: object) -> object:
@@ -81,6 +89,7 @@ NonNegative = Annotated[float, BeforeValidator(_number), Field(ge=0)]  # 0 is a 
 Share = Annotated[float, BeforeValidator(_number), Field(ge=0, lt=1)]
 Distance = Annotated[float, BeforeValidator(_number), Field(gt=0)]  # L2, between face descriptors
 Flag = Annotated[bool, BeforeValidator(_flag)]
+LogLevel = Annotated[str, AfterValidator(_log_level)]
 Words = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_words)]
 
 # Sections refuse keys they do not have; TOML numbers are accepted for strings.
@@ -270,7 +279,7 @@ class Settings(BaseSettings):
     )
 
     data_dir: str = "data"
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
     engine: EngineSettings = Field(default_factory=EngineSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     crawl: CrawlSettings = Field(default_factory=CrawlSettings)
