@@ -42,7 +42,15 @@ from sozy.api.results import face_json  # noqa: E402
 from sozy.config import Settings  # noqa: E402
 from sozy.records import VECTOR_SIZE, Box, Face, FaceRecord, Label, person_key  # noqa: E402
 from sozy.store import FaceStore, open_store  # noqa: E402
-from sozy.store.consensus import Consensus, ConsensusRule, attachment, in_majority, relabel  # noqa: E402
+from sozy.store.consensus import (  # noqa: E402
+    Consensus,
+    ConsensusRule,
+    _components,
+    attachment,
+    in_majority,
+    pairwise,
+    relabel,
+)
 
 
 def _load_store_bench():
@@ -58,6 +66,11 @@ store_bench = _load_store_bench()
 
 GOALS = {"precision": 0.99, "kept": 0.95, "cost_ms": 5.0}
 WRONG_SHARE = 0.12
+# Each person's first photo is their Wikidata portrait (P18); this share of portraits shows
+# someone else (a group photo whose largest face is a co-star, a look-alike).
+WRONG_PORTRAITS = 0.02
+# People with few photos (a portrait and one or two more): where a majority cannot form.
+SMALL_PEOPLE_SHARE = 0.3
 BATCH = 256  # store.upsert_batch: the crawler checks and writes this many faces at once
 BOX = Box(120, 80, 320, 280)
 
@@ -72,6 +85,7 @@ class Face_:
     claim: int | None  # who the source says it is (None: unnamed)
     photo: int
     held_out: bool = False
+    reference: bool = False  # the person's portrait (P18)
 
 
 @dataclass
@@ -95,6 +109,7 @@ class Gallery:
             name=name,
             person_id=person_key(name) if name else None,
             label=(Label.SOURCE if name else Label.NONE).value,
+            reference=face.reference and name is not None,
         )
 
 
@@ -115,16 +130,22 @@ def build_gallery(
     names = [f"Person {p:05d}" for p in range(people)]
     faces: list[Face_] = []
     photo = 0
+    small = int(SMALL_PEOPLE_SHARE * people)
     for p in range(people):
         mine = vectors[owner == p]
+        # The first photo is the portrait; the last two are held out.
+        stored = int(rng.integers(2, 4)) if p < small else photos_each
         for k, v in enumerate(mine):
-            faces.append(Face_(v, p, p, photo, held_out=k >= photos_each))
+            if stored <= k < photos_each:
+                continue
+            faces.append(Face_(v, p, p, photo, held_out=k >= photos_each, reference=k == 0))
             photo += 1
-    # The sample photos' real faces: each person under their own name.
+    # The sample photos' real faces: each person under their own name, the first their portrait.
     real_names = sorted({who for _, who, _ in real})
     for rel, who, v in real:
         index = people + real_names.index(who)
-        faces.append(Face_(v, index, index, photo, held_out=rel == "obama/obama4.jpg"))
+        first = not any(f.person == index for f in faces)
+        faces.append(Face_(v, index, index, photo, held_out=rel == "obama/obama4.jpg", reference=first))
         photo += 1
     names += [n.replace("_", " ").title() for n in real_names]
     # Unnamed group photos: 2-4 gallery people, or strangers (people not in the gallery).
@@ -137,10 +158,16 @@ def build_gallery(
         if g % 3 == 0:
             faces.append(Face_(stranger_vectors[g % len(stranger_vectors)], -1, None, photo))
         photo += 1
-    # Wrong labels: a known share of the named photos given to someone else.
+    # Wrong labels: a known share of the named photos given to someone else (portraits rarely).
     named = [f for f in faces if f.claim is not None and not f.held_out]
-    for f in rng.choice(len(named), int(WRONG_SHARE * len(named)), replace=False):
+    wrong = int(WRONG_SHARE * len(named)) - int(WRONG_PORTRAITS * sum(f.reference for f in named))
+    named = [f for f in named if not f.reference]
+    for f in rng.choice(len(named), wrong, replace=False):
         face = named[int(f)]
+        face.claim = int((face.person + rng.integers(1, len(names))) % len(names))
+    portraits = [f for f in faces if f.reference]
+    for f in rng.choice(len(portraits), int(WRONG_PORTRAITS * len(portraits)), replace=False):
+        face = portraits[int(f)]
         face.claim = int((face.person + rng.integers(1, len(names))) % len(names))
     return Gallery(faces, names)
 
@@ -320,6 +347,47 @@ async def run_cost(cal, faces: int, checks: int, seed: int) -> tuple[float, floa
     return claimed_ms, unnamed_ms, search_ms
 
 
+def portrait_rule(cal, seed: int) -> None:
+    """How a person's portrait (P18) should count, on people with 2 to 8 photos: the first
+    their portrait (2% of portraits show someone else), 12% of the others someone else's."""
+    rng = np.random.default_rng(seed + 3)
+    people = 3000
+    vectors, owner = realistic_people(cal, people, 8, rng)
+    counts = rng.integers(2, 9, people)
+    rule = ConsensusRule()
+
+    def portrait_always(v: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        group = _components(pairwise(v) < rule.link_distance)
+        return np.isin(group, group[ref])
+
+    variants = {
+        "portrait ignored": lambda v, ref: in_majority(v, rule),
+        "portrait unless outnumbered": lambda v, ref: in_majority(v, rule, ref),
+        "portrait always wins": portrait_always,
+    }
+    tally = {name: {} for name in variants}
+    for p in range(people):
+        mine = vectors[owner == p][: counts[p]].copy()
+        truth = np.ones(len(mine), bool)
+        for k in range(len(mine)):
+            if rng.random() < (WRONG_PORTRAITS if k == 0 else WRONG_SHARE):
+                mine[k] = vectors[owner == (p + rng.integers(1, people)) % people][int(rng.integers(0, 8))]
+                truth[k] = False
+        ref = np.arange(len(mine)) == 0
+        size = "2-3" if len(mine) <= 3 else "4-8"
+        for name, judge in variants.items():
+            kept = judge(mine, ref)
+            t = tally[name].setdefault(size, np.zeros(4))
+            t += [(kept & truth).sum(), kept.sum(), (kept & truth).sum(), truth.sum()]
+    print("portrait rule (people with 2-8 photos; 12% of photos, 2% of portraits, someone else's):")
+    for name, by_size in tally.items():
+        cells = ", ".join(
+            f"{size} photos: precision {t[0] / t[1]:.4f}, correct kept {t[2] / t[3]:.4f}"
+            for size, t in sorted(by_size.items())
+        )
+        print(f"  {name:<28} {cells}")
+
+
 def sweep(cal, seed: int) -> None:
     """The rule's thresholds on the sample photos and on synthetic people."""
     real, groups = real_faces()
@@ -359,6 +427,7 @@ def sweep(cal, seed: int) -> None:
             f"  link {link:.2f}: precision {(owner[kept] == claim[kept]).mean():.4f}, "
             f"correct kept {kept[~wrong].mean():.4f}"
         )
+    portrait_rule(cal, seed)
     print("attachment of unnamed faces (a new photo of each of 400 people, and 200 strangers):")
     print("  share of the people's faces attached / of strangers attached / precision, by attach distance:")
     known, known_owner = realistic_people(cal, 400, 11, np.random.default_rng(seed + 1))

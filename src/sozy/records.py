@@ -106,6 +106,9 @@ class Candidate:
     # ordinary web host). Wikidata's photos are "wikimedia_media": where the URL came from
     # decides, not its host name.
     fetch_policy: str | None = None
+    # The person's reference photo (their Wikidata portrait, P18): its subject's face is the
+    # one consensus trusts most when it checks the person's other faces.
+    reference: bool = False
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -126,6 +129,8 @@ class FaceRecord:
     # Identity: the Wikidata Q-id, else person_key(name); None for a face of nobody known.
     person_id: str | None = None
     label: str = Label.NONE.value
+    # The person's reference face: the subject of their Wikidata portrait (P18).
+    reference: bool = False
     license: str | None = None
     license_url: str | None = None
     attribution: str | None = None

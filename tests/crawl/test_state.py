@@ -97,6 +97,14 @@ def test_reuse_terms_survive_as_written(tmp_path: Path, required: bool | None) -
     assert job.candidate.restrictions == "personality|trademarked"
 
 
+def test_a_persons_portrait_stays_marked_across_a_resume(tmp_path: Path) -> None:
+    with CrawlState(tmp_path / "s.sqlite") as s:
+        s.add_jobs([cand("http://u/p18.jpg", reference=True), cand("http://u/other.jpg")])
+    with CrawlState(tmp_path / "s.sqlite") as s:
+        marked = {j.url: j.candidate.reference for j in s.jobs(PENDING)}
+    assert marked == {"http://u/p18.jpg": True, "http://u/other.jpg": False}
+
+
 def test_a_state_from_before_the_policy_columns_is_brought_up_to_date(tmp_path: Path) -> None:
     import sqlite3
 
@@ -104,15 +112,18 @@ def test_a_state_from_before_the_policy_columns_is_brought_up_to_date(tmp_path: 
     with CrawlState(path) as s:
         s.add_jobs([cand("http://u/w.jpg", source="wikidata"), cand("http://u/p.jpg", source="pages")])
     db = sqlite3.connect(path)
-    for column in ("license_url", "fetch_policy", "attribution_required", "restrictions"):
+    for column in ("license_url", "fetch_policy", "attribution_required", "restrictions", "reference"):
         db.execute(f"ALTER TABLE urls DROP COLUMN {column}")
     db.commit()
     db.close()
     with CrawlState(path) as s:
         policies = {j.url: j.candidate.fetch_policy for j in s.jobs(PENDING)}
-        s.add_jobs([cand("http://u/new.jpg", attribution_required=False)])
-        (new,) = [j for j in s.jobs(PENDING) if j.url == "http://u/new.jpg"]
+        s.add_jobs([cand("http://u/new.jpg", attribution_required=False, reference=True)])
+        jobs = s.jobs(PENDING)
+        (new,) = [j for j in jobs if j.url == "http://u/new.jpg"]
     assert new.candidate.attribution_required is False  # the added column keeps a bool, not the text "0"
+    assert new.candidate.reference is True
+    assert [j.candidate.reference for j in jobs if j.url != "http://u/new.jpg"] == [False, False]
     # Wikidata's photos are Commons media, whatever run found them.
     assert policies == {"http://u/w.jpg": "wikimedia_media", "http://u/p.jpg": None}
 

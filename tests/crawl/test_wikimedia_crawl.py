@@ -10,6 +10,7 @@ never more than 2 media downloads at once, each API called in series.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from pathlib import Path
 
@@ -101,6 +102,45 @@ async def test_a_names_crawl_stores_every_persons_photos_with_licence_and_author
     assert traffic.peak["wikidata"] == traffic.peak["commons"] == 1
     assert {r.params.get("maxlag") for r in traffic.requests if r.service in ("wikidata", "commons")} == {"5"}
     assert result.summary["fetch"].get("maxlag") == 2
+
+
+async def test_a_photo_of_someone_else_in_a_persons_category_loses_their_name_to_their_portrait(
+    wikimedia: WikimediaServer, make_settings, crawl, tmp_path: Path
+) -> None:
+    # Lin-Manuel Miranda: his portrait (P18) and, in his Commons category, a photo of Kit
+    # Harington. Rose Leslie, with no portrait this time: her own photo and another of Kit's.
+    miranda, leslie = wikimedia.entities["Q4000004"], wikimedia.entities["Q4000003"]
+    wikimedia.entities["Q4000004"] = dataclasses.replace(miranda, category="Lin-Manuel Miranda")
+    wikimedia.entities["Q4000003"] = dataclasses.replace(leslie, images=())
+    wikimedia.categories["Lin-Manuel Miranda"] = ("Lin-Manuel Miranda.png", "Kit Harington at Comic-Con.jpg")
+    wikimedia.categories["Rose Leslie"] = ("Rose Leslie 2019.jpg", "Kit Harington 2016.jpg")
+    names_file = tmp_path / "names.txt"
+    names_file.write_text("Lin-Manuel Miranda\nRose Leslie\n")
+    settings = make_settings(**wikimedia.overrides(), **{"crawl.read_timeout_s": 20.0, "crawl.total_timeout_s": 30.0})
+
+    result = await crawl(settings, CrawlPlan(names_file=names_file))
+
+    assert result.exit_code == 0
+    rows = state_rows(settings)
+    width = settings.crawl.thumb_width
+    portrait = wikimedia.thumb_url("Lin-Manuel Miranda.png", width)
+    misfiled = wikimedia.thumb_url("Kit Harington at Comic-Con.jpg", width)
+    unchecked = wikimedia.thumb_url("Kit Harington 2016.jpg", width)
+    # The crawl state knows which photo is the portrait (it survives a resume).
+    assert {u for u, r in rows.items() if r.candidate.reference} == {portrait}
+    faces = {p.payload["image_url"]: p.payload for p in await stored_points(settings)}
+    assert (faces[portrait]["person_id"], faces[portrait]["label"], faces[portrait]["reference"]) == (
+        "Q4000004",
+        "source",
+        True,
+    )
+    # Two faces that disagree: his portrait decides, and Kit's face is not shown as him.
+    # (Whichever was stored first: a stored face that loses its person loses the field.)
+    assert faces[misfiled].get("person_id") != "Q4000004" and faces[misfiled]["label"] != "source"
+    assert faces[misfiled]["reference"] is False
+    assert result.summary["run"]["labels"]["rejected"] >= 1
+    # Without a portrait, two faces that disagree leave nothing to decide by: both claims stand.
+    assert faces[unchecked]["person_id"] == "Q4000003" and faces[unchecked]["label"] == "source"
 
 
 async def test_top_with_the_search_engine_searches_labels_and_keeps_the_q_id(

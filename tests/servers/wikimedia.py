@@ -99,6 +99,8 @@ class WikimediaServer:
 
     def __init__(self, faces_dir: Path) -> None:
         self.entities = {e.qid: e for e in ENTITIES}
+        # Commons categories by name (a test may file a photo under the wrong person, as Commons users do).
+        self.categories = dict(CATEGORIES)
         self.traffic = Traffic()
         self.media = MediaHost(Path(faces_dir), self.traffic)
         self.files = self.media.files
@@ -305,7 +307,7 @@ class WikimediaServer:
             return api_error("invalidcategory", "The category name you entered is not valid.")
         limit = min(500, int(params.get("cmlimit", "10")))
         start = int(params.get("cmcontinue", "file|0").split("|")[-1])
-        names = CATEGORIES.get(title[len("Category:") :].replace("_", " "), ())
+        names = self.categories.get(title[len("Category:") :].replace("_", " "), ())
         if params.get("cmtype", "page|subcat|file") not in ("file", "page|subcat|file"):
             names = ()
         members = [{"pageid": page_id(name), "ns": 6, "title": f"File:{name}"} for name in names[start : start + limit]]

@@ -345,6 +345,8 @@ async def test_lookup_gives_commons_thumbnails_with_licence_and_author(wikimedia
     )
     assert {c.name for c in found} == {"Barack Obama"}
     assert {(c.source, c.person_id, c.fetch_policy) for c in found} == {("wikidata", "Q76", "wikimedia_media")}
+    # His portrait (P18) is marked: consensus checks his other photos against it.
+    assert [c.reference for c in found] == [True, False, False, False, False]
     first, _, speaking, *_ = found
     assert first.page_url == wikimedia.description_url("President Barack Obama.jpg")
     assert (first.license, first.license_url, first.attribution) == ("Public domain", None, "Pete Souza")
@@ -389,6 +391,8 @@ async def test_a_q_id_is_used_directly(wikimedia: WikimediaServer) -> None:
         "Obama, Biden and a staffer.jpg",
     )
     assert {c.name for c in found} == {"Joe Biden"}
+    # Both P18 values are his references, the group photo too (its subject, if any, is decided per face).
+    assert [c.reference for c in found] == [True, True, False, False]
     # No search: the entity is fetched straight away.
     assert [(r.params["action"], r.params["ids"]) for r in wikimedia.requests_to("wikidata")] == [
         ("wbgetentities", "Q6279")
@@ -417,6 +421,7 @@ async def test_photos_from_the_category_alone_and_png(wikimedia: WikimediaServer
     assert [c.image_url for c in alex] == _names(
         wikimedia, "Alex Lacamoire 2016.jpg", "Alex Lacamoire at the piano.jpg", "Alex Lacamoire.png"
     )
+    assert not any(c.reference for c in alex)  # no P18: a category is no portrait
     assert [(c.image_url, c.name) for c in lin] == [
         (wikimedia.thumb_url("Lin-Manuel Miranda.png", 960), "Lin-Manuel Miranda")
     ]

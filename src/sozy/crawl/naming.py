@@ -39,6 +39,8 @@ class FacePerson:
     name: str | None
     person_id: str | None
     label: str
+    # The person's reference face (the subject of their Wikidata portrait).
+    reference: bool = False
 
 
 NOBODY = FacePerson(None, None, Label.NONE.value)
@@ -53,7 +55,7 @@ def candidate_person(candidate: Candidate) -> FacePerson:
     person_id = candidate.person_id or (person_key(name) if name else None)
     if not person_id:
         return NOBODY
-    return FacePerson(name or person_id, person_id, Label.SOURCE.value)
+    return FacePerson(name or person_id, person_id, Label.SOURCE.value, reference=candidate.reference)
 
 
 def face_people(candidate: Candidate, boxes: Sequence[Box]) -> list[FacePerson]:

@@ -794,6 +794,7 @@ class Crawler:
                 name=person.name,
                 person_id=person.person_id,
                 label=person.label,
+                reference=person.reference,
                 license=cand.license,
                 license_url=cand.license_url,
                 attribution=cand.attribution,

@@ -90,6 +90,7 @@ CREATE TABLE IF NOT EXISTS urls (
     fetch_policy TEXT,
     attribution_required INTEGER,
     restrictions TEXT,
+    reference INTEGER,
     discovered_at TEXT NOT NULL,
     updated_at TEXT
 );
@@ -131,6 +132,7 @@ _CANDIDATE_COLUMNS = (
     "fetch_policy",
     "attribution_required",
     "restrictions",
+    "reference",
 )
 # Columns added to ``urls`` after schema 1 was first written: added in place when an older file
 # opens (NULL for the photos already there).
@@ -140,6 +142,7 @@ _ADDED_COLUMNS = {
     "fetch_policy": "TEXT",
     "attribution_required": "INTEGER",
     "restrictions": "TEXT",
+    "reference": "INTEGER",
 }
 _INSERT_JOB = (
     f"INSERT INTO urls (url, {', '.join(_CANDIDATE_COLUMNS)}, discovered_at)"
@@ -546,7 +549,13 @@ def _lock(path: Path) -> int:
 def _candidate(row: sqlite3.Row) -> Candidate:
     values = {c: row[c] for c in _CANDIDATE_COLUMNS}
     required = values.pop("attribution_required")  # SQLite keeps a bool as 0 / 1
-    return Candidate(image_url=row["url"], attribution_required=None if required is None else bool(required), **values)
+    reference = bool(values.pop("reference"))  # NULL in rows written before the column
+    return Candidate(
+        image_url=row["url"],
+        attribution_required=None if required is None else bool(required),
+        reference=reference,
+        **values,
+    )
 
 
 def _url_row(row: sqlite3.Row) -> UrlRow:

@@ -417,7 +417,9 @@ class WikidataNames:
         ``name`` is searched in English; a Q-id (``Q76``) is used as it is (a
         merged one is followed to the item it was merged into). Every photo
         carries the person's Q-id (``person_id``), its licence and author, and
-        the ``wikimedia_media`` fetch policy. No human found, or a human
+        the ``wikimedia_media`` fetch policy; the item's own images (P18) are
+        marked ``reference``: consensus checks the person's other photos
+        against their portrait. No human found, or a human
         without photos, gives ``[]``. API failures raise (the fetcher's
         ``FetchError`` or ``SourceError``) so the caller can retry the name
         later instead of recording it as done.
@@ -441,8 +443,9 @@ class WikidataNames:
                 attribution_required=f.attribution_required,
                 restrictions="|".join(f.restrictions) or None,
                 fetch_policy=WIKIMEDIA_MEDIA.name,
+                reference=portrait,
             )
-            for f in files
+            for f, portrait in files
         ]
         if not candidates:
             log.info("wikidata: %s (%s) has no photos on Commons", label, person.id)
@@ -511,14 +514,16 @@ class WikidataNames:
                 seen.add(qid)
                 yield qid
 
-    async def _files_of(self, person: Entity) -> list[CommonsFile]:
+    async def _files_of(self, person: Entity) -> list[tuple[CommonsFile, bool]]:
+        """The person's photos, and whether each is one of the item's own images (P18)."""
         wanted = max(0, self.settings.images_per_person)
         titles = list(dict.fromkeys(file_title(f) for f in person.images))
+        portraits = set(titles)
         if person.category and len(titles) < wanted:
             # Ask for a few more than needed: some members are not photos (SVG, PDF).
             extra = await self._category_files(person.category, wanted + len(titles))
             titles.extend(t for t in extra if t not in titles)
-        files: list[CommonsFile] = []
+        files: list[tuple[CommonsFile, bool]] = []
         for start in range(0, len(titles), TITLES_PER_QUERY):
             if len(files) >= wanted:
                 break
@@ -530,8 +535,8 @@ class WikidataNames:
                     log.debug("commons: %s is missing", title)
                 elif found.mime is not None and found.mime not in PHOTO_MIMES:
                     log.debug("commons: %s is %s, not a photo", title, found.mime)
-                elif found.thumb_url not in {f.thumb_url for f in files}:
-                    files.append(found)
+                elif found.thumb_url not in {f.thumb_url for f, _ in files}:
+                    files.append((found, title in portraits))
         return files[:wanted]
 
     async def _imageinfo(self, titles: Sequence[str]) -> dict[str, CommonsFile]:

@@ -49,7 +49,9 @@ from .base import NAME_FIELD, PERSON_FIELD, StoredPoint, identity_payload
 log = logging.getLogger(__name__)
 
 _QID = re.compile(r"Q[1-9][0-9]*")
-NOBODY: dict[str, Any] = {PERSON_FIELD: None, NAME_FIELD: None, "label": Label.NONE.value}
+REFERENCE_FIELD = "reference"
+# A face that loses its person loses its place as their reference face too.
+NOBODY: dict[str, Any] = {PERSON_FIELD: None, NAME_FIELD: None, "label": Label.NONE.value, REFERENCE_FIELD: False}
 # Faces of one person compared pairwise in bulk; a larger person is judged against a sample.
 MAX_PAIRWISE = 2000
 # Points read per page while relabelling.
@@ -87,7 +89,6 @@ class ConsensusStore(Protocol):
         k: int,
         *,
         person_id: str | None = None,
-        named: bool | None = None,
         with_vectors: bool = False,
     ) -> list[FaceHit]: ...
 
@@ -109,20 +110,32 @@ def pairwise(vectors: np.ndarray) -> np.ndarray:
     return distances
 
 
-def in_majority(vectors: np.ndarray, rule: ConsensusRule) -> np.ndarray:
+def in_majority(vectors: np.ndarray, rule: ConsensusRule, reference: np.ndarray | None = None) -> np.ndarray:
     """Which of one person's faces are the person: the faces joined by same-person links
     (a chain of faces each closer than ``link_distance`` to the next) into a group holding
     more than ``rule.majority`` of them, or, failing that, the largest group of two or more
     when no other group is as large (a person unlucky enough to be sent more photos of
-    others than they have of their own, each of someone different). Without either
-    (fewer than ``rule.min_faces`` faces, or a tie) every claim stands."""
+    others than they have of their own, each of someone different).
+
+    ``reference`` marks the person's reference faces (their Wikidata portrait): the group
+    holding one is the person unless that majority group is larger, so a person with few
+    faces, or no clear majority, is still checked. Without a reference and without a
+    majority (fewer than ``rule.min_faces`` faces, or a tie) every claim stands."""
     n = len(vectors)
-    if n < rule.min_faces:
+    refs = np.zeros(n, dtype=bool) if reference is None else np.asarray(reference, dtype=bool)
+    if n < (2 if refs.any() else rule.min_faces):
         return np.ones(n, dtype=bool)
     group = _components(pairwise(vectors) < rule.link_distance)
     sizes = np.bincount(group)
     largest, runner_up = [*np.sort(sizes)[::-1].tolist(), 0][:2]
-    if largest > rule.majority * n or (largest >= 2 and largest > runner_up):
+    majority = n >= rule.min_faces and (largest > rule.majority * n or (largest >= 2 and largest > runner_up))
+    if refs.any():
+        # The portrait's group, unless a majority outnumbers it (a portrait of the person
+        # young, in costume, or a group photo whose largest face is someone else).
+        portrait = max(set(group[refs].tolist()), key=lambda g: sizes[g])
+        if not majority or sizes[portrait] >= largest:
+            return np.asarray(group == portrait, dtype=bool)
+    if majority:
         # A majority, or at least a group no other matches: the rest are faces of others.
         return np.asarray(group == sizes.argmax(), dtype=bool)
     return np.ones(n, dtype=bool)
@@ -210,8 +223,14 @@ class ConsensusResult:
 
 
 class Consensus:
-    """Checks new faces against the store before they are written (``check``), one k-NN
-    query per face; faces of the same batch see each other."""
+    """Checks new faces against the store before they are written (``check``); faces of the
+    same batch see each other.
+
+    Each face costs one k-NN search of the whole store (its neighbourhood, read for the
+    attachment of a face of nobody and for the unnamed faces a confirmed one adopts) and,
+    for a claimed face, one search filtered on its person, which the ``person_id`` keyword
+    index answers from that person's few faces. An attachment whose person shows a single
+    link in the neighbourhood asks for the person's own faces too (they may have just one)."""
 
     def __init__(self, store: ConsensusStore, rule: ConsensusRule | None = None) -> None:
         self.store = store
@@ -220,69 +239,88 @@ class Consensus:
     async def check(self, records: Sequence[FaceRecord]) -> ConsensusResult:
         result = ConsensusResult(records=[])
         for record in records:
-            decided = await self._decide(record, result)
+            # Vectors too: a face of nobody close to a confirmed one is checked for adoption.
+            near = await self._nearest(record.vector, result, own=record.id, with_vectors=True)
+            decided = await self._decide(record, near, result)
             result.add(decided)
             if decided.person_id and decided.label == Label.SOURCE.value:
-                await self._adopt(decided, result)
+                await self._adopt(decided, near, result)
         return result
 
-    async def _decide(self, record: FaceRecord, result: ConsensusResult) -> FaceRecord:
+    async def _decide(self, record: FaceRecord, near: list[FaceHit], result: ConsensusResult) -> FaceRecord:
         if record.person_id and record.label != Label.NONE.value:
             kept = await self._check_claim(record, result)
             if kept is not None:
                 return kept
             result.rejected += 1
-            record = replace(record, person_id=None, name=None, label=Label.NONE.value)
-        target = await self._attachment(record.id, record.vector, result)
+            record = replace(record, person_id=None, name=None, label=Label.NONE.value, reference=False)
+        target = await self._attachment(record.id, record.vector, near, result)
         if target is None:
             return record
         result.attached += 1
         return replace(record, person_id=target.person_id, name=target.name, label=Label.CONSENSUS.value)
 
-    async def _attachment(self, own: str, vector: np.ndarray, result: ConsensusResult) -> FaceHit | None:
-        """The person a face of nobody clearly is: the nearest named faces point to one person
-        (``attachment``), and the face links to two of that person's faces (to the one, if
-        they have one): a photo misfiled under someone, not yet outvoted, cannot pull the
-        faces that look like it into the wrong person."""
-        target = attachment(await self._nearest(vector, result, own=own, named=True), self.rule)
+    async def attachment_of(self, face_id: str, vector: np.ndarray) -> FaceHit | None:
+        """The person a stored face of nobody clearly is (``_attachment``), or None."""
+        result = ConsensusResult(records=[])
+        near = await self._nearest(vector, result, own=face_id)
+        return await self._attachment(face_id, vector, near, result)
+
+    async def _attachment(
+        self, own: str, vector: np.ndarray, near: list[FaceHit], result: ConsensusResult
+    ) -> FaceHit | None:
+        """The person a face of nobody clearly is, from its neighbourhood ``near``: the nearest
+        named faces point to one person (``attachment``), and the face links to two of that
+        person's faces (to the one, if they have one): a photo misfiled under someone, not yet
+        outvoted, cannot pull the faces that look like it into the wrong person."""
+        target = attachment([h for h in near if h.person_id], self.rule)
         if target is None or not target.person_id:
             return None
-        others = await self._nearest(vector, result, own=own, person_id=target.person_id)
-        return target if supported([h.distance for h in others], self.rule) else None
+        theirs = [h.distance for h in near if h.person_id == target.person_id]
+        if sum(1 for d in theirs if d < self.rule.link_distance) < 2:
+            # One link seen: enough only if it is the person's one face.
+            found = await self._nearest(vector, result, own=own, person_id=target.person_id, limit=2)
+            theirs = [h.distance for h in found]
+        return target if supported(theirs, self.rule) else None
 
     async def _check_claim(self, record: FaceRecord, result: ConsensusResult) -> FaceRecord | None:
         """The record (with the person's display name) if its claim holds, else None."""
         person = str(record.person_id)
-        others = await self._nearest(record.vector, result, own=record.id, person_id=person)
-        if not self._holds(record.vector, others, result):
+        others = await self._nearest(record.vector, result, own=record.id, person_id=person, with_vectors=True)
+        if not self._holds(record, others, result):
             return None
         # Q-ids carry their Wikidata label; a key person shows their most common spelling.
         name = record.name if _QID.fullmatch(person) else display_name([record.name, *[h.name for h in others]])
         return replace(record, name=name or record.name)
 
-    def _holds(self, vector: np.ndarray, others: list[FaceHit], result: ConsensusResult) -> bool:
+    def _holds(self, record: FaceRecord, others: list[FaceHit], result: ConsensusResult) -> bool:
         """Whether a claimed face belongs with ``others``, its person's nearest faces. While the
         person has fewer faces than a query returns, it is seen whole: the majority is taken
-        over all of them, and earlier faces outside it lose their person."""
+        over all of them (their reference face, if any, counts for it), and earlier faces
+        outside it lose their person."""
         others = [h for h in others if h.vector is not None]
         if len(others) >= self.rule.neighbours:
             return supported([h.distance for h in others], self.rule)
-        majority = in_majority(np.stack([vector, *(h.vector for h in others if h.vector is not None)]), self.rule)
+        vectors = np.stack([record.vector, *(h.vector for h in others if h.vector is not None)])
+        reference = np.array([record.reference, *(bool(h.payload.get(REFERENCE_FIELD)) for h in others)])
+        majority = in_majority(vectors, self.rule, reference)
         for hit, ok in zip(others, majority[1:], strict=True):
             if not ok:
                 result.change(hit, NOBODY)
                 result.rejected += 1
         return bool(majority[0])
 
-    async def _adopt(self, record: FaceRecord, result: ConsensusResult) -> None:
+    async def _adopt(self, record: FaceRecord, near: list[FaceHit], result: ConsensusResult) -> None:
         """Faces of nobody near a newly confirmed face (a group photo crawled before the
-        portraits) are attached now if they clearly are someone: one query for them, and one
-        per face close enough to be a candidate."""
-        near = await self._nearest(record.vector, result, own=record.id, named=False)
+        portraits), from its neighbourhood, are attached now if they clearly are someone:
+        one search for each face close enough to be a candidate."""
         for hit in near:
-            if hit.distance >= self.rule.attach_distance or hit.vector is None:
+            if hit.distance >= self.rule.attach_distance:
                 break
-            target = await self._attachment(hit.id, hit.vector, result)
+            if hit.person_id or hit.vector is None:
+                continue
+            theirs = await self._nearest(hit.vector, result, own=hit.id, with_vectors=True)
+            target = await self._attachment(hit.id, hit.vector, theirs, result)
             if target is None:
                 continue
             result.change(
@@ -297,33 +335,36 @@ class Consensus:
         *,
         own: str,
         person_id: str | None = None,
-        named: bool | None = None,
+        limit: int | None = None,
+        with_vectors: bool = False,
     ) -> list[FaceHit]:
-        """The ``rule.neighbours`` nearest faces (of ``person_id``, of someone or of nobody:
-        ``named``), stored or decided earlier in this batch, with what this batch changed applied;
-        never the face ``own`` itself."""
-        k = self.rule.neighbours
+        """The ``limit`` (``rule.neighbours``) nearest faces (of ``person_id``, or of anyone),
+        stored or decided earlier in this batch, with what this batch changed applied; never
+        the face ``own`` itself. Vectors of stored faces only ``with_vectors``; those of this
+        batch's faces always (they are at hand)."""
+        k = limit or self.rule.neighbours
         # One more than needed: the face itself may be stored already (a photo crawled again).
-        stored = await self.store.neighbours(vector, k + 1, person_id=person_id, named=named, with_vectors=True)
+        stored = await self.store.neighbours(vector, k + 1, person_id=person_id, with_vectors=with_vectors)
         hits = [h for h in stored if h.id not in result.changed and h.id not in result.index and h.id != own]
         # This batch's faces and the stored faces it changed, as they are now: one numpy pass.
         candidates: list[tuple[int, str | None, np.ndarray | None]] = [
             (i, r.person_id, r.vector) for i, r in enumerate(result.records)
         ]
         candidates += [(-1 - n, h.person_id, h.vector) for n, h in enumerate(result.changed.values())]
-        wanted = [
-            (slot, who, v)
-            for slot, who, v in candidates
-            if v is not None and (who == person_id if person_id is not None else named is None or bool(who) == named)
-        ]
+        wanted = [(slot, v) for slot, who, v in candidates if v is not None and (person_id is None or who == person_id)]
         if wanted:
-            distances = np.linalg.norm(np.stack([c[2] for c in wanted]) - vector, axis=1)
+            distances = np.linalg.norm(np.stack([c[1] for c in wanted]) - vector, axis=1)
             changed = list(result.changed.values())
-            for (slot, _, face_vector), distance in zip(wanted, distances, strict=True):
+            for (slot, face_vector), distance in zip(wanted, distances, strict=True):
                 if slot >= 0:
                     r = result.records[slot]
                     face_id = result.ids[slot]
-                    payload = {PERSON_FIELD: r.person_id, NAME_FIELD: r.name, "label": r.label}
+                    payload = {
+                        PERSON_FIELD: r.person_id,
+                        NAME_FIELD: r.name,
+                        "label": r.label,
+                        REFERENCE_FIELD: r.reference,
+                    }
                 else:
                     face_id, payload = changed[-1 - slot].id, changed[-1 - slot].payload
                 if face_id != own:
@@ -384,7 +425,7 @@ async def _judge_person(store: ConsensusStore, person: str, rule: ConsensusRule,
     if not faces:
         return
     vectors = np.stack([f.vector for f in faces])
-    majority = _majority_of(vectors, rule)
+    majority = _majority_of(vectors, rule, np.array([bool(f.payload.get(REFERENCE_FIELD)) for f in faces]))
     updates: dict[str, dict[str, Any]] = {}
     for face, ok in zip(faces, majority, strict=True):
         if not ok:
@@ -400,13 +441,14 @@ async def _judge_person(store: ConsensusStore, person: str, rule: ConsensusRule,
     await store.set_payloads(updates)
 
 
-def _majority_of(vectors: np.ndarray, rule: ConsensusRule) -> np.ndarray:
+def _majority_of(vectors: np.ndarray, rule: ConsensusRule, reference: np.ndarray) -> np.ndarray:
     """``in_majority`` over a whole person; a very large one is judged against a sample of
     its faces, so memory and time stay bounded."""
     if len(vectors) <= MAX_PAIRWISE:
-        return in_majority(vectors, rule)
-    sample = vectors[np.random.default_rng(len(vectors)).choice(len(vectors), MAX_PAIRWISE, replace=False)]
-    core = sample[in_majority(sample, rule)].astype(np.float64)
+        return in_majority(vectors, rule, reference)
+    chosen = np.random.default_rng(len(vectors)).choice(len(vectors), MAX_PAIRWISE, replace=False)
+    sample = vectors[chosen]
+    core = sample[in_majority(sample, rule, reference[chosen])].astype(np.float64)
     ok = np.empty(len(vectors), dtype=bool)
     for start in range(0, len(vectors), MAX_PAIRWISE):
         chunk = vectors[start : start + MAX_PAIRWISE].astype(np.float64)
@@ -427,7 +469,7 @@ async def _attach_unnamed(
         if face.vector.shape != (VECTOR_SIZE,):
             continue
         # Decided against the store as it was: attachments made here do not attract more.
-        target = await consensus._attachment(face.id, face.vector, ConsensusResult(records=[]))
+        target = await consensus.attachment_of(face.id, face.vector)
         if target is not None:
             updates[face.id] = {PERSON_FIELD: target.person_id, NAME_FIELD: target.name, "label": Label.CONSENSUS.value}
     await store.set_payloads(updates)
