@@ -20,6 +20,7 @@ from sozy.api import schemas
 from sozy.api.schemas import SIMILARITY_FORMULA
 from sozy.api.search import BOOLEANS, DEFAULT_K, DEFAULT_PER_PERSON, FACE_MODES, MAX_FACES, MAX_K, MAX_PER_PERSON
 from sozy.config import Settings
+from sozy.store.selectors import DELETE_FIELDS
 
 _REF_TEMPLATE = "#/components/schemas/{model}"
 # What GenerateJsonSchema asks about a field's title (pydantic's own alias is private).
@@ -84,6 +85,17 @@ def _error_response(description: str, retry_after: bool = False) -> dict[str, An
 
 _RATE_LIMITED = _error_response("Too many requests from this client address (per-client token bucket).", True)
 _NOT_READY = _error_response("The engine or store is not running yet, or the server is overloaded.", True)
+
+
+# What each of the store's delete selectors (DELETE_FIELDS) takes down.
+_TAKEDOWN_SELECTORS = {
+    "image_url": "Delete every face from this photo URL.",
+    "page_url": "Delete every face found on this page.",
+    "name": "Take a person down: every face of the identity this name (any spelling, or the "
+    "Wikidata label) means, faces that are plainly them in group photos, and new faces of them.",
+    "person_id": "Take a person down by identity (a Wikidata Q-id, or the key of a name).",
+    "source": "Delete every face from this source.",
+}
 
 
 def _search_operation(settings: Settings) -> dict[str, Any]:
@@ -171,18 +183,13 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
     """The full OpenAPI 3.0 document for an app built with ``settings``."""
     api = settings.api
     takedown_params = [
-        {"name": name, "in": "query", "description": desc, "schema": {"type": "string", "minLength": 1}}
-        for name, desc in (
-            ("image_url", "Delete every face from this photo URL."),
-            ("page_url", "Delete every face found on this page."),
-            (
-                "name",
-                "Take a person down: every face of the identity this name (any spelling, or the "
-                "Wikidata label) means, faces that are plainly them in group photos, and new faces of them.",
-            ),
-            ("person_id", "Take a person down by identity (a Wikidata Q-id, or the key of a name)."),
-            ("source", "Delete every face from this source."),
-        )
+        {
+            "name": name,
+            "in": "query",
+            "description": _TAKEDOWN_SELECTORS[name],
+            "schema": {"type": "string", "minLength": 1},
+        }
+        for name in DELETE_FIELDS
     ]
     return {
         "openapi": "3.0.3",
