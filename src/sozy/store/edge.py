@@ -40,7 +40,6 @@ from .base import (
     StoreStats,
     check_k,
     check_vector,
-    group_people,
     hit_of,
     is_point_id,
     stored_of,
@@ -48,6 +47,7 @@ from .base import (
 from .edge_index import run_optimize_child
 from .edge_lock import StoreLock
 from .edge_shard import DEFAULT_INDEXING_THRESHOLD_KB, ShardThread, check_existing, edge_config
+from .grouping import group_people
 from .takedowns import FileTakedowns, TakedownFile
 
 log = logging.getLogger(__name__)

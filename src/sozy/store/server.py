@@ -41,10 +41,9 @@ from .base import (
     check_vector,
     hit_of,
     is_point_id,
-    merge_people,
-    person_hit,
     stored_of,
 )
+from .grouping import merge_people, person_hit
 from .server_client import scroll_pages, server_errors
 from .server_setup import (
     check_collection,
