@@ -516,7 +516,7 @@ class WikidataNames:
 
     async def _files_of(self, person: Entity) -> list[tuple[CommonsFile, bool]]:
         """The person's photos, and whether each is one of the item's own images (P18)."""
-        wanted = max(0, self.settings.images_per_person)
+        wanted = self.settings.images_per_person
         titles = list(dict.fromkeys(file_title(f) for f in person.images))
         portraits = set(titles)
         if person.category and len(titles) < wanted:
