@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TypedDict, Unpack
 
 from sozy.config import Settings
 
@@ -18,7 +19,17 @@ from .base import FaceStore, StoredPoint, StoreError, StoreInUse, StoreMismatch,
 
 LOCAL_PREFIX = "local:"
 
+
+class EmbeddedOptions(TypedDict, total=False):
+    """Options of the embedded backend's ``EmbeddedStore.open``; the server backend has none."""
+
+    optimize_on_open: bool
+    optimize_every: int
+    indexing_threshold_kb: int
+
+
 __all__ = [
+    "EmbeddedOptions",
     "FaceStore",
     "StoreError",
     "StoreInUse",
@@ -30,7 +41,7 @@ __all__ = [
 ]
 
 
-async def open_store(settings: Settings, *, create: bool = True, **options: object) -> FaceStore:
+async def open_store(settings: Settings, *, create: bool = True, **options: Unpack[EmbeddedOptions]) -> FaceStore:
     """Open the store the settings name; ``create=False`` refuses to create a missing one.
 
     ``options`` go to the embedded backend's ``open`` (``optimize_on_open``,
@@ -52,12 +63,12 @@ async def open_store(settings: Settings, *, create: bool = True, **options: obje
         return await ServerStore.open(settings.store, create=create)
     from .edge import EmbeddedStore
 
-    return await EmbeddedStore.open(settings.store_path, settings.store, create=create, **options)  # type: ignore[arg-type]
+    return await EmbeddedStore.open(settings.store_path, settings.store, create=create, **options)
 
 
 @asynccontextmanager
 async def opened_store(
-    settings: Settings, *, create: bool = True, optimize: bool = True, **options: object
+    settings: Settings, *, create: bool = True, optimize: bool = True, **options: Unpack[EmbeddedOptions]
 ) -> AsyncIterator[FaceStore]:
     """``async with opened_store(settings) as store:`` opens the store as ``open_store`` does and
     closes it on the way out, building the search index first unless ``optimize=False``."""
