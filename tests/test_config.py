@@ -142,3 +142,11 @@ def test_replace_with_dotted_keys() -> None:
     assert settings.engine.workers == 2
     assert settings.data_dir == "/tmp/x"
     assert Settings().engine.workers == 0  # frozen: the original is untouched
+
+
+def test_an_empty_variable_still_beats_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "sozy.toml"
+    config.write_text('[store]\nurl = "http://qdrant:6333"\n[api]\ncors_origins = ["a.example"]\n')
+    assert load_settings(path=config, environ={}).store.url == "http://qdrant:6333"
+    settings = load_settings(path=config, environ={"SOZY_STORE_URL": "", "SOZY_API_CORS_ORIGINS": ""})
+    assert (settings.store.url, settings.api.cors_origins) == ("", ())
