@@ -129,11 +129,10 @@ class FaceStore(Protocol):
         k: int,
         *,
         person_id: str | None = None,
-        named: bool | None = None,
         with_vectors: bool = False,
     ) -> list[FaceHit]:
-        """The ``k`` nearest faces, of one person only (``person_id``), of someone (``named``
-        True), of nobody known (False) or of anyone (None); with their vectors if asked."""
+        """The ``k`` nearest faces, of one person only (``person_id``) or of anyone (None); with
+        their vectors if asked."""
 
     async def faces_where(
         self, match: Mapping[str, Collection[str]], *, with_vectors: bool = False

@@ -37,14 +37,14 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from sozy.config import IdentitySettings
 from sozy.records import VECTOR_SIZE, FaceHit, FaceRecord, Label
 
-from .base import NAME_FIELD, PERSON_FIELD, StoredPoint, identity_payload
+from .base import NAME_FIELD, PERSON_FIELD, FaceStore, identity_payload
 
 log = logging.getLogger(__name__)
 
@@ -78,25 +78,6 @@ class ConsensusRule:
             min_faces=settings.min_faces,
             majority=settings.majority,
         )
-
-
-class ConsensusStore(Protocol):
-    """The store calls consensus makes."""
-
-    async def neighbours(
-        self,
-        vector: np.ndarray,
-        k: int,
-        *,
-        person_id: str | None = None,
-        with_vectors: bool = False,
-    ) -> list[FaceHit]: ...
-
-    async def faces_where(self, match: Mapping[str, Any], *, with_vectors: bool = False) -> list[StoredPoint]: ...
-
-    async def set_payloads(self, updates: Mapping[str, Mapping[str, Any]]) -> None: ...
-
-    async def scroll_points(self, offset: str | None, limit: int) -> tuple[list[StoredPoint], str | None]: ...
 
 
 # -- the rule, on plain vectors ----------------------------------------------------------------
@@ -232,7 +213,7 @@ class Consensus:
     index answers from that person's few faces. An attachment whose person shows a single
     link in the neighbourhood asks for the person's own faces too (they may have just one)."""
 
-    def __init__(self, store: ConsensusStore, rule: ConsensusRule | None = None) -> None:
+    def __init__(self, store: FaceStore, rule: ConsensusRule | None = None) -> None:
         self.store = store
         self.rule = rule or ConsensusRule()
 
@@ -387,7 +368,7 @@ class RelabelReport:
 
 
 async def relabel(
-    store: ConsensusStore, rule: ConsensusRule | None = None, progress: Callable[[str], None] | None = None
+    store: FaceStore, rule: ConsensusRule | None = None, progress: Callable[[str], None] | None = None
 ) -> RelabelReport:
     """Every face judged by the rule, person by person: migrate payloads written before
     identities, reject claims outside each person's majority, give each person its display
@@ -420,7 +401,7 @@ async def relabel(
     return report
 
 
-async def _judge_person(store: ConsensusStore, person: str, rule: ConsensusRule, report: RelabelReport) -> None:
+async def _judge_person(store: FaceStore, person: str, rule: ConsensusRule, report: RelabelReport) -> None:
     faces = await store.faces_where({PERSON_FIELD: [person]}, with_vectors=True)
     if not faces:
         return
@@ -458,7 +439,7 @@ def _majority_of(vectors: np.ndarray, rule: ConsensusRule, reference: np.ndarray
 
 
 async def _attach_unnamed(
-    store: ConsensusStore, rule: ConsensusRule, report: RelabelReport, progress: Callable[[str], None] | None
+    store: FaceStore, rule: ConsensusRule, report: RelabelReport, progress: Callable[[str], None] | None
 ) -> None:
     unnamed = await store.faces_where({"label": [Label.NONE.value]}, with_vectors=True)
     if progress:

@@ -84,15 +84,6 @@ def _nearest_filter(
     return qe.Filter(must=must or None, must_not=must_not or None)
 
 
-def _identity_filter(person_id: str | None, named: bool | None) -> qe.Filter | None:
-    if person_id is not None:
-        return qe.Filter(must=[qe.FieldCondition(PERSON_FIELD, match=qe.MatchValue(person_id))])
-    if named is None:
-        return None
-    empty = qe.IsEmptyCondition(PERSON_FIELD)
-    return qe.Filter(must_not=[empty]) if named else qe.Filter(must=[empty])
-
-
 def _pages(shard: qe.EdgeShard, flt: qe.Filter, payload: Any, vectors: bool) -> Iterator[list[Any]]:
     """Every record matching ``flt``, page by page (run on the shard's thread)."""
     offset = None
@@ -313,10 +304,9 @@ class EmbeddedStore(SharedStore):
         k: int,
         *,
         person_id: str | None = None,
-        named: bool | None = None,
         with_vectors: bool = False,
     ) -> list[FaceHit]:
-        flt = _identity_filter(person_id, named)
+        flt = None if person_id is None else _field_filter({PERSON_FIELD: [person_id]})
         return await self._nearest(check_vector(vector), check_k(k), flt, with_vector=with_vectors)
 
     async def faces_where(

@@ -223,14 +223,9 @@ class ServerStore(SharedStore):
         k: int,
         *,
         person_id: str | None = None,
-        named: bool | None = None,
         with_vectors: bool = False,
     ) -> list[FaceHit]:
-        flt: m.Filter | None = None
-        if person_id is not None:
-            flt = _field_filter({PERSON_FIELD: [person_id]})
-        elif named is not None:
-            flt = m.Filter(must_not=[_no_person()]) if named else m.Filter(must=[_no_person()])
+        flt = None if person_id is None else _field_filter({PERSON_FIELD: [person_id]})
         return await self._nearest(check_vector(vector), check_k(k), flt, with_vector=with_vectors)
 
     async def search_people(
