@@ -156,7 +156,7 @@ def settings_for(data_dir: Path, batch: int) -> Settings:
 
 async def ray_crawl(address: str, urls: Path, work: Path, batch: int) -> Result:
     from sozy.crawl.cluster import RayCluster
-    from sozy.crawl.pipeline import CrawlPlan
+    from sozy.crawl.plan import CrawlPlan
     from sozy.crawl.runner import run_crawl
 
     result = await run_crawl(
@@ -173,7 +173,8 @@ async def ray_crawl(address: str, urls: Path, work: Path, batch: int) -> Result:
 
 async def shard_crawls(costs_s: list[float], urls: Path, work: Path) -> Result:
     """Shard I of N on an engine of node I's speed, all at once; timed from their common start."""
-    from sozy.crawl.pipeline import Crawler, CrawlPlan
+    from sozy.crawl.pipeline import Crawler
+    from sozy.crawl.plan import CrawlPlan
     from sozy.crawl.shard import Shard
     from sozy.crawl.state import CrawlState
     from sozy.fetch import Fetcher

@@ -166,7 +166,7 @@ async def bench_engine(settings: Settings, bodies: list[bytes]) -> Run:
 
 
 async def bench_crawl(settings: Settings, url_list: Path) -> Run:
-    from sozy.crawl.pipeline import CrawlPlan
+    from sozy.crawl.plan import CrawlPlan
     from sozy.crawl.runner import run_crawl
 
     cpu = time.process_time()

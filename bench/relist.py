@@ -30,7 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
 from sozy.config import Settings, load_settings  # noqa: E402
-from sozy.crawl.pipeline import CrawlPlan  # noqa: E402
+from sozy.crawl.plan import CrawlPlan  # noqa: E402
 from sozy.crawl.runner import run_crawl, state_path  # noqa: E402
 from sozy.crawl.state import DONE, CrawlState, Outcome  # noqa: E402
 from sozy.records import Candidate  # noqa: E402

@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 from sozy.config import EngineSettings, Settings, load_settings
 from sozy.crawl.cluster import ClusterEngine, RayCluster
 from sozy.crawl.cluster.node import node_engine_settings
-from sozy.crawl.pipeline import CrawlPlan
+from sozy.crawl.plan import CrawlPlan
 from sozy.crawl.runner import run_crawl
 from sozy.crawl.state import CrawlState
 from sozy.faces import FaceEngine

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sozy.config import Settings, load_settings
-from sozy.crawl.pipeline import CrawlPlan
+from sozy.crawl.plan import CrawlPlan
 from sozy.crawl.runner import CrawlResult, run_crawl, state_path
 from sozy.crawl.state import CrawlState, UrlRow
 from sozy.store import StoredPoint, open_store

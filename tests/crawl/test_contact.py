@@ -14,7 +14,7 @@ from sozy.crawl.contact import (
     check_contact,
     lacks_contact,
 )
-from sozy.crawl.pipeline import CrawlPlan
+from sozy.crawl.plan import CrawlPlan
 from sozy.crawl.runner import EXIT_USAGE, CrawlStartError
 
 OURS = "SozyBot/0.1 (https://faces.example-lab.org/crawl; ops@example-lab.org)"

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from sozy.config import ApiSettings
-from sozy.crawl.pipeline import CrawlPlan
+from sozy.crawl.plan import CrawlPlan
 from sozy.records import Box
 from tests.servers.celebrity import PEOPLE, read_manifest
 from tests.servers.wikimedia import CATEGORIES, ENTITIES

@@ -17,7 +17,8 @@ import pytest
 
 from sozy.config import Settings
 from sozy.crawl.ownership import Analysed
-from sozy.crawl.pipeline import Crawler, CrawlPlan, _Photo
+from sozy.crawl.pipeline import Crawler, _Photo
+from sozy.crawl.plan import CrawlPlan
 from sozy.crawl.runner import state_path
 from sozy.crawl.state import CrawlState, Job
 from sozy.faces import FaceEngine

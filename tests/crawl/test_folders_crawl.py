@@ -11,7 +11,7 @@ import pytest
 
 from sozy.config import Settings
 from sozy.crawl.__main__ import main
-from sozy.crawl.pipeline import CrawlPlan
+from sozy.crawl.plan import CrawlPlan
 from tests.servers.celebrity import CelebritySite
 
 from .conftest import state_rows, stored_points

@@ -17,7 +17,7 @@ import pytest
 
 from sozy.config import Settings
 from sozy.crawl.outage import HOST_DOWN_AFTER, Outages
-from sozy.crawl.pipeline import CrawlPlan
+from sozy.crawl.plan import CrawlPlan
 from sozy.crawl.state import CrawlState
 from sozy.fetch import FetchError
 from tests.servers.wikimedia import WikimediaServer

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sozy.crawl.ownership import Analysed, ContentOwnership, settle
+from sozy.crawl.ownership import Analysed, ContentOwnership, settle_batch
 from sozy.crawl.reasons import DUPLICATE_CONTENT, NO_FACE, STORE_ERROR, TAKEN_DOWN
 from sozy.crawl.state import DONE, FAILED, SKIPPED, ContentOwner, CrawlState, Job, Outcome
 from sozy.records import Box, Candidate, FaceRecord
@@ -67,7 +67,7 @@ def test_a_new_content_is_batched_and_claimed_and_done_once_stored() -> None:
     batch = own.take_batch()
     assert (own.batch, own.faces) == ((), 0)
     assert own.claimed(SHA) is not None, "claims hold until the state has the outcomes"
-    assert settle(batch, error=None, refused=set()) == [done(first, faces=2)]
+    assert settle_batch(batch, error=None, refused=set()) == [done(first, faces=2)]
     own.written()
     assert own.claimed(SHA) is None
 
@@ -111,7 +111,7 @@ def test_a_named_url_takes_the_content_from_an_unnamed_one_discovered_first() ->
     assert own.accept(analysed(named), None) == []
     assert [b.job for b in own.batch] == [named] and own.faces == 1
     assert own.claimed(SHA) == owner_of(named)
-    assert settle(own.take_batch(), error=None, refused=set()) == [done(named), dup(unnamed.url, named.url)]
+    assert settle_batch(own.take_batch(), error=None, refused=set()) == [done(named), dup(unnamed.url, named.url)]
     # And an unnamed copy discovered even earlier loses to it.
     assert own.accept(analysed(job(0)), None) == [dup(job(0).url, named.url)]
 
@@ -123,7 +123,7 @@ def test_copies_in_reverse_order_in_one_batch_leave_one_owner_carrying_the_chain
         assert own.accept(analysed(j), None) == []
     (owner,) = own.batch
     assert owner.job == jobs[0] and own.faces == 1
-    assert settle(own.take_batch(), error=None, refused=set()) == [
+    assert settle_batch(own.take_batch(), error=None, refused=set()) == [
         done(jobs[0]),
         *(dup(j.url, jobs[0].url) for j in (jobs[1], jobs[2], jobs[3])),
     ]
@@ -132,7 +132,7 @@ def test_copies_in_reverse_order_in_one_batch_leave_one_owner_carrying_the_chain
 def test_taking_over_a_stored_owner_hands_its_url_on_without_an_attempt() -> None:
     own, stored, better = ContentOwnership(), job(7), job(2)
     assert own.accept(analysed(better), owner_of(stored)) == []
-    assert settle(own.take_batch(), error=None, refused=set()) == [
+    assert settle_batch(own.take_batch(), error=None, refused=set()) == [
         done(better),
         dup(stored.url, better.url, attempt=False),
     ]
@@ -142,11 +142,11 @@ def test_a_chain_continues_across_state_writes() -> None:
     own, last, middle, first = ContentOwnership(), job(3), job(2), job(1)
     own.accept(analysed(last), None)
     own.accept(analysed(middle), None)  # takes over `last` in the batch
-    assert settle(own.take_batch(), error=None, refused=set()) == [done(middle), dup(last.url, middle.url)]
+    assert settle_batch(own.take_batch(), error=None, refused=set()) == [done(middle), dup(last.url, middle.url)]
     own.written()
     # The state now names `middle` as the owner; `first` takes over from it.
     own.accept(analysed(first), owner_of(middle))
-    assert settle(own.take_batch(), error=None, refused=set()) == [
+    assert settle_batch(own.take_batch(), error=None, refused=set()) == [
         done(first),
         dup(middle.url, first.url, attempt=False),
     ]
@@ -177,7 +177,7 @@ def test_a_failed_write_fails_the_owner_and_the_copies_it_carried_but_not_stored
     own, stored, worse, better = ContentOwnership(), job(9), job(3), job(1)
     own.accept(analysed(worse), owner_of(stored))  # carries the stored URL
     own.accept(analysed(better), None)  # carries `worse`, and the stored URL with it
-    assert settle(own.take_batch(), error="boom", refused=set()) == [
+    assert settle_batch(own.take_batch(), error="boom", refused=set()) == [
         Outcome(better.url, FAILED, STORE_ERROR, error="boom"),
         Outcome(worse.url, FAILED, STORE_ERROR, error="boom"),
     ]
@@ -189,17 +189,17 @@ def test_faces_the_store_refuses_are_a_takedown_and_still_settle_the_copies() ->
     own.accept(analysed(better, faces=2), None)
     batch = own.take_batch()
     ids = {r.id for r in batch[0].records}
-    assert settle(batch, error=None, refused=ids) == [
+    assert settle_batch(batch, error=None, refused=ids) == [
         Outcome(better.url, SKIPPED, TAKEN_DOWN, sha256=SHA),
         dup(worse.url, better.url),
     ]
     one = {batch[0].records[0].id}
-    assert settle(batch, error=None, refused=one)[0] == done(better, faces=1)
+    assert settle_batch(batch, error=None, refused=one)[0] == done(better, faces=1)
 
 
 def write_state(state: CrawlState, own: ContentOwnership, pending: list[Outcome]) -> None:
     """What the crawler's flush does: the outcomes gathered, then the batch's, in one write."""
-    state.record([*pending, *settle(own.take_batch(), error=None, refused=set())])
+    state.record([*pending, *settle_batch(own.take_batch(), error=None, refused=set())])
     pending.clear()
     own.written()
 

@@ -10,7 +10,8 @@ from typing import Any
 import aiohttp
 
 from sozy.config import Settings
-from sozy.crawl.pipeline import Crawler, CrawlPlan, _Photo
+from sozy.crawl.pipeline import Crawler, _Photo
+from sozy.crawl.plan import CrawlPlan
 from sozy.crawl.runner import state_path
 from sozy.crawl.state import CrawlState
 from sozy.faces import FaceEngine

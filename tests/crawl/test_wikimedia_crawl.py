@@ -14,7 +14,7 @@ import dataclasses
 from collections import defaultdict
 from pathlib import Path
 
-from sozy.crawl.pipeline import CrawlPlan
+from sozy.crawl.plan import CrawlPlan
 from tests.servers.wikimedia import CATEGORIES, ENTITIES, REDIRECTS, WikimediaServer
 
 from .conftest import state_rows, stored_points

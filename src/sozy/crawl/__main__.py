@@ -23,7 +23,7 @@ from sozy.sources import UrlListError, read_url_list
 from sozy.sources.folders import read_people_file
 from sozy.sources.wikidata import occupation_ids
 
-from .pipeline import CrawlPlan
+from .plan import CrawlPlan
 from .runner import EXIT_USAGE, CrawlStartError, run_crawl
 from .shard import Shard
 from .urlkey import normalize_url

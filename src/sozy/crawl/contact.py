@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sozy.config import CrawlSettings
 
-from .pipeline import CrawlPlan
+from .plan import CrawlPlan
 
 log = logging.getLogger("sozy.crawl")
 

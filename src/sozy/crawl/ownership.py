@@ -7,7 +7,7 @@ whatever order the copies finish in. The others are skipped as
 
 ``ContentOwnership`` decides; it does no I/O. The crawler asks the state who owns
 a content when ``claimed`` does not know, hands each analysed photo to ``accept``,
-upserts the faces of ``take_batch``, records what ``settle`` returns, then calls
+upserts the faces of ``take_batch``, records what ``settle_batch`` returns, then calls
 ``written`` once the state has the outcomes. Between two state writes the claims
 made here are the truth the state does not have yet.
 
@@ -118,7 +118,7 @@ class ContentOwnership:
         self._claimed.clear()
 
 
-def settle(batch: Sequence[Analysed], *, error: str | None, refused: set[str]) -> list[Outcome]:
+def settle_batch(batch: Sequence[Analysed], *, error: str | None, refused: set[str]) -> list[Outcome]:
     """The outcomes of a batch once its upsert ended: ``error`` if it failed, else the ids the
     store ``refused`` (a takedown matches them). What a photo displaced is settled either way,
     except URLs whose faces are stored (they stay done when the upsert failed)."""

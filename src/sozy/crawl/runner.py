@@ -28,7 +28,8 @@ from sozy.store import FaceStore, StoreError, open_store
 
 from .contact import ContactMissing, check_contact
 from .lazyengine import EngineStartFailed, LazyEngine
-from .pipeline import Crawler, CrawlPlan
+from .pipeline import Crawler
+from .plan import CrawlPlan
 from .progress import Progress
 from .state import CrawlState, StateError
 from .stats import CrawlStats
@@ -36,6 +37,7 @@ from .summary import build_summary, format_summary, write_summary
 
 if TYPE_CHECKING:
     from .cluster import ClusterEngine, RayCluster
+    from .cluster.crawler import ClusterCrawler
 
 log = logging.getLogger("sozy.crawl")
 
@@ -109,8 +111,7 @@ async def run_crawl(
         # Rates count from here: opening the store and starting the engine is startup.
         startup_s = stats.elapsed
         stats.started = time.monotonic()
-        make_crawler = cluster.crawler if cluster is not None else Crawler
-        crawler = make_crawler(settings, plan, state=state, fetcher=fetcher, engine=engine, store=store, stats=stats)
+        crawler = _crawler(settings, plan, res, cluster, stats)
         display = Progress(stats) if progress else None
         interrupted = False
 
@@ -202,6 +203,20 @@ def _status(exit_code: int) -> str:
     )
 
 
+def _crawler(
+    settings: Settings, plan: CrawlPlan, res: _Resources, cluster: RayCluster | None, stats: CrawlStats
+) -> Crawler | ClusterCrawler:
+    """The crawler for the engine: the local one, or the cluster's."""
+    if isinstance(res.engine, LazyEngine):
+        return Crawler(
+            settings, plan, state=res.state, fetcher=res.fetcher, engine=res.engine, store=res.store, stats=stats
+        )
+    assert cluster is not None, "a cluster engine comes from a cluster"
+    return cluster.crawler(
+        settings, plan, state=res.state, fetcher=res.fetcher, engine=res.engine, store=res.store, stats=stats
+    )
+
+
 @dataclass
 class _Resources:
     state: CrawlState
@@ -276,7 +291,7 @@ def _store_where(settings: Settings) -> str:
     return settings.store.url or str(settings.store_path.resolve())
 
 
-async def _store_stats(store: Any) -> dict[str, Any] | None:
+async def _store_stats(store: FaceStore) -> dict[str, Any] | None:
     try:
         s = await asyncio.wait_for(store.stats(), STATS_TIMEOUT_S)
     except Exception as exc:  # the summary is still useful without them

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import Any
 
 from sozy.config import Settings
 from sozy.fetch import Fetcher
@@ -23,7 +22,8 @@ from sozy.records import FaceRecord
 from sozy.store import FaceStore
 
 from ..ownership import Analysed
-from ..pipeline import Crawler, CrawlPlan
+from ..pipeline import FLUSH_INTERVAL_S, STOP_GRACE_S, BaseCrawler, face_records
+from ..plan import CrawlPlan
 from ..state import CrawlState, Job
 from ..stats import CrawlStats
 from ..thumbnails import save_thumbnails
@@ -36,7 +36,7 @@ log = logging.getLogger("sozy.crawl")
 MIN_BATCH_WORKERS = 16
 
 
-class ClusterCrawler(Crawler):
+class ClusterCrawler(BaseCrawler[ClusterEngine]):
     """A ``Crawler`` whose fetch and embed stages run on a Ray cluster (``ClusterEngine``)."""
 
     def __init__(
@@ -49,12 +49,20 @@ class ClusterCrawler(Crawler):
         engine: ClusterEngine,
         store: FaceStore,
         stats: CrawlStats | None = None,
-        **kwargs: Any,
+        flush_interval: float = FLUSH_INTERVAL_S,
+        stop_grace: float = STOP_GRACE_S,
     ) -> None:
         super().__init__(
-            settings, plan, state=state, fetcher=fetcher, engine=engine, store=store, stats=stats, **kwargs
+            settings,
+            plan,
+            state=state,
+            fetcher=fetcher,
+            engine=engine,
+            store=store,
+            stats=stats,
+            flush_interval=flush_interval,
+            stop_grace=stop_grace,
         )
-        self.cluster = engine
         self._batch_size = settings.crawl.cluster_batch
         # Fetch workers become batch workers: each forms a batch and waits for a node to take it.
         self._fetch_workers = max(MIN_BATCH_WORKERS, 2 * LANES_PER_NODE * len(engine.nodes))
@@ -70,7 +78,7 @@ class ClusterCrawler(Crawler):
                 continue
             try:
                 # Folder photos (file:<folder>/...) are read by the node, at the driver's paths.
-                node, result = await self.cluster.process(jobs, dict(self.fetcher.local_roots))
+                node, result = await self.engine.process(jobs, dict(self.fetcher.local_roots))
             except BatchLost as exc:  # failed, not the crawl: --retry-failed tries them again
                 for job in jobs:
                     self._record_error(job, exc.code, str(exc))
@@ -116,7 +124,7 @@ class ClusterCrawler(Crawler):
         counts["faces"] += len(photo.faces.faces)
         self.stats.mark("embedded")
         self.stats.faces_found += len(photo.faces.faces)
-        records = self._face_records(job, photo.sha256, photo.faces)
+        records = face_records(job, photo.sha256, photo.faces, self.engine.model_id)
         if records and self.settings.crawl.thumbnails:
             records = await self._with_crops(job, records, photo.crops)
         return Analysed(job, photo.sha256, records)

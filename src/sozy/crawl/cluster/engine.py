@@ -22,14 +22,21 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sozy.config import Settings
 from sozy.faces import FaceEngineError
+from sozy.fetch import Fetcher
+from sozy.store import FaceStore
 
-from ..state import Job
+from ..plan import CrawlPlan
+from ..state import CrawlState, Job
+from ..stats import CrawlStats
 from .node import BatchResult, EngineFactory, NodeInfo, NodeWorker
 from .slots import ACTOR_NAME, HostSlots
+
+if TYPE_CHECKING:
+    from .crawler import ClusterCrawler
 
 log = logging.getLogger("sozy.crawl")
 
@@ -289,7 +296,17 @@ class RayCluster:
     def engine(self, settings: Settings) -> ClusterEngine:
         return ClusterEngine(settings, self.address, engine_factory=self.engine_factory)
 
-    def crawler(self, *args: Any, **kwargs: Any) -> Any:
+    def crawler(
+        self,
+        settings: Settings,
+        plan: CrawlPlan,
+        *,
+        state: CrawlState,
+        fetcher: Fetcher,
+        engine: ClusterEngine,
+        store: FaceStore,
+        stats: CrawlStats | None = None,
+    ) -> ClusterCrawler:
         from .crawler import ClusterCrawler
 
-        return ClusterCrawler(*args, **kwargs)
+        return ClusterCrawler(settings, plan, state=state, fetcher=fetcher, engine=engine, store=store, stats=stats)

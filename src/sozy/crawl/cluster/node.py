@@ -26,6 +26,7 @@ from sozy.fetch import Fetcher, FetchError
 from sozy.logs import setup_logging
 from sozy.records import PhotoFaces, sha256_hex
 
+from ..engine import NodeEngine
 from ..pipeline import fetch_job
 from ..state import Job
 from ..thumbnails import crop_faces
@@ -36,7 +37,7 @@ log = logging.getLogger("sozy.crawl")
 
 # Builds a node's engine from its settings and its Ray resources (``{"CPU": 4.0, "GPU": 1.0, ...}``);
 # the default is ``FaceEngine``. Benchmarks give engines of known speed.
-EngineFactory = Callable[[EngineSettings, Mapping[str, float]], Any]
+EngineFactory = Callable[[EngineSettings, Mapping[str, float]], NodeEngine]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,15 +99,15 @@ class NodeWorker:
         self._resources = dict(resources)
         self._slots = slots
         self._engine_factory = engine_factory or face_engine
-        self._engine: Any = None
+        self._engine: NodeEngine | None = None
         self._fetcher: Fetcher | None = None
         self._reported: Counter[str] = Counter()  # fetcher counters already sent to the driver
 
     async def start(self) -> NodeInfo:
         """Load the models (once for this node) and open the fetcher."""
         setup_logging(self.settings.log_level)
-        self._engine = self._engine_factory(self.settings.engine, self._resources)
-        await self._engine.start()
+        engine = self._engine = self._engine_factory(self.settings.engine, self._resources)
+        await engine.start()
         fetcher = Fetcher(
             self.settings.crawl,
             limiter=SharedHostLimiter(self._slots, self.node),
@@ -114,17 +115,17 @@ class NodeWorker:
         )
         await fetcher.open()
         self._fetcher = fetcher
-        return NodeInfo(self._engine.workers, self._engine.device, self._engine.model_id)
+        return NodeInfo(engine.workers, engine.device, engine.model_id)
 
     async def process(self, jobs: Sequence[Job], local_roots: Mapping[str, Path] | None = None) -> BatchResult:
         """Fetch and embed ``jobs`` at once (within the node's fetch and engine limits).
 
         ``local_roots``: the driver's crawled folders (``file:<folder>/...`` photos), which this
         node reads at the same paths (a shared mount, or the driver's own machine)."""
-        fetcher = self._fetcher
-        assert fetcher is not None, "start() first"
+        fetcher, engine = self._fetcher, self._engine
+        assert fetcher is not None and engine is not None, "start() first"
         fetcher.local_roots.update(local_roots or {})
-        photos = await asyncio.gather(*(self._photo(fetcher, job) for job in jobs))
+        photos = await asyncio.gather(*(self._photo(fetcher, engine, job) for job in jobs))
         # Counted since the last batch returned (batches overlap: each sends what is new).
         now = Counter(fetcher.counters)
         delta = now - self._reported
@@ -137,7 +138,7 @@ class NodeWorker:
         if self._engine is not None:
             await self._engine.close()
 
-    async def _photo(self, fetcher: Fetcher, job: Job) -> PhotoResult:
+    async def _photo(self, fetcher: Fetcher, engine: NodeEngine, job: Job) -> PhotoResult:
         try:
             fetched = await fetch_job(fetcher, job)
         except FetchError as exc:
@@ -148,7 +149,7 @@ class NodeWorker:
         body = fetched.body
         sha = await asyncio.to_thread(sha256_hex, body)
         try:
-            found: PhotoFaces = await self._engine.embed(body)
+            found: PhotoFaces = await engine.embed(body)
         except EngineClosed:
             return PhotoResult(job.url, pending=True)
         except FaceEngineError as exc:
