@@ -2,7 +2,7 @@
 
 The driver (the machine running ``python -m sozy.crawl``) keeps what must be
 one: the crawl state, discovery, content dedup, naming and the store's writes,
-with the same ``Crawler`` code as a crawl on one machine. The nodes do the
+with the same code as a crawl on one machine (``pipeline.BaseCrawler``). The nodes do the
 heavy part: each node runs one actor (``node.NodeWorker``) that loads the face
 models once and fetches and embeds batches of photos; a batch goes to the
 first node with room (``engine.ClusterEngine``), and a node lost mid-batch has

@@ -1,7 +1,8 @@
-"""The crawl on a cluster: the same ``Crawler``, with fetch and embed done by the nodes.
+"""The crawl on a cluster: the same wiring as ``Crawler``, with fetch and embed done by the nodes.
 
 Discovery, the state, content ownership, naming and the store stage are the
-``Crawler``'s own code, run once, on the driver. Only the fetch stage differs:
+crawl's own code (``pipeline.BaseCrawler``), run once, on the driver. Only the
+photo stages differ:
 its workers take the fetch queue's jobs in batches of ``crawl.cluster_batch``,
 hand each batch to the cluster (``ClusterEngine.process``: the first node with
 room fetches and embeds it) and turn what comes back into outcomes and faces
