@@ -33,7 +33,7 @@ KEYWORD_FIELDS: tuple[str, ...] = (
     "model",
 )
 # Keyword indexes kept on disk (memory-mapped): nearly one distinct value per photo, so
-# in RAM they were the largest part of a face's memory (about 1 KB of its 2), and they
+# in RAM they were the largest part of a face's memory (docs/store.md), and they
 # serve takedowns and dedup lookups, never a search.
 ON_DISK_INDEX_FIELDS: frozenset[str] = frozenset({"image_url", "page_url", "image_sha256"})
 # The payload field that shows a person's name, and the one that is the person (grouped, counted).

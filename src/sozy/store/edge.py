@@ -2,7 +2,7 @@
 
 No server to run: the store is ``<store_path>/<collection>/`` with a lock file beside it.
 It is Qdrant's own storage engine (WAL, segments, HNSW, payload indexes, int8
-quantization), so it searches a million faces in about a millisecond once indexed.
+quantization), so it searches a million faces fast once indexed (figures in docs/store.md).
 
 Three things shape this backend:
 

@@ -35,9 +35,9 @@ SEGMENTS_BEFORE_MERGE = 8
 def edge_config(settings: StoreSettings, indexing_threshold_kb: int = DEFAULT_INDEXING_THRESHOLD_KB) -> qe.EdgeConfig:
     """128-d Euclid vectors, HNSW from the settings, int8 quantization kept in RAM.
 
-    Quantized vectors make the HNSW build about 2.5 times faster and queries faster;
-    results are rescored with the original vectors, so distances stay exact. Those
-    originals stay on disk (memory-mapped): a search reads only its candidates'.
+    Quantized vectors make the HNSW build and queries faster (docs/store.md); results are
+    rescored with the original vectors, so distances stay exact. Those originals stay on
+    disk (memory-mapped): a search reads only its candidates'.
     """
     return qe.EdgeConfig(
         vectors=qe.EdgeVectorParams(size=VECTOR_SIZE, distance=qe.Distance.Euclid, on_disk=True),
