@@ -117,9 +117,9 @@ class BaseCrawler(Generic[EngineT]):
         self.flush_interval = flush_interval
         self.stop_grace = stop_grace
         self._db = StateThread(state)
-        self._fetch_workers = max(1, settings.crawl.concurrency)
+        self._fetch_workers = settings.crawl.concurrency
         self._embed_workers = max(1, int(engine.capacity))
-        self._fetch_q: asyncio.Queue[Job | None] = asyncio.Queue(max(1, settings.crawl.queue_size))
+        self._fetch_q: asyncio.Queue[Job | None] = asyncio.Queue(settings.crawl.queue_size)
         self._embed_q: asyncio.Queue[_Photo | None] = asyncio.Queue(self._embed_workers)
         self._store_q: asyncio.Queue[Analysed | None] = asyncio.Queue(self._embed_workers)
         self._outcomes: list[Outcome] = []
