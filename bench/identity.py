@@ -16,8 +16,10 @@ attachments, and rank-1 identification of held-out photos through the API's path
 (``search_people`` then ``face_json``).
 
 Cost: a store of N synthetic faces (bench/store.py's generator, indexed every 200k as a
-crawl's store is), then new faces checked by ``Consensus.check`` in crawl-sized batches:
-milliseconds per face. The last line is the summary.
+crawl's store is; one person in ten named by no source), then new faces checked by
+``Consensus.check`` in crawl-sized batches: milliseconds and store searches per face,
+right after the last index build and once the store is warm (after 5,000 searches: a
+crawl lives hours between index builds). The last line is the summary.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +73,11 @@ WRONG_SHARE = 0.12
 WRONG_PORTRAITS = 0.02
 # People with few photos (a portrait and one or two more): where a majority cannot form.
 SMALL_PEOPLE_SHARE = 0.3
+# Searches a store has answered before the cost is measured warm (a crawl's store answers
+# millions between two index builds).
+WARM_UP = 5000
+# In the cost's store, the people whose index ends in this digit are named by no source.
+STRANGER = 9
 BATCH = 256  # store.upsert_batch: the crawler checks and writes this many faces at once
 BOX = Box(120, 80, 320, 280)
 
@@ -286,10 +293,80 @@ async def run_quality(cal, people: int, photos_each: int, seed: int) -> list[Qua
     return results
 
 
-async def run_cost(cal, faces: int, checks: int, seed: int) -> tuple[float, float, float]:
-    """ms per face of consensus at ``faces`` stored faces: (claimed faces, unnamed faces, store search)."""
+@dataclass
+class Cost:
+    """ms per face of consensus, and store searches per face."""
+
+    cold_named: float  # the first checks after the last index build
+    named: float  # once the store is warm, as a running crawl's is
+    unnamed: float
+    search: float  # one 16-NN search with vectors, warm
+    searches_named: float
+    searches_unnamed: float
+
+
+class CountingStore:
+    """The store, counting the searches consensus makes."""
+
+    def __init__(self, store: FaceStore) -> None:
+        self.store = store
+        self.searches = 0
+
+    async def neighbours(self, *args, **kwargs):
+        self.searches += 1
+        return await self.store.neighbours(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+
+def new_faces(synth, count: int, salt: int, named: bool) -> list[FaceRecord]:
+    """New faces (not stored) of the store's people: of named people, named (10% for someone
+    else), or unnamed faces of anyone (strangers too)."""
+    rng = np.random.default_rng((synth.seed, 10**6 + salt))
+    everyone = np.arange(synth.people)
+    named_people = everyone[everyone % 10 != STRANGER]
+    who = rng.choice(named_people if named else everyone, count)
+    noise = rng.normal(0, synth.cal.noise_sigma, (count, VECTOR_SIZE))
+    vectors = (synth.centres[who] + noise).astype(np.float32)
+    claims = np.where(rng.random(count) < 0.1, rng.choice(named_people, count), who)
+    records = []
+    for i, (v, c) in enumerate(zip(vectors, claims, strict=True)):
+        name = f"Person {c:06d}" if named else None
+        records.append(
+            FaceRecord(
+                vector=v,
+                image_url=f"https://new.example/{salt}/{i}.jpg",
+                box=BOX,
+                image_width=640,
+                image_height=480,
+                image_sha256=f"{10**9 + salt * 10**6 + i:064x}",
+                faces_in_image=1,
+                source="bench",
+                model="m",
+                name=name,
+                person_id=person_key(name) if name else None,
+                label=(Label.SOURCE if name else Label.NONE).value,
+            )
+        )
+    return records
+
+
+async def timed_checks(consensus: Consensus, counter: CountingStore, records: list[FaceRecord]) -> tuple[float, float]:
+    """(ms per face, store searches per face) of checking ``records`` in crawl batches."""
+    counter.searches = 0
+    t = time.perf_counter()
+    for start in range(0, len(records), BATCH):
+        await consensus.check(records[start : start + BATCH])
+    return (time.perf_counter() - t) * 1000 / len(records), counter.searches / len(records)
+
+
+async def run_cost(cal, faces: int, checks: int, seed: int) -> Cost:
+    """What consensus costs at ``faces`` stored faces, of which one person in ten is named by
+    no source (bystanders in group photos: consensus found them nobody): right after the
+    last index build, then once the store is warm (a crawl runs for hours between index
+    builds). A new face is of any of them; a stranger's face may be named by its source."""
     synth = store_bench.Synthetic(faces // 10, 10, cal, seed=seed)
-    rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory(prefix="sozy-identity-cost-") as tmp:
         store = await open_store(Settings(data_dir=tmp), optimize_on_open=False, optimize_every=0)
         try:
@@ -298,7 +375,11 @@ async def run_cost(cal, faces: int, checks: int, seed: int) -> tuple[float, floa
             for first, vectors in synth.chunks():
                 for start in range(0, len(vectors), 1000):
                     chunk = vectors[start : start + 1000]
-                    await store.upsert_points([synth.point(first + start + i, v) for i, v in enumerate(chunk)])
+                    points = [synth.point(first + start + i, v) for i, v in enumerate(chunk)]
+                    for i, point in enumerate(points):
+                        if synth.person(first + start + i) % 10 == STRANGER:
+                            point.payload["name"] = None
+                    await store.upsert_points(points)
                     done += len(chunk)
                     since += len(chunk)
                     if since >= 200_000 and done < synth.faces:
@@ -306,45 +387,30 @@ async def run_cost(cal, faces: int, checks: int, seed: int) -> tuple[float, floa
                         since = 0
                 print(f"  {done:,} faces stored ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
             await store.optimize()
-            queries = synth.queries(checks, salt=3)
-            who = np.random.default_rng((synth.seed, 10**6 + 3)).integers(0, synth.people, checks)
-            claims = np.where(rng.random(checks) < 0.1, rng.integers(0, synth.people, checks), who)
-            records = [
-                FaceRecord(
-                    vector=q,
-                    image_url=f"https://new.example/{i}.jpg",
-                    box=BOX,
-                    image_width=640,
-                    image_height=480,
-                    image_sha256=f"{10**9 + i:064x}",
-                    faces_in_image=1,
-                    source="bench",
-                    model="m",
-                    name=f"Person {c:06d}",
-                    person_id=person_key(f"Person {c:06d}"),
-                    label=Label.SOURCE.value,
-                )
-                for i, (q, c) in enumerate(zip(queries, claims, strict=True))
-            ]
-            for q in queries[:50]:  # warm the store, as a running crawl's is
-                await store.search(q, 16)
-            consensus = Consensus(store)
-            t = time.perf_counter()
-            for start in range(0, checks, BATCH):
-                await consensus.check(records[start : start + BATCH])
-            claimed_ms = (time.perf_counter() - t) * 1000 / checks
-            unnamed = [replace(r, name=None, person_id=None, label=Label.NONE.value) for r in records]
-            t = time.perf_counter()
-            for start in range(0, checks, BATCH):
-                await consensus.check(unnamed[start : start + BATCH])
-            unnamed_ms = (time.perf_counter() - t) * 1000 / checks
+            counter = CountingStore(store)
+            consensus = Consensus(counter)
+            cold, _ = await timed_checks(consensus, counter, new_faces(synth, checks, 3, named=True))
+            for q in synth.queries(WARM_UP, salt=4):  # a crawl's store has answered many searches
+                await store.neighbours(q, 17, with_vectors=True)
+            named, per_named = await timed_checks(consensus, counter, new_faces(synth, checks, 5, named=True))
+            unnamed, per_unnamed = await timed_checks(consensus, counter, new_faces(synth, checks, 6, named=False))
+            queries = synth.queries(checks, salt=7)
             t = time.perf_counter()
             for q in queries:
-                await store.search(q, 16)
-            search_ms = (time.perf_counter() - t) * 1000 / checks
+                await store.neighbours(q, 17, with_vectors=True)
+            search = (time.perf_counter() - t) * 1000 / checks
         finally:
             await store.close(optimize=False)
-    return claimed_ms, unnamed_ms, search_ms
+    return Cost(cold, named, unnamed, search, per_named, per_unnamed)
+
+
+def cost_line(cost: Cost, faces: int) -> str:
+    return (
+        f"cost at {faces:,} faces: {cost.named:.2f} ms per named face ({cost.searches_named:.2f} searches), "
+        f"{cost.unnamed:.2f} ms per unnamed face ({cost.searches_unnamed:.2f}); right after the index build "
+        f"{cost.cold_named:.2f} ms per named face; one 16-NN search with vectors: {cost.search:.2f} ms; "
+        f"load {os.getloadavg()}"
+    )
 
 
 def portrait_rule(cal, seed: int) -> None:
@@ -482,11 +548,7 @@ def main() -> None:
         sweep(cal, args.seed)
         return
     if args.cost_only:
-        claimed_ms, unnamed_ms, search_ms = asyncio.run(run_cost(cal, faces, args.checks, args.seed))
-        print(
-            f"cost at {faces:,} faces: {claimed_ms:.2f} ms per named face, {unnamed_ms:.2f} ms per unnamed face "
-            f"(one 16-NN search: {search_ms:.2f} ms); load {os.getloadavg()}"
-        )
+        print(cost_line(asyncio.run(run_cost(cal, faces, args.checks, args.seed)), faces))
         return
     results = asyncio.run(run_quality(cal, args.people, args.photos, args.seed))
     print(f"{'labels':<26} {'precision':>9} {'correct kept':>12} {'attached':>9} {'(precision)':>11} {'rank-1':>7}")
@@ -495,18 +557,17 @@ def main() -> None:
             f"{q.label:<26} {q.precision:>9.4f} {q.kept:>12.4f} {q.attached:>9,} "
             f"{q.attached_precision:>11.4f} {q.rank1:>7.4f}"
         )
-    claimed_ms, unnamed_ms, search_ms = asyncio.run(run_cost(cal, faces, args.checks, args.seed))
-    print(
-        f"cost at {faces:,} faces: {claimed_ms:.2f} ms per named face, {unnamed_ms:.2f} ms per unnamed face "
-        f"(one 16-NN search: {search_ms:.2f} ms); load {os.getloadavg()}"
-    )
+    cost = asyncio.run(run_cost(cal, faces, args.checks, args.seed))
+    print(cost_line(cost, faces))
+    worst = max(cost.named, cost.unnamed)
     before, crawl = results[0], results[1]
-    met = crawl.precision >= GOALS["precision"] and crawl.kept >= GOALS["kept"] and claimed_ms <= GOALS["cost_ms"]
+    met = crawl.precision >= GOALS["precision"] and crawl.kept >= GOALS["kept"] and worst <= GOALS["cost_ms"]
     print(
         f"identity: label precision {before.precision:.3f} -> {crawl.precision:.4f} "
         f"(relabel {results[2].precision:.4f}), "
         f"correct kept {crawl.kept:.4f}, rank-1 {before.rank1:.3f} -> {crawl.rank1:.3f}, "
-        f"consensus {claimed_ms:.2f} ms/face at {faces:,} faces ({'met' if met else 'missed'}: "
+        f"consensus {cost.named:.2f} ms a named face, {cost.unnamed:.2f} ms an unnamed one at {faces:,} faces "
+        f"({cost.cold_named:.2f} ms right after an index build) ({'met' if met else 'missed'}: "
         f">= {GOALS['precision']}, >= {GOALS['kept']}, <= {GOALS['cost_ms']} ms)"
     )
 

@@ -134,3 +134,17 @@ async def test_relabel_takes_a_wrong_photo_from_a_person_with_a_portrait(store):
     assert (await store.get(wrong.id)).person_id is None
     kept = await store.get(portrait.id)
     assert (kept.person_id, kept.label, kept.reference) == ("Q1", Label.SOURCE.value, True)
+
+
+async def test_a_face_of_nobody_stored_before_the_persons_first_named_face_is_adopted_by_it(store):
+    rng = np.random.default_rng(5)
+    vectors, owner = people_vectors(rng, 2, 3)
+    ann, bob = vectors[owner == 0], vectors[owner == 1]
+    # A group photo crawled first: Ann's face and Bob's, nobody named.
+    group = [make_record(ann[0], 0), make_record(bob[0], 1)]
+    await store.upsert(group)
+    result = await Consensus(store).check([make_record(ann[1], 2, name="Ann")])
+    assert [(r.person_id, r.label) for r in result.records] == [("ann", Label.SOURCE.value)]
+    # Her face in the group photo is hers now; Bob's stays nobody's.
+    assert result.updates == {group[0].id: {"person_id": "ann", "name": "Ann", "label": Label.CONSENSUS.value}}
+    assert result.attached == 1

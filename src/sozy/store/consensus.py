@@ -207,11 +207,12 @@ class Consensus:
     """Checks new faces against the store before they are written (``check``); faces of the
     same batch see each other.
 
-    Each face costs one k-NN search of the whole store (its neighbourhood, read for the
-    attachment of a face of nobody and for the unnamed faces a confirmed one adopts) and,
-    for a claimed face, one search filtered on its person, which the ``person_id`` keyword
-    index answers from that person's few faces. An attachment whose person shows a single
-    link in the neighbourhood asks for the person's own faces too (they may have just one)."""
+    Each face costs one k-NN search of the whole store, without vectors (its neighbourhood,
+    read for the attachment of a face of nobody and for the unnamed faces a confirmed one
+    adopts) and, for a claimed face, one search filtered on its person, with vectors, which
+    the ``person_id`` keyword index answers from that person's few faces. An attachment whose
+    person shows a single link in the neighbourhood asks for the person's own faces too (they
+    may have just one); an adoption candidate costs its own neighbourhood."""
 
     def __init__(self, store: FaceStore, rule: ConsensusRule | None = None) -> None:
         self.store = store
@@ -220,8 +221,7 @@ class Consensus:
     async def check(self, records: Sequence[FaceRecord]) -> ConsensusResult:
         result = ConsensusResult(records=[])
         for record in records:
-            # Vectors too: a face of nobody close to a confirmed one is checked for adoption.
-            near = await self._nearest(record.vector, result, own=record.id, with_vectors=True)
+            near = await self._nearest(record.vector, result, own=record.id)
             decided = await self._decide(record, near, result)
             result.add(decided)
             if decided.person_id and decided.label == Label.SOURCE.value:
@@ -298,14 +298,23 @@ class Consensus:
         for hit in near:
             if hit.distance >= self.rule.attach_distance:
                 break
-            if hit.person_id or hit.vector is None:
+            if hit.person_id:
                 continue
-            theirs = await self._nearest(hit.vector, result, own=hit.id, with_vectors=True)
-            target = await self._attachment(hit.id, hit.vector, theirs, result)
+            # The neighbourhood comes without vectors (they double a search's cost at a million
+            # faces): a candidate's is read on its own.
+            vector = hit.vector
+            if vector is None:
+                stored = await self.store.get(hit.id)
+                if stored is None:
+                    continue
+                vector = stored.vector
+            theirs = await self._nearest(vector, result, own=hit.id)
+            target = await self._attachment(hit.id, vector, theirs, result)
             if target is None:
                 continue
+            adopted = FaceHit(hit.id, hit.distance, hit.payload, vector)
             result.change(
-                hit, {PERSON_FIELD: target.person_id, NAME_FIELD: target.name, "label": Label.CONSENSUS.value}
+                adopted, {PERSON_FIELD: target.person_id, NAME_FIELD: target.name, "label": Label.CONSENSUS.value}
             )
             result.attached += 1
 
