@@ -130,9 +130,11 @@ class FaceStore(Protocol):
         *,
         person_id: str | None = None,
         with_vectors: bool = False,
+        fields: Sequence[str] | None = None,
     ) -> list[FaceHit]:
         """The ``k`` nearest faces, of one person only (``person_id``) or of anyone (None); with
-        their vectors if asked."""
+        their vectors if asked, and only these payload ``fields`` if given (reading whole
+        payloads is half of a search's cost)."""
 
     async def faces_where(
         self, match: Mapping[str, Collection[str]], *, with_vectors: bool = False

@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 _QID = re.compile(r"Q[1-9][0-9]*")
 REFERENCE_FIELD = "reference"
+# What consensus reads of its neighbours' payloads (a whole payload costs as much as the search).
+IDENTITY_FIELDS = (PERSON_FIELD, NAME_FIELD, "label", REFERENCE_FIELD)
 # A face that loses its person loses its place as their reference face too.
 NOBODY: dict[str, Any] = {PERSON_FIELD: None, NAME_FIELD: None, "label": Label.NONE.value, REFERENCE_FIELD: False}
 # Faces of one person compared pairwise in bulk; a larger person is judged against a sample.
@@ -123,22 +125,20 @@ def in_majority(vectors: np.ndarray, rule: ConsensusRule, reference: np.ndarray 
 
 
 def _components(linked: np.ndarray) -> np.ndarray:
-    """The connected component of each node of a boolean adjacency matrix."""
+    """The connected component of each node of a boolean adjacency matrix, named by its
+    smallest node: each node takes the smallest name among its neighbours', then follows
+    names to their end (pointer jumping), until nothing changes. Vectorised: one person's
+    check is on the path of every face a crawl stores."""
     n = len(linked)
+    adjacent = linked | linked.T | np.eye(n, dtype=bool)
     group = np.arange(n)
-    for i in range(n):  # union-find over the links, with path halving
-        for j in np.nonzero(linked[i, i + 1 :])[0] + i + 1:
-            a, b = _root(group, i), _root(group, int(j))
-            if a != b:
-                group[max(a, b)] = min(a, b)
-    return np.array([_root(group, i) for i in range(n)])
-
-
-def _root(group: np.ndarray, i: int) -> int:
-    while group[i] != i:
-        group[i] = group[group[i]]
-        i = int(group[i])
-    return i
+    while True:
+        named = np.where(adjacent, group[None, :], n).min(axis=1)
+        while not np.array_equal(jumped := named[named], named):
+            named = jumped
+        if np.array_equal(named, group):
+            return group
+        group = named
 
 
 def supported(distances: Sequence[float], rule: ConsensusRule) -> bool:
@@ -187,11 +187,14 @@ class ConsensusResult:
     # Where each decided record is, by id (an id is a hash: computed once per record).
     index: dict[str, int] = field(default_factory=dict)
     ids: list[str] = field(default_factory=list)
+    # The decided records' vectors, one row each (compared with every later face of the batch).
+    vectors: np.ndarray = field(default_factory=lambda: np.empty((0, VECTOR_SIZE), np.float32))
 
     def add(self, record: FaceRecord) -> None:
         self.index[record.id] = len(self.records)
         self.ids.append(record.id)
         self.records.append(record)
+        self.vectors = np.vstack([self.vectors, np.asarray(record.vector, np.float32)[None, :]])
 
     def change(self, hit: FaceHit, fields: Mapping[str, Any]) -> None:
         """Change a face: one of this batch's records, or a stored one (an update to write)."""
@@ -334,31 +337,31 @@ class Consensus:
         batch's faces always (they are at hand)."""
         k = limit or self.rule.neighbours
         # One more than needed: the face itself may be stored already (a photo crawled again).
-        stored = await self.store.neighbours(vector, k + 1, person_id=person_id, with_vectors=with_vectors)
+        stored = await self.store.neighbours(
+            vector, k + 1, person_id=person_id, with_vectors=with_vectors, fields=IDENTITY_FIELDS
+        )
         hits = [h for h in stored if h.id not in result.changed and h.id not in result.index and h.id != own]
-        # This batch's faces and the stored faces it changed, as they are now: one numpy pass.
-        candidates: list[tuple[int, str | None, np.ndarray | None]] = [
-            (i, r.person_id, r.vector) for i, r in enumerate(result.records)
-        ]
-        candidates += [(-1 - n, h.person_id, h.vector) for n, h in enumerate(result.changed.values())]
-        wanted = [(slot, v) for slot, who, v in candidates if v is not None and (person_id is None or who == person_id)]
-        if wanted:
-            distances = np.linalg.norm(np.stack([c[1] for c in wanted]) - vector, axis=1)
-            changed = list(result.changed.values())
-            for (slot, face_vector), distance in zip(wanted, distances, strict=True):
-                if slot >= 0:
-                    r = result.records[slot]
-                    face_id = result.ids[slot]
-                    payload = {
-                        PERSON_FIELD: r.person_id,
-                        NAME_FIELD: r.name,
-                        "label": r.label,
-                        REFERENCE_FIELD: r.reference,
-                    }
-                else:
-                    face_id, payload = changed[-1 - slot].id, changed[-1 - slot].payload
-                if face_id != own:
-                    hits.append(FaceHit(face_id, float(distance), payload, face_vector))
+        # This batch's faces, as decided: one numpy pass, and hits made only of the nearest.
+        if result.records:
+            distances = np.linalg.norm(result.vectors - vector, axis=1)
+            if person_id is not None:
+                theirs = np.fromiter((r.person_id == person_id for r in result.records), bool, len(result.records))
+                distances[~theirs] = np.inf
+            for i in np.argsort(distances)[: k + 1].tolist():
+                r = result.records[i]
+                if not np.isfinite(distances[i]) or result.ids[i] == own:
+                    continue
+                payload = {
+                    PERSON_FIELD: r.person_id,
+                    NAME_FIELD: r.name,
+                    "label": r.label,
+                    REFERENCE_FIELD: r.reference,
+                }
+                hits.append(FaceHit(result.ids[i], float(distances[i]), payload, r.vector))
+        # The stored faces this batch changed, as they are now.
+        for h in result.changed.values():
+            if h.vector is not None and h.id != own and (person_id is None or h.person_id == person_id):
+                hits.append(FaceHit(h.id, float(np.linalg.norm(h.vector - vector)), h.payload, h.vector))
         hits.sort(key=lambda h: h.distance)
         return hits[:k]
 

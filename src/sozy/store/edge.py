@@ -269,13 +269,19 @@ class EmbeddedStore(SharedStore):
     # -- reads --------------------------------------------------------------------------
 
     async def _nearest(
-        self, vector: np.ndarray, limit: int, flt: qe.Filter | None = None, *, with_vector: bool = False
+        self,
+        vector: np.ndarray,
+        limit: int,
+        flt: qe.Filter | None = None,
+        *,
+        with_vector: bool = False,
+        fields: Sequence[str] | None = None,
     ) -> list[FaceHit]:
         request = qe.QueryRequest(
             limit=limit,
             query=qe.Query.Nearest(vector.tolist()),
             filter=flt,
-            with_payload=True,
+            with_payload=True if fields is None else qe.PayloadSelector.Include(list(fields)),
             with_vector=with_vector,
             params=qe.SearchParams(
                 hnsw_ef=max(self._settings.search_ef, limit),
@@ -305,9 +311,10 @@ class EmbeddedStore(SharedStore):
         *,
         person_id: str | None = None,
         with_vectors: bool = False,
+        fields: Sequence[str] | None = None,
     ) -> list[FaceHit]:
         flt = None if person_id is None else _field_filter({PERSON_FIELD: [person_id]})
-        return await self._nearest(check_vector(vector), check_k(k), flt, with_vector=with_vectors)
+        return await self._nearest(check_vector(vector), check_k(k), flt, with_vector=with_vectors, fields=fields)
 
     async def faces_where(
         self, match: Mapping[str, Collection[str]], *, with_vectors: bool = False

@@ -203,7 +203,13 @@ class ServerStore(SharedStore):
         )
 
     async def _nearest(
-        self, vector: np.ndarray, limit: int, flt: m.Filter | None = None, *, with_vector: bool = False
+        self,
+        vector: np.ndarray,
+        limit: int,
+        flt: m.Filter | None = None,
+        *,
+        with_vector: bool = False,
+        fields: Sequence[str] | None = None,
     ) -> list[FaceHit]:
         with self._errors("searching"):
             response = await self._client.query_points(
@@ -211,7 +217,7 @@ class ServerStore(SharedStore):
                 query=vector.tolist(),
                 query_filter=flt,
                 limit=limit,
-                with_payload=True,
+                with_payload=True if fields is None else list(fields),
                 with_vectors=with_vector,
                 search_params=self._search_params(limit),
             )
@@ -224,9 +230,10 @@ class ServerStore(SharedStore):
         *,
         person_id: str | None = None,
         with_vectors: bool = False,
+        fields: Sequence[str] | None = None,
     ) -> list[FaceHit]:
         flt = None if person_id is None else _field_filter({PERSON_FIELD: [person_id]})
-        return await self._nearest(check_vector(vector), check_k(k), flt, with_vector=with_vectors)
+        return await self._nearest(check_vector(vector), check_k(k), flt, with_vector=with_vectors, fields=fields)
 
     async def search_people(
         self, vector: np.ndarray, k: int = 5, per_person: int = 1, *, unnamed: bool = False
