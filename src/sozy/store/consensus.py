@@ -303,8 +303,7 @@ class Consensus:
                 break
             if hit.person_id:
                 continue
-            # The neighbourhood comes without vectors (they double a search's cost at a million
-            # faces): a candidate's is read on its own.
+            # The neighbourhood comes without vectors: only a candidate's is needed, read on its own.
             vector = hit.vector
             if vector is None:
                 stored = await self.store.get(hit.id)
